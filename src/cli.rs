@@ -1,0 +1,211 @@
+//! Command-line flags, parsed with the semantics of Go's `flag` package so that ContainerPilot
+//! command lines keep working: one or two dashes, `-flag=value` or `-flag value`, boolean flags
+//! as `-flag` or `-flag=true|false`, and parsing stops at the first argument that is not a flag
+//! or at `--`. What follows is the command to run.
+
+use std::ffi::OsString;
+
+/// The parsed command line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    pub help: bool,
+    pub version: bool,
+    /// Everything after the flags: the command to supervise.
+    pub command: Vec<OsString>,
+}
+
+/// A command line that cannot be parsed; the caller prints it with the usage and exits 2.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Whether a flag takes a value.
+enum Takes {
+    /// `-flag` or `-flag=true|false`.
+    Bool(fn(&mut Args, bool)),
+    /// `-flag value` or `-flag=value`; the string names the value in the usage text.
+    Value(&'static str, fn(&mut Args, String)),
+}
+
+struct Flag {
+    name: &'static str,
+    takes: Takes,
+    help: &'static str,
+}
+
+/// Every flag, in the alphabetical order the usage text shows them in.
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "h",
+        takes: Takes::Bool(|a, v| a.help = v),
+        help: "Same as -help.",
+    },
+    Flag {
+        name: "help",
+        takes: Takes::Bool(|a, v| a.help = v),
+        help: "Show this help and quit.",
+    },
+    Flag {
+        name: "version",
+        takes: Takes::Bool(|a, v| a.version = v),
+        help: "Show the version and quit.",
+    },
+];
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[OsString]) -> Result<Args, UsageError> {
+    let mut parsed = Args::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let Some(text) = arg.to_str() else {
+            break; // not UTF-8, so not a flag: the command starts here
+        };
+        if text == "--" {
+            i += 1;
+            break;
+        }
+        if !text.starts_with('-') || text == "-" {
+            break;
+        }
+        let body = text.strip_prefix("--").unwrap_or(&text[1..]);
+        if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
+            return Err(UsageError(format!("bad flag syntax: {text}")));
+        }
+        let (name, inline) = match body.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (body, None),
+        };
+        let Some(flag) = FLAGS.iter().find(|f| f.name == name) else {
+            return Err(UsageError(format!(
+                "flag provided but not defined: -{name}"
+            )));
+        };
+        match flag.takes {
+            Takes::Bool(set) => {
+                let value = match inline {
+                    None => true,
+                    Some(v) => parse_bool(v).ok_or_else(|| {
+                        UsageError(format!(
+                            "invalid boolean value {v:?} for -{name}: parse error"
+                        ))
+                    })?,
+                };
+                set(&mut parsed, value);
+            }
+            Takes::Value(_, set) => {
+                let value = match inline {
+                    Some(v) => v.to_string(),
+                    None => {
+                        i += 1;
+                        let next = args.get(i).ok_or_else(|| {
+                            UsageError(format!("flag needs an argument: -{name}"))
+                        })?;
+                        next.to_str()
+                            .ok_or_else(|| {
+                                UsageError(format!("value of -{name} is not valid UTF-8"))
+                            })?
+                            .to_string()
+                    }
+                };
+                set(&mut parsed, value);
+            }
+        }
+        i += 1;
+    }
+    parsed.command = args[i..].to_vec();
+    Ok(parsed)
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The usage text, flags in alphabetical order.
+pub fn usage() -> String {
+    let mut text = String::from(
+        "Usage: pilot [FLAGS] [--] [COMMAND [ARG...]]\n\
+         \n\
+         pilot runs as a container's PID 1.\n\
+         \n\
+         \x20 pilot -- COMMAND [ARG...]    run COMMAND as an init: reap zombies, forward signals,\n\
+         \x20                              and exit with COMMAND's status\n\
+         \n\
+         Flags (one or two dashes; -flag=value or -flag value):\n",
+    );
+    for flag in FLAGS {
+        match flag.takes {
+            Takes::Bool(_) => text.push_str(&format!("  -{}\n", flag.name)),
+            Takes::Value(value, _) => text.push_str(&format!("  -{} {}\n", flag.name, value)),
+        }
+        text.push_str(&format!("    \t{}\n", flag.help));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn one_or_two_dashes() {
+        for form in ["-version", "--version", "-version=true", "--version=1"] {
+            let parsed = parse(&args(&[form])).unwrap();
+            assert!(parsed.version, "{form}");
+        }
+        assert!(!parse(&args(&["-version=false"])).unwrap().version);
+    }
+
+    #[test]
+    fn command_after_double_dash_or_first_non_flag() {
+        let parsed = parse(&args(&["--", "-x", "y"])).unwrap();
+        assert_eq!(parsed.command, args(&["-x", "y"]));
+        let parsed = parse(&args(&["sleep", "-x"])).unwrap();
+        assert_eq!(parsed.command, args(&["sleep", "-x"]));
+        let parsed = parse(&args(&["-version", "sleep", "--", "1"])).unwrap();
+        assert!(parsed.version);
+        assert_eq!(parsed.command, args(&["sleep", "--", "1"]));
+        assert_eq!(parse(&args(&["-"])).unwrap().command, args(&["-"]));
+    }
+
+    #[test]
+    fn unknown_flag_and_bad_syntax() {
+        assert_eq!(
+            parse(&args(&["-nope"])).unwrap_err(),
+            UsageError("flag provided but not defined: -nope".into())
+        );
+        assert_eq!(
+            parse(&args(&["--nope=1"])).unwrap_err(),
+            UsageError("flag provided but not defined: -nope".into())
+        );
+        assert_eq!(
+            parse(&args(&["---version"])).unwrap_err(),
+            UsageError("bad flag syntax: ---version".into())
+        );
+        assert_eq!(
+            parse(&args(&["-=x"])).unwrap_err(),
+            UsageError("bad flag syntax: -=x".into())
+        );
+        assert_eq!(
+            parse(&args(&["-version=maybe"])).unwrap_err(),
+            UsageError("invalid boolean value \"maybe\" for -version: parse error".into())
+        );
+    }
+
+    #[test]
+    fn usage_lists_every_flag() {
+        let text = usage();
+        for flag in FLAGS {
+            assert!(text.contains(&format!("  -{}", flag.name)), "{}", flag.name);
+        }
+    }
+}

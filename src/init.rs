@@ -1,0 +1,97 @@
+//! Init mode: `pilot -- COMMAND [ARG...]`, a tini-grade init for one command.
+//!
+//! COMMAND runs in its own process group and, when stdin is a terminal, in the foreground. Every
+//! signal pilot receives (except SIGCHLD and the synchronous ones, which it never takes over) goes
+//! to that group. pilot reaps every zombie that reaches it, and exits with COMMAND's status once
+//! nothing COMMAND started is left: leftovers get SIGTERM, then SIGKILL after `GRACE`.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use crate::supervisor::{self, Ownership, Signals, Spec, Supervisor};
+
+/// How long what COMMAND leaves behind gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `command` (non-empty) to completion and returns the status pilot should exit with.
+pub fn run(ownership: Ownership, command: Vec<OsString>) -> i32 {
+    crate::logging::init_for_init_mode();
+    let runtime = match crate::runtime() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!(
+                "pilot: cannot start: {}",
+                supervisor::describe_io_error(&err)
+            );
+            return 1;
+        }
+    };
+    runtime.block_on(supervise(ownership, command))
+}
+
+async fn supervise(ownership: Ownership, mut command: Vec<OsString>) -> i32 {
+    let (sup, mut signals) = match Supervisor::start(ownership) {
+        Ok(started) => started,
+        Err(err) => {
+            eprintln!(
+                "pilot: cannot start the supervisor: {}",
+                supervisor::describe_io_error(&err)
+            );
+            return 1;
+        }
+    };
+    let program = command.remove(0);
+    let spec = Spec::new(program, command).foreground(true);
+    let mut child = match sup.spawn(&spec) {
+        Ok(child) => child,
+        Err(err) => {
+            eprintln!("pilot: {err}");
+            return err.exit_code();
+        }
+    };
+    let pgid = child.pid();
+    let status = loop {
+        tokio::select! {
+            status = child.exited() => break status,
+            Some(received) = signals.recv() => {
+                sup.signal_group(pgid, received.signal);
+            }
+        }
+    };
+    clean_up(&sup, &mut signals, pgid).await;
+    status.code()
+}
+
+/// Stops whatever COMMAND left behind: its process group, and anything that escaped the group
+/// (a daemon that called `setsid`), since no process may outlive pilot.
+async fn clean_up(sup: &Supervisor, signals: &mut Signals, pgid: i32) {
+    if !sup.has_children() {
+        return;
+    }
+    sup.signal_group(pgid, libc::SIGTERM);
+    sup.signal_descendants(libc::SIGTERM);
+    // A stopped process only acts on SIGTERM once continued.
+    sup.signal_descendants(libc::SIGCONT);
+    let grace = tokio::time::sleep(GRACE);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            () = sup.until_no_children() => return,
+            () = &mut grace => break,
+            Some(received) = signals.recv() => sup.signal_descendants(received.signal),
+        }
+    }
+    kill_everything(sup).await;
+}
+
+/// SIGKILLs every descendant until none is left. The kill is repeated because, outside a PID
+/// namespace, a process forked after `/proc` was read would escape a single pass.
+pub(crate) async fn kill_everything(sup: &Supervisor) {
+    loop {
+        sup.signal_descendants(libc::SIGKILL);
+        tokio::select! {
+            () = sup.until_no_children() => return,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! pilot: a small static init and autopilot for containers.
+//!
+//! See ARCHITECTURE.md for the code map and the invariants. `run` is the whole program; the
+//! binary's `main` only converts `argv` and exits with what `run` returns.
+
+pub mod cli;
+pub mod init;
+pub mod logging;
+pub mod supervisor;
+
+use std::ffi::OsString;
+use std::io::Write;
+
+/// The version printed by `-version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit the binary was built from, or `unknown`.
+pub const GIT_HASH: &str = env!("PILOT_GIT_HASH");
+
+/// Runs pilot with `args` (including the program name) and returns its exit status.
+pub fn run(args: Vec<OsString>) -> i32 {
+    ensure_std_fds();
+    let code = dispatch(args.get(1..).unwrap_or_default());
+    // The C entry point skips Rust's runtime clean-up, which would otherwise flush stdout.
+    let _ = std::io::stdout().flush();
+    code
+}
+
+fn dispatch(args: &[OsString]) -> i32 {
+    let args = match cli::parse(args) {
+        Ok(args) => args,
+        Err(err) => return usage_error(&err.0),
+    };
+    if args.help {
+        print!("{}", cli::usage());
+        return 0;
+    }
+    if args.version {
+        println!("Version: {VERSION}\nGitHash: {GIT_HASH}");
+        return 0;
+    }
+    if args.command.is_empty() {
+        return usage_error("nothing to run: give a COMMAND");
+    }
+    // Signals are taken over before anything else, in particular before any thread exists.
+    let ownership = match supervisor::take_over() {
+        Ok(ownership) => ownership,
+        Err(err) => {
+            eprintln!(
+                "pilot: cannot take over signals: {}",
+                supervisor::describe_io_error(&err)
+            );
+            return 1;
+        }
+    };
+    supervisor::mark_inherited_fds_cloexec();
+    init::run(ownership, args.command)
+}
+
+fn usage_error(message: &str) -> i32 {
+    eprintln!("pilot: {message}");
+    eprint!("{}", cli::usage());
+    2
+}
+
+/// The single-threaded tokio runtime pilot runs on (ARCHITECTURE.md, "One process, one thread").
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Opens `/dev/null` on any of fds 0, 1 and 2 that is closed, so that a descriptor pilot opens
+/// later can never land there and be handed to a child as its stdin, stdout or stderr.
+fn ensure_std_fds() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD on any integer is harmless; open returns the lowest free descriptor,
+        // which is `fd` when `fd` is closed and the lower ones are open.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) == -1 {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            }
+        }
+    }
+}

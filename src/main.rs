@@ -1,0 +1,22 @@
+//! The `pilot` binary.
+//!
+//! This is a C entry point (`#![no_main]`): Rust's own start-up code sets SIGPIPE to "ignored"
+//! before `main`, after which pilot could no longer tell which disposition it inherited, and the
+//! child must get exactly that (ARCHITECTURE.md, invariant 3). Everything else is in the library.
+#![no_main]
+
+use std::ffi::{CStr, OsString, c_char, c_int};
+use std::os::unix::ffi::OsStrExt;
+
+/// Called by the C runtime with the process's arguments.
+#[unsafe(no_mangle)]
+pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    let args = (0..argc.max(0) as usize)
+        .map(|i| {
+            // SAFETY: the C runtime passes `argc` valid, NUL-terminated strings in `argv`.
+            let arg = unsafe { CStr::from_ptr(*argv.add(i)) };
+            OsString::from(std::ffi::OsStr::from_bytes(arg.to_bytes()))
+        })
+        .collect();
+    pilot::run(args)
+}
