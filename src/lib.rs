@@ -4,6 +4,8 @@
 //! binary's `main` only converts `argv` and exits with what `run` returns.
 
 pub mod cli;
+pub mod config;
+pub mod events;
 pub mod init;
 pub mod logging;
 pub mod supervisor;
