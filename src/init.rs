@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::supervisor::{self, Ownership, Signals, Spec, Supervisor};
+use crate::supervisor::{self, Ownership, Spec, Supervisor};
 
 /// How long what COMMAND leaves behind gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -58,40 +58,13 @@ async fn supervise(ownership: Ownership, mut command: Vec<OsString>) -> i32 {
             }
         }
     };
-    clean_up(&sup, &mut signals, pgid).await;
+    clean_up(&sup, pgid).await;
     status.code()
 }
 
 /// Stops whatever COMMAND left behind: its process group, and anything that escaped the group
 /// (a daemon that called `setsid`), since no process may outlive pilot.
-async fn clean_up(sup: &Supervisor, signals: &mut Signals, pgid: i32) {
-    if !sup.has_children() {
-        return;
-    }
+async fn clean_up(sup: &Supervisor, pgid: i32) {
     sup.signal_group(pgid, libc::SIGTERM);
-    sup.signal_descendants(libc::SIGTERM);
-    // A stopped process only acts on SIGTERM once continued.
-    sup.signal_descendants(libc::SIGCONT);
-    let grace = tokio::time::sleep(GRACE);
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            () = sup.until_no_children() => return,
-            () = &mut grace => break,
-            Some(received) = signals.recv() => sup.signal_descendants(received.signal),
-        }
-    }
-    kill_everything(sup).await;
-}
-
-/// SIGKILLs every descendant until none is left. The kill is repeated because, outside a PID
-/// namespace, a process forked after `/proc` was read would escape a single pass.
-pub(crate) async fn kill_everything(sup: &Supervisor) {
-    loop {
-        sup.signal_descendants(libc::SIGKILL);
-        tokio::select! {
-            () = sup.until_no_children() => return,
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-        }
-    }
+    sup.terminate_all(tokio::time::Instant::now() + GRACE).await;
 }

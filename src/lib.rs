@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod init;
+pub mod jobs;
 pub mod logging;
 pub mod supervisor;
 

@@ -128,8 +128,8 @@ fn every_catchable_signal_is_forwarded() {
             let want = format!("got {name}");
             running.expect_line(&want, |l| l == want);
         }
-        let (status, stderr) = running.wait();
-        assert_eq!(code(status), 0, "{mode:?}: {stderr}");
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
     }
 }
 
@@ -141,8 +141,8 @@ fn signals_reach_a_grandchild_in_the_commands_group() {
         running.expect_line("ready", |l| l == "ready");
         running.signal(libc::SIGUSR1);
         running.expect_line("the grandchild's report", |l| l == "grandchild got SIGUSR1");
-        let (status, _) = running.wait();
-        assert_eq!(code(status), 0, "{mode:?}");
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}");
     }
 }
 

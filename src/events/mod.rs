@@ -5,8 +5,12 @@
 //! and case-sensitive. This module owns the codes and their names; it must not know what any job
 //! does with them.
 
+mod bus;
+
 use std::fmt;
 use std::sync::Arc;
+
+pub use bus::{Bus, Observer, Subscription};
 
 /// What happened. The variant names are ContainerPilot's, which are also the `code` label of the
 /// `containerpilot_events` metric.

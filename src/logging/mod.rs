@@ -39,3 +39,37 @@ where
         writeln!(writer)
     }
 }
+
+/// Where a line of child output came from.
+pub struct Origin {
+    pub job: std::sync::Arc<str>,
+    pub pid: i32,
+    /// Output of a health check rather than of the job's exec.
+    pub check: bool,
+}
+
+/// Reads a child's stdout or stderr pipe until EOF and logs every line at INFO with the job name
+/// and pid. Returns when the pipe is closed, after the last line has been logged.
+pub async fn log_lines(pipe: std::os::fd::OwnedFd, origin: Origin) {
+    use tokio::io::AsyncBufReadExt;
+    let Ok(receiver) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) else {
+        return;
+    };
+    let mut reader = tokio::io::BufReader::new(receiver);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches('\n').trim_end_matches('\r');
+                if origin.check {
+                    tracing::info!(job = %origin.job, pid = origin.pid, check = %format!("check.{}", origin.job), "{text}");
+                } else {
+                    tracing::info!(job = %origin.job, pid = origin.pid, "{text}");
+                }
+            }
+        }
+    }
+}

@@ -195,6 +195,34 @@ impl Supervisor {
         }
     }
 
+    /// Stops every descendant: SIGTERM (and SIGCONT, since a stopped process only acts on
+    /// SIGTERM once continued), then SIGKILL for whatever is left at `deadline`. Returns once
+    /// pilot has no child left.
+    pub async fn terminate_all(&self, deadline: tokio::time::Instant) {
+        if !self.has_children() {
+            return;
+        }
+        self.signal_descendants(libc::SIGTERM);
+        self.signal_descendants(libc::SIGCONT);
+        tokio::select! {
+            () = self.until_no_children() => return,
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        self.kill_all().await;
+    }
+
+    /// SIGKILLs every descendant until none is left. The kill is repeated because, outside a PID
+    /// namespace, a process forked after `/proc` was read would escape a single pass.
+    pub async fn kill_all(&self) {
+        loop {
+            self.signal_descendants(libc::SIGKILL);
+            tokio::select! {
+                () = self.until_no_children() => return,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
     /// How many orphans (processes pilot did not spawn) the reaper has collected.
     pub fn orphans_reaped(&self) -> u64 {
         self.registry().orphans_reaped()

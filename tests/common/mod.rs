@@ -167,8 +167,8 @@ impl Running {
         assert_eq!(rc, 0, "kill pilot with signal {signal}");
     }
 
-    /// Waits for pilot to exit; returns its status and stderr.
-    pub fn wait(mut self) -> (ExitStatus, String) {
+    /// Waits for pilot to exit; returns its status, every stdout line and stderr.
+    pub fn wait(mut self) -> Finished {
         let deadline = Instant::now() + PATIENCE;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait pilot") {
@@ -176,20 +176,34 @@ impl Running {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!(
-                    "pilot did not exit within {PATIENCE:?}; stdout: {:#?}",
-                    self.seen
-                );
+                panic!("pilot did not exit within {PATIENCE:?}; stdout: {:#?}", self.seen);
             }
             thread::sleep(Duration::from_millis(10));
         };
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        (status, stderr)
+        // The reader thread ends at EOF, once every process holding the pipe is gone.
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("stdout never closed; so far: {:#?}", self.seen),
+            }
+        }
+        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        Finished {
+            status,
+            stdout: std::mem::take(&mut self.seen),
+            stderr,
+        }
     }
+}
+
+/// How a `Running` pilot ended.
+pub struct Finished {
+    pub status: ExitStatus,
+    /// Every line pilot wrote to stdout.
+    pub stdout: Vec<String>,
+    pub stderr: String,
 }
 
 impl Drop for Running {
@@ -283,4 +297,54 @@ pub fn process_running(cmdline: &str) -> bool {
     processes()
         .iter()
         .any(|p| p.cmdline == cmdline && p.state != 'Z')
+}
+
+/// A scratch directory for one test, removed when dropped.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!("pilot-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create scratch dir");
+        Scratch { path }
+    }
+
+    /// Writes `text` to `name` in the directory and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path.join(name);
+        std::fs::write(&path, text).expect("write scratch file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The events in pilot's debug log lines (`... event: {ExitSuccess app}`), as `"ExitSuccess app"`.
+pub fn events(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once("event: {"))
+        .map(|(_, rest)| rest.trim_end().trim_end_matches('}').to_string())
+        .collect()
+}
+
+/// The text of a job's output line in the default log format (`<time> <job> <pid> <text>`).
+pub fn job_output<'a>(line: &'a str, job: &str) -> Option<&'a str> {
+    let mut parts = line.splitn(4, ' ');
+    let _time = parts.next()?;
+    if parts.next()? != job {
+        return None;
+    }
+    let pid = parts.next()?;
+    if !pid.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(parts.next().unwrap_or(""))
 }

@@ -1,0 +1,134 @@
+//! Jobs: one actor (task) per job, owning its state machine.
+//!
+//! A job starts on its `when` trigger, runs its exec in its own process group, restarts as
+//! `restarts` allows (backing off when it crash-loops), and stops on shutdown with ContainerPilot's
+//! sequence: `stopping`, its pre-stop hooks, SIGTERM to the group (SIGKILL at the deadline),
+//! `stopped`. Every job sees every bus event; what a job does with one is decided by its `Policy`.
+//!
+//! This module must not wait on the network: anything slow runs in its own task and reports back.
+
+mod environment;
+mod policy;
+mod process;
+mod task;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Duration, Instant};
+
+pub use environment::{Environment, ip_var_name, pid_var_name};
+pub use process::{Backoff, CRASH_RUN, MAX_BACKOFF};
+
+use crate::config::{Job, When};
+use crate::events::{Bus, EventCode};
+use crate::supervisor::{ExitStatus, Supervisor};
+
+/// What every job shares.
+pub struct Context {
+    pub sup: Supervisor,
+    pub bus: Bus,
+    pub env: Environment,
+    /// Once shutdown has begun: the moment pilot SIGKILLs whatever is left.
+    pub deadline: watch::Receiver<Option<Instant>>,
+    /// How long a job's stop may take outside shutdown (the global `stopTimeout`).
+    pub stop_timeout: Duration,
+}
+
+/// Requests to a job from outside (reload).
+#[derive(Debug)]
+pub enum Control {
+    /// Stop for good, with the stop hooks, as on shutdown.
+    Stop,
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for its trigger, its next tick or a restart.
+    Waiting,
+    Running,
+    Stopping,
+    Stopped,
+}
+
+/// A job's state as `/v3/status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobStatus {
+    pub phase: Phase,
+    pub pid: Option<i32>,
+    /// How many times the exec was restarted.
+    pub restarts: u32,
+    pub last_exit: Option<ExitStatus>,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub name: Arc<str>,
+    pub last_exit: Option<ExitStatus>,
+    /// The job is the application (`main: true` or the command after `--`).
+    pub main: bool,
+}
+
+/// A handle to a running job.
+pub struct JobHandle {
+    pub name: Arc<str>,
+    control: mpsc::UnboundedSender<Control>,
+    status: watch::Receiver<JobStatus>,
+}
+
+impl JobHandle {
+    /// Asks the job to stop for good.
+    pub fn stop(&self) {
+        // The job may have stopped already; then there is nothing to do.
+        let _ = self.control.send(Control::Stop);
+    }
+
+    pub fn status(&self) -> JobStatus {
+        self.status.borrow().clone()
+    }
+}
+
+/// Starts every job of `jobs` as a task in `tasks`. All of them are subscribed to the bus before
+/// this returns, so none misses an event another one publishes; they start acting once the
+/// caller yields (publish `Startup` right after).
+pub fn spawn_all(jobs: &[Arc<Job>], ctx: &Arc<Context>, tasks: &mut JoinSet<Outcome>) -> Vec<JobHandle> {
+    jobs.iter()
+        .map(|job| {
+            let dependents = stop_dependents(job, jobs);
+            spawn(job.clone(), ctx.clone(), dependents, tasks)
+        })
+        .collect()
+}
+
+fn spawn(job: Arc<Job>, ctx: Arc<Context>, stop_dependents: Vec<String>, tasks: &mut JoinSet<Outcome>) -> JobHandle {
+    let events = ctx.bus.subscribe();
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (status_tx, status_rx) = watch::channel(JobStatus {
+        phase: Phase::Waiting,
+        pid: None,
+        restarts: 0,
+        last_exit: None,
+    });
+    let name: Arc<str> = job.name.as_str().into();
+    let task = task::Task::new(job, ctx, events, control_rx, status_tx, stop_dependents);
+    tasks.spawn(task.run());
+    JobHandle {
+        name,
+        control: control_tx,
+        status: status_rx,
+    }
+}
+
+/// The jobs that run on `job`'s `stopping` event (its pre-stop hooks). ContainerPilot honoured
+/// only the last one; pilot waits for all of them.
+fn stop_dependents(job: &Job, all: &[Arc<Job>]) -> Vec<String> {
+    all.iter()
+        .filter(|other| {
+            matches!(&other.when, When::Event { code: EventCode::Stopping, source, .. } if *source == job.name)
+        })
+        .map(|other| other.name.clone())
+        .collect()
+}

@@ -1,0 +1,433 @@
+//! The job actor: one task per job, which owns the job's state and reacts, one input at a time,
+//! to bus events, its child's exit and its timers. `Policy` decides; this file carries it out.
+
+use std::collections::HashSet;
+use std::future::pending;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Duration, Instant, Interval, MissedTickBehavior};
+
+use super::environment::pid_var_name;
+use super::policy::{Decision, Policy};
+use super::process::{self, Backoff, Launch, Run};
+use super::{Context, Control, JobStatus, Outcome, Phase};
+use crate::config::{Job, JobKind, When};
+use crate::events::{Event, EventCode, GLOBAL, Subscription};
+use crate::supervisor::{ExitStatus, SpawnError};
+
+/// One thing that happened to the job.
+enum Input {
+    Event(Event),
+    Exited(ExitStatus),
+    /// The exec could not be started.
+    StartFailed(SpawnError),
+    /// The job has no exec, so its "run" ended as soon as it began.
+    NothingToRun,
+    RunTimedOut,
+    Tick,
+    WaitTimedOut,
+    RestartDue,
+    Control(Control),
+    BusClosed,
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Halt,
+}
+
+pub(super) struct Task {
+    cfg: Arc<Job>,
+    name: Arc<str>,
+    ctx: Arc<Context>,
+    events: Subscription,
+    control: mpsc::UnboundedReceiver<Control>,
+    status: watch::Sender<JobStatus>,
+    policy: Policy,
+    /// The jobs that run on this job's `stopping` event: it waits for them when it stops.
+    stop_dependents: Vec<String>,
+    run: Option<Run>,
+    /// An input produced while handling another one (a failed start), handled next.
+    queued: Option<Input>,
+    /// When the current run is killed for taking too long (`timeout`).
+    run_deadline: Option<Instant>,
+    /// When the job gives up waiting for its trigger (`when.timeout`); cleared by the first start.
+    wait_deadline: Option<Instant>,
+    restart_at: Option<Instant>,
+    ticker: Option<Interval>,
+    backoff: Backoff,
+    /// Jobs whose `Stopped` event has been seen.
+    stopped_jobs: HashSet<Arc<str>>,
+    last_exit: Option<ExitStatus>,
+}
+
+impl Task {
+    pub(super) fn new(
+        cfg: Arc<Job>,
+        ctx: Arc<Context>,
+        events: Subscription,
+        control: mpsc::UnboundedReceiver<Control>,
+        status: watch::Sender<JobStatus>,
+        stop_dependents: Vec<String>,
+    ) -> Task {
+        let now = Instant::now();
+        let ticker = match cfg.when {
+            When::Interval(every) => {
+                let mut ticker = tokio::time::interval_at(now + every, every);
+                ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                Some(ticker)
+            }
+            _ => None,
+        };
+        let wait_deadline = match cfg.when {
+            When::Event {
+                timeout: Some(timeout), ..
+            } => Some(now + timeout),
+            _ => None,
+        };
+        Task {
+            name: cfg.name.as_str().into(),
+            policy: Policy::new(&cfg),
+            cfg,
+            ctx,
+            events,
+            control,
+            status,
+            stop_dependents,
+            run: None,
+            queued: None,
+            run_deadline: None,
+            wait_deadline,
+            restart_at: None,
+            ticker,
+            backoff: Backoff::default(),
+            stopped_jobs: HashSet::new(),
+            last_exit: None,
+        }
+    }
+
+    pub(super) async fn run(mut self) -> Outcome {
+        loop {
+            let input = self.next_input().await;
+            if self.handle(input) == Flow::Halt {
+                break;
+            }
+        }
+        self.halt().await;
+        Outcome {
+            name: self.name.clone(),
+            last_exit: self.last_exit,
+            main: self.cfg.main,
+        }
+    }
+
+    async fn next_input(&mut self) -> Input {
+        if let Some(input) = self.queued.take() {
+            return input;
+        }
+        let ticker = self.ticker.as_mut();
+        tokio::select! {
+            event = self.events.recv() => event.map_or(Input::BusClosed, Input::Event),
+            Some(control) = self.control.recv() => Input::Control(control),
+            status = exited(self.run.as_mut()) => Input::Exited(status),
+            () = sleep_until(self.run_deadline) => Input::RunTimedOut,
+            () = sleep_until(self.wait_deadline) => Input::WaitTimedOut,
+            () = sleep_until(self.restart_at) => Input::RestartDue,
+            () = tick(ticker) => Input::Tick,
+        }
+    }
+
+    fn handle(&mut self, input: Input) -> Flow {
+        match input {
+            Input::Event(event) => self.on_event(event),
+            Input::Exited(status) => self.on_exit(status),
+            Input::StartFailed(err) => self.on_start_failed(err),
+            Input::NothingToRun => {
+                let decision = self.policy.on_exit();
+                self.apply(decision, Duration::ZERO)
+            }
+            Input::RunTimedOut => {
+                self.on_run_timeout();
+                Flow::Continue
+            }
+            Input::Tick => {
+                let decision = self.policy.on_tick();
+                self.apply(decision, Duration::ZERO)
+            }
+            Input::WaitTimedOut => {
+                self.wait_deadline = None;
+                tracing::info!(job = %self.name, "{} gave up waiting for its trigger", self.name);
+                self.ctx.bus.publish(Event::new(EventCode::TimerExpired, self.name.clone()));
+                let decision = self.policy.on_quit(self.cfg.exec.is_some());
+                self.apply(decision, Duration::ZERO)
+            }
+            Input::RestartDue => {
+                self.restart_at = None;
+                self.start();
+                Flow::Continue
+            }
+            Input::Control(Control::Stop) | Input::BusClosed => Flow::Halt,
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Flow {
+        if event.code == EventCode::Shutdown && &*event.source == GLOBAL {
+            let decision = self.policy.on_quit(self.cfg.exec.is_some());
+            return self.apply(decision, Duration::ZERO);
+        }
+        if self.policy.matches(&event) {
+            let decision = self.policy.on_trigger();
+            return self.apply(decision, Duration::ZERO);
+        }
+        if event.code == EventCode::Stopped {
+            self.stopped_jobs.insert(event.source.clone());
+            // Neither the stopped job nor its health check will publish anything again.
+            let mut decision = self.policy.on_source_stopped(&event.source);
+            if decision == Decision::Wait {
+                decision = self.policy.on_source_stopped(&format!("check.{}", event.source));
+            }
+            if decision == Decision::Halt {
+                tracing::info!(
+                    job = %self.name,
+                    "{} will never start: {} has stopped",
+                    self.name,
+                    event.source
+                );
+            }
+            return self.apply(decision, Duration::ZERO);
+        }
+        Flow::Continue
+    }
+
+    fn apply(&mut self, decision: Decision, ran_for: Duration) -> Flow {
+        match decision {
+            Decision::Start => self.start(),
+            Decision::Restart => {
+                let delay = self.backoff.after_run(ran_for);
+                self.status.send_modify(|s| s.restarts += 1);
+                if delay.is_zero() {
+                    self.start();
+                } else {
+                    tracing::warn!(
+                        job = %self.name,
+                        "{} exited {} times in a row within {:?} of starting: restarting in {:?}",
+                        self.name,
+                        self.backoff.quick_exits(),
+                        process::CRASH_RUN,
+                        delay
+                    );
+                    self.restart_at = Some(Instant::now() + delay);
+                }
+            }
+            Decision::Wait => {}
+            Decision::Halt => return Flow::Halt,
+        }
+        Flow::Continue
+    }
+
+    /// Starts a run of the exec.
+    fn start(&mut self) {
+        self.wait_deadline = None;
+        self.policy.started();
+        let Some(exec) = &self.cfg.exec else {
+            // A job without exec that registers a service or runs health checks stays up until
+            // it is stopped; any other has nothing to do.
+            if self.cfg.service.is_none() && self.cfg.health.is_none() {
+                self.queued = Some(Input::NothingToRun);
+            } else {
+                self.set_phase(Phase::Running, None);
+            }
+            return;
+        };
+        let launch = Launch {
+            job: &self.name,
+            exec,
+            raw_output: self.cfg.raw_output,
+            check: false,
+            foreground: self.cfg.kind == JobKind::MainCommand,
+            env: self.ctx.env.snapshot(),
+        };
+        match process::start(&self.ctx.sup, launch) {
+            Ok(run) => {
+                let pid = run.pid();
+                tracing::debug!(job = %self.name, pid, "{} started", self.name);
+                // Visible to the processes started after this one, as in ContainerPilot.
+                self.ctx
+                    .env
+                    .set_both(&format!("{}_PID", pid_var_name(&self.name)), &pid.to_string());
+                self.run_deadline = self.timeout().map(|t| run.started + t);
+                self.run = Some(run);
+                self.set_phase(Phase::Running, Some(pid));
+            }
+            Err(err) => self.queued = Some(Input::StartFailed(err)),
+        }
+    }
+
+    /// The run timeout: `timeout`, or the interval for interval jobs.
+    fn timeout(&self) -> Option<Duration> {
+        match self.cfg.when {
+            When::Interval(every) => Some(self.cfg.timeout.unwrap_or(every)),
+            _ => self.cfg.timeout,
+        }
+    }
+
+    fn on_exit(&mut self, status: ExitStatus) -> Flow {
+        let run = self.run.take();
+        self.run_deadline = None;
+        let ran_for = run.as_ref().map_or(Duration::ZERO, |r| r.started.elapsed());
+        if let Some(run) = &run {
+            process::terminate_leftovers(&self.ctx.sup, run);
+        }
+        self.ctx.env.remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+        if status.success() {
+            tracing::debug!(job = %self.name, "{} exited without error", self.name);
+            self.ctx.bus.publish(Event::new(EventCode::ExitSuccess, self.name.clone()));
+        } else {
+            tracing::error!(job = %self.name, "{} exited with error: {status}", self.name);
+            self.publish_failure(&status.to_string());
+        }
+        self.record_exit(status);
+        let decision = self.policy.on_exit();
+        self.apply(decision, ran_for)
+    }
+
+    fn on_start_failed(&mut self, err: SpawnError) -> Flow {
+        tracing::error!(job = %self.name, "unable to start {}: {err}", self.name);
+        self.publish_failure(&err.to_string());
+        self.record_exit(ExitStatus::Exited(err.exit_code()));
+        let decision = self.policy.on_exit();
+        self.apply(decision, Duration::ZERO)
+    }
+
+    fn publish_failure(&self, reason: &str) {
+        self.ctx.bus.publish(Event::new(EventCode::ExitFailed, self.name.clone()));
+        self.ctx
+            .bus
+            .publish(Event::new(EventCode::Error, format!("{}: {reason}", self.name)));
+    }
+
+    fn record_exit(&mut self, status: ExitStatus) {
+        self.last_exit = Some(status);
+        self.status.send_modify(|s| {
+            s.phase = Phase::Waiting;
+            s.pid = None;
+            s.last_exit = Some(status);
+        });
+    }
+
+    fn on_run_timeout(&mut self) {
+        self.run_deadline = None;
+        let (Some(run), Some(timeout), Some(exec)) = (&self.run, self.timeout(), &self.cfg.exec) else {
+            return;
+        };
+        tracing::warn!(
+            job = %self.name,
+            "{} timeout after {:?}: '[{}]'",
+            self.name,
+            timeout,
+            exec.args.join(" ")
+        );
+        self.ctx.sup.signal_group(run.pid(), libc::SIGKILL);
+    }
+
+    fn set_phase(&self, phase: Phase, pid: Option<i32>) {
+        self.status.send_modify(|s| {
+            s.phase = phase;
+            s.pid = pid;
+        });
+    }
+
+    /// Stops the job for good: `stopping`, the pre-stop hooks, SIGTERM to the run's group (then
+    /// SIGKILL at the deadline), `stopped`.
+    async fn halt(&mut self) {
+        self.set_phase(Phase::Stopping, self.run.as_ref().map(Run::pid));
+        self.ctx.bus.publish(Event::new(EventCode::Stopping, self.name.clone()));
+        self.wait_for_stop_dependents().await;
+        if let Some(mut run) = self.run.take() {
+            let deadline = self.stop_deadline();
+            let status = process::stop(&self.ctx.sup, &mut run, deadline).await;
+            tracing::debug!(job = %self.name, "{} stopped: {status}", self.name);
+            self.ctx.env.remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+            self.last_exit = Some(status);
+        }
+        self.status.send_modify(|s| {
+            s.phase = Phase::Stopped;
+            s.pid = None;
+            s.last_exit = self.last_exit;
+        });
+        self.ctx.bus.publish(Event::new(EventCode::Stopped, self.name.clone()));
+    }
+
+    /// When the run must be gone: the shutdown deadline during shutdown, otherwise the global
+    /// `stopTimeout` from now (a reload, or a job that stops while pilot runs on).
+    fn stop_deadline(&self) -> Instant {
+        self.ctx
+            .deadline
+            .borrow()
+            .unwrap_or_else(|| Instant::now() + self.ctx.stop_timeout)
+    }
+
+    /// Waits until every job that runs on this job's `stopping` has stopped, at most the job's
+    /// `stopTimeout` (and never past the stop deadline).
+    async fn wait_for_stop_dependents(&mut self) {
+        let mut waiting: Vec<String> = self
+            .stop_dependents
+            .iter()
+            .filter(|d| !self.stopped_jobs.contains(d.as_str()))
+            .cloned()
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let mut limit = self.stop_deadline();
+        if let Some(timeout) = self.cfg.stop_timeout {
+            limit = limit.min(Instant::now() + timeout);
+        }
+        while !waiting.is_empty() {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(event) if event.code == EventCode::Stopped => {
+                        self.stopped_jobs.insert(event.source.clone());
+                        waiting.retain(|d| **d != *event.source);
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                () = tokio::time::sleep_until(limit) => {
+                    tracing::warn!(
+                        job = %self.name,
+                        "{} stopped waiting for {} to finish",
+                        self.name,
+                        waiting.join(", ")
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn exited(run: Option<&mut Run>) -> ExitStatus {
+    match run {
+        Some(run) => run.child.exited().await,
+        None => pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => pending().await,
+    }
+}
+
+async fn tick(ticker: Option<&mut Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => pending().await,
+    }
+}

@@ -1,0 +1,515 @@
+//! Jobs and events with the real binary: ContainerPilot's golden traces (reference section 13,
+//! adjusted by PRODUCT.md section 2), shutdown, exit statuses, signals and child output. Each
+//! test runs pilot as PID 1 of a PID namespace when root, and as a plain process.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A config with the given top-level entries, logging at DEBUG so that every event is visible.
+/// Consul is not reachable; jobs without a `port` never need it.
+fn config(entries: &str) -> String {
+    format!("{{\n  consul: \"127.0.0.1:1\",\n  logging: {{ level: \"DEBUG\" }},\n  {entries}\n}}\n")
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+/// Asserts that `want` appears in `events` in this order (other events may come between).
+fn assert_in_order(events: &[String], want: &[&str]) {
+    let mut at = 0;
+    for w in want {
+        match events[at..].iter().position(|e| e == w) {
+            Some(i) => at += i + 1,
+            None => panic!("event {w:?} missing or out of order in {events:#?}"),
+        }
+    }
+}
+
+/// The output lines of `job`, in order.
+fn outputs(lines: &[String], job: &str) -> Vec<String> {
+    lines.iter().filter_map(|l| job_output(l, job)).map(str::to_string).collect()
+}
+
+fn config_args(path: &std::path::Path) -> Vec<String> {
+    vec!["-config".to_string(), path.display().to_string()]
+}
+
+fn with_command(path: &std::path::Path, command: &[&str]) -> Vec<String> {
+    let mut args = config_args(path);
+    args.push("--".into());
+    args.extend(command.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs pilot with `entries` as its config and returns how it ended.
+fn run_config(mode: Mode, name: &str, entries: &str) -> (i32, Vec<String>, String) {
+    let dir = Scratch::new(name);
+    let cfg = dir.write("pilot.json5", &config(entries));
+    let (status, stdout, stderr) = run(pilot(mode, config_args(&cfg)));
+    (code(status), lines(&stdout), stderr)
+}
+
+#[test]
+fn trace_a_a_one_shot_job_runs_once_and_pilot_exits_at_once() {
+    for mode in modes() {
+        let started = Instant::now();
+        let (status, stdout, stderr) = run_config(mode, "trace-a", r#"jobs: [{ name: "a", exec: "true" }]"#);
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        assert_eq!(
+            events(&stdout),
+            ["Startup global", "ExitSuccess a", "Stopping a", "Stopped a"],
+            "{mode:?}"
+        );
+        // ContainerPilot slept stopTimeout (5 s) here; pilot has nothing left to wait for.
+        assert!(started.elapsed() < Duration::from_secs(4), "{mode:?}: took {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn trace_b_pre_stop_runs_before_the_app_is_signalled_and_post_stop_after_it_stopped() {
+    for mode in modes() {
+        let dir = Scratch::new("trace-b");
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(
+                r#"jobs: [
+    { name: "app", exec: ["sh", "-c", "trap 'echo app got TERM; exit 0' TERM; echo app ready; while :; do sleep 0.05; done"] },
+    { name: "preStop", exec: ["echo", "preStop fired"], when: { source: "app", once: "stopping" } },
+    { name: "postStop", exec: ["echo", "postStop fired"], when: { source: "app", once: "stopped" } },
+  ]"#,
+            ),
+        );
+        let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        running.expect_line("app ready", |l| job_output(l, "app") == Some("app ready"));
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
+        assert_in_order(
+            &events(&finished.stdout),
+            &[
+                "Shutdown global",
+                "Stopping app",
+                "ExitSuccess preStop",
+                "Stopping preStop",
+                "Stopped preStop",
+                "Stopped app",
+                "ExitSuccess postStop",
+                "Stopping postStop",
+                "Stopped postStop",
+            ],
+        );
+        let order: Vec<&str> = finished
+            .stdout
+            .iter()
+            .filter_map(|l| {
+                ["preStop fired", "app got TERM", "postStop fired"]
+                    .into_iter()
+                    .find(|m| l.ends_with(m))
+            })
+            .collect();
+        assert_eq!(order, ["preStop fired", "app got TERM", "postStop fired"], "{mode:?}");
+    }
+}
+
+#[test]
+fn trace_c_an_interval_job_with_two_restarts_runs_exactly_three_times() {
+    for mode in modes() {
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "trace-c",
+            r#"jobs: [{ name: "t", exec: ["echo", "tick"], when: { interval: "300ms" }, restarts: 2 }]"#,
+        );
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        assert_eq!(outputs(&stdout, "t"), ["tick", "tick", "tick"], "{mode:?}");
+        let events = events(&stdout);
+        assert_eq!(events.iter().filter(|e| *e == "ExitSuccess t").count(), 3, "{mode:?}");
+        assert_eq!(&events[events.len() - 2..], ["Stopping t", "Stopped t"], "{mode:?}");
+    }
+}
+
+#[test]
+fn trace_d_a_when_timeout_stops_a_job_that_never_started() {
+    for mode in modes() {
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "trace-d",
+            r#"jobs: [
+    { name: "other", exec: ["sleep", "0.5"] },
+    { name: "j", exec: ["echo", "j ran"], when: { source: "other", once: "exitFailed", timeout: "100ms" } },
+  ]"#,
+        );
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        let events = events(&stdout);
+        assert_in_order(&events, &["Startup global", "TimerExpired j", "Stopping j", "Stopped j", "ExitSuccess other"]);
+        assert!(outputs(&stdout, "j").is_empty(), "{mode:?}: j ran");
+    }
+}
+
+#[test]
+fn a_three_job_chain_runs_in_event_order() {
+    for mode in modes() {
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "chain",
+            r#"jobs: [
+    { name: "c", exec: ["echo", "third"], when: { source: "b", once: "exitSuccess" } },
+    { name: "b", exec: ["echo", "second"], when: { source: "a", once: "exitSuccess" } },
+    { name: "a", exec: ["echo", "first"] },
+  ]"#,
+        );
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        let said: Vec<String> = stdout
+            .iter()
+            .filter_map(|l| ["a", "b", "c"].iter().find_map(|j| job_output(l, j)))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(said, ["first", "second", "third"], "{mode:?}");
+        assert_in_order(&events(&stdout), &["ExitSuccess a", "ExitSuccess b", "ExitSuccess c"]);
+    }
+}
+
+#[test]
+fn triggers_during_a_run_coalesce_into_one_more_run() {
+    for mode in modes() {
+        let dir = Scratch::new("coalesce");
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(
+                r#"jobs: [
+    { name: "keeper", exec: ["sleep", "1000"] },
+    { name: "hook", exec: ["sh", "-c", "echo run; sleep 1"], when: { source: "SIGHUP" } },
+  ]"#,
+            ),
+        );
+        let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
+        running.signal(libc::SIGHUP);
+        running.expect_line("first run", |l| job_output(l, "hook") == Some("run"));
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(50));
+            running.signal(libc::SIGHUP);
+        }
+        running.expect_line("the coalesced run", |l| job_output(l, "hook") == Some("run"));
+        // Long enough for a third run to have started if the triggers had queued.
+        std::thread::sleep(Duration::from_millis(2000));
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}");
+        assert_eq!(outputs(&finished.stdout, "hook"), ["run", "run"], "{mode:?}");
+    }
+}
+
+/// User and system CPU time of a process, from /proc.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // After the name: state is field 3, utime 14, stime 15.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+#[test]
+fn a_crash_loop_backs_off_instead_of_spinning() {
+    for mode in modes() {
+        for exec in [r#""false""#, r#""/nonexistent/program""#] {
+            let dir = Scratch::new("crash");
+            let cfg = dir.write(
+                "pilot.json5",
+                &config(&format!(r#"jobs: [{{ name: "crash", exec: {exec}, restarts: "unlimited" }}]"#)),
+            );
+            let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+            running.expect_line("the backoff in the log", |l| l.contains("restarting in"));
+            std::thread::sleep(Duration::from_secs(3));
+            let cpu = cpu_seconds(running.pilot_pid());
+            running.signal(libc::SIGTERM);
+            let finished = running.wait();
+            let failures = events(&finished.stdout).iter().filter(|e| *e == "ExitFailed crash").count();
+            // Without backoff this would be thousands of runs and seconds of CPU.
+            assert!((3..=15).contains(&failures), "{mode:?} {exec}: {failures} runs");
+            assert!(cpu < 1.0, "{mode:?} {exec}: pilot used {cpu} s of CPU");
+        }
+    }
+}
+
+#[test]
+fn shutting_down_jobs_that_exit_at_once_takes_no_stop_timeout() {
+    for mode in modes() {
+        let dir = Scratch::new("fast-stop");
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(
+                r#"jobs: [
+    { name: "one", exec: ["sleep", "1000"] },
+    { name: "two", exec: ["sleep", "1000"] },
+    { name: "three", exec: ["sleep", "1000"] },
+  ]"#,
+            ),
+        );
+        let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
+        std::thread::sleep(Duration::from_millis(200));
+        let signalled = Instant::now();
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
+        // The default stopTimeout is 5 s; pilot only waits for processes that are still there.
+        assert!(signalled.elapsed() < Duration::from_secs(3), "{mode:?}: took {:?}", signalled.elapsed());
+    }
+}
+
+#[test]
+fn a_job_that_ignores_sigterm_is_killed_at_the_deadline() {
+    for mode in modes() {
+        let marker = format!("sleep 1003.{}{}", std::process::id(), mode as u8);
+        let dir = Scratch::new("stubborn");
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(&format!(
+                r#"stopTimeout: 1,
+  jobs: [{{ name: "stubborn", exec: ["sh", "-c", "trap '' TERM; echo ready; {marker}"] }}]"#
+            )),
+        );
+        let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        running.expect_line("ready", |l| job_output(l, "stubborn") == Some("ready"));
+        let signalled = Instant::now();
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
+        assert!(signalled.elapsed() >= Duration::from_secs(1), "{mode:?}: killed before the deadline");
+        assert!(!process_running(&marker), "{mode:?}: `{marker}` outlived pilot");
+    }
+}
+
+#[test]
+fn the_main_process_status_is_pilots_status() {
+    for mode in modes() {
+        let dir = Scratch::new("main-status");
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(r#"jobs: [{ name: "side", exec: ["sleep", "1000"] }]"#),
+        );
+        for (command, want) in [
+            (vec!["sh", "-c", "exit 3"], 3),
+            (vec!["sh", "-c", "kill -USR2 $$"], 140),
+            (vec!["/nonexistent/program"], 127),
+            (vec!["true"], 0),
+        ] {
+            let started = Instant::now();
+            let (status, _, stderr) = run(pilot(mode, with_command(&cfg, &command)));
+            assert_eq!(code(status), want, "{mode:?} {command:?}: {stderr}");
+            // The side job was stopped at once, not at the stop deadline.
+            assert!(started.elapsed() < Duration::from_secs(4), "{mode:?} {command:?}");
+        }
+
+        let marked = dir.write(
+            "marked.json5",
+            &config(
+                r#"jobs: [
+    { name: "side", exec: ["sleep", "1000"] },
+    { name: "app", exec: ["sh", "-c", "exit 4"], main: true },
+  ]"#,
+            ),
+        );
+        let (status, _, stderr) = run(pilot(mode, config_args(&marked)));
+        assert_eq!(code(status), 4, "{mode:?}: {stderr}");
+    }
+}
+
+#[test]
+fn sigterm_reaches_the_main_process_and_its_status_is_kept() {
+    for mode in modes() {
+        let dir = Scratch::new("main-term");
+        let cfg = dir.write("pilot.json5", &config("jobs: []"));
+        let mut running = Running::start(pilot(mode, with_command(&cfg, &["sh", "-c", "echo ready; exec sleep 1000"])), mode);
+        running.expect_line("ready", |l| l == "ready");
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 128 + libc::SIGTERM, "{mode:?}");
+    }
+}
+
+#[test]
+fn other_signals_go_to_the_main_process() {
+    for mode in modes() {
+        let dir = Scratch::new("main-signals");
+        let cfg = dir.write("pilot.json5", &config("jobs: []"));
+        let script = fixture("signals.py").display().to_string();
+        let mut running = Running::start(pilot(mode, with_command(&cfg, &[&script, "all"])), mode);
+        running.expect_line("ready", |l| l == "ready");
+        for (signal, name) in [(libc::SIGWINCH, "SIGWINCH"), (libc::SIGQUIT, "SIGQUIT"), (libc::SIGALRM, "SIGALRM")] {
+            running.signal(signal);
+            let want = format!("got {name}");
+            running.expect_line(&want, |l| l == want);
+        }
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert!(finished.stdout.iter().any(|l| l == "got SIGTERM"), "{mode:?}");
+        assert_eq!(code(finished.status), 0, "{mode:?}: the app handled SIGTERM and exited 0");
+    }
+}
+
+#[test]
+fn sighup_and_sigusr2_become_events_and_stop_nothing() {
+    for mode in modes() {
+        let dir = Scratch::new("signal-events");
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(
+                r#"jobs: [
+    { name: "keeper", exec: ["sleep", "1000"] },
+    { name: "onhup", exec: ["echo", "on-sighup fired"], when: { source: "SIGHUP" } },
+    { name: "onusr2", exec: ["echo", "on-sigusr2 fired"], when: { source: "SIGUSR2" } },
+  ]"#,
+            ),
+        );
+        let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
+        running.signal(libc::SIGHUP);
+        running.expect_line("the SIGHUP job", |l| job_output(l, "onhup") == Some("on-sighup fired"));
+        running.signal(libc::SIGUSR2);
+        running.expect_line("the SIGUSR2 job", |l| job_output(l, "onusr2") == Some("on-sigusr2 fired"));
+        running.signal(libc::SIGHUP);
+        running.expect_line("the SIGHUP job again", |l| job_output(l, "onhup") == Some("on-sighup fired"));
+        assert!(running.child.try_wait().unwrap().is_none(), "{mode:?}: pilot stopped on a signal event");
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}");
+        let events = events(&finished.stdout);
+        assert_in_order(&events, &["Signal SIGHUP", "Signal SIGUSR2", "Signal SIGHUP", "Shutdown global"]);
+    }
+}
+
+#[test]
+fn without_a_main_process_a_failed_job_makes_pilot_exit_1() {
+    for mode in modes() {
+        let (status, _, stderr) = run_config(mode, "failed", r#"jobs: [{ name: "ok", exec: "true" }, { name: "bad", exec: "false" }]"#);
+        assert_eq!(status, 1, "{mode:?}: {stderr}");
+        let (status, _, stderr) = run_config(mode, "all-ok", r#"jobs: [{ name: "ok", exec: "true" }, { name: "fine", exec: ["sh", "-c", "exit 0"] }]"#);
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+    }
+}
+
+#[test]
+fn pilot_exits_when_nothing_can_trigger_again() {
+    for mode in modes() {
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "never",
+            r#"jobs: [
+    { name: "a", exec: "true" },
+    { name: "b", exec: ["echo", "b ran"], when: { source: "a", once: "exitFailed" } },
+  ]"#,
+        );
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        assert!(outputs(&stdout, "b").is_empty(), "{mode:?}");
+        assert!(stdout.iter().any(|l| l.contains("b will never start: a has stopped")), "{stdout:#?}");
+        assert_in_order(&events(&stdout), &["Stopped a", "Stopping b", "Stopped b"]);
+    }
+}
+
+#[test]
+fn no_process_outlives_pilot() {
+    for mode in modes() {
+        let marker = format!("sleep 1004.{}{}", std::process::id(), mode as u8);
+        let daemon = format!("sleep 1005.{}{}", std::process::id(), mode as u8);
+        let dir = Scratch::new("leftovers");
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(&format!(
+                r#"jobs: [
+    {{ name: "bg", exec: ["sh", "-c", "{marker} & echo started"] }},
+    {{ name: "daemon", exec: ["sh", "-c", "setsid {daemon} & echo started"] }},
+    {{ name: "keeper", exec: ["sleep", "1000"] }},
+  ]"#
+            )),
+        );
+        let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        running.expect_line("bg", |l| job_output(l, "bg") == Some("started"));
+        running.expect_line("daemon", |l| job_output(l, "daemon") == Some("started"));
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}");
+        assert!(!process_running(&marker), "{mode:?}: `{marker}` outlived pilot");
+        assert!(!process_running(&daemon), "{mode:?}: `{daemon}` outlived pilot");
+    }
+}
+
+#[test]
+fn child_output_arrives_complete_and_in_order() {
+    for mode in modes() {
+        let dir = Scratch::new("output");
+        let script = dir.write(
+            "talk.py",
+            "import sys\nfor i in range(1000):\n    print(f'line {i}')\nprint('x' * 50000)\nsys.stdout.write('last without newline')\n",
+        );
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "output",
+            &format!(r#"jobs: [{{ name: "talk", exec: ["python3", "{}"] }}]"#, script.display()),
+        );
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        let said = outputs(&stdout, "talk");
+        let mut want: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
+        want.push("x".repeat(50000));
+        want.push("last without newline".into());
+        assert_eq!(said.len(), want.len(), "{mode:?}");
+        assert!(said == want, "{mode:?}: output lines differ");
+    }
+}
+
+#[test]
+fn children_get_the_pilot_pid_and_the_pids_of_running_jobs() {
+    for mode in modes() {
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "environment",
+            r#"jobs: [
+    { name: "keeper", exec: ["sleep", "1000"] },
+    { name: "starter", exec: ["sleep", "0.2"] },
+    { name: "printer", exec: "env", when: { source: "starter", once: "exitSuccess" } },
+    { name: "ender", exec: ["sh", "-c", "kill -TERM $CONTAINERPILOT_PID"], when: { source: "printer", once: "exitSuccess" } },
+  ]"#,
+        );
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        let env = outputs(&stdout, "printer");
+        let get = |key: &str| env.iter().find_map(|l| l.strip_prefix(&format!("{key}="))).map(str::to_string);
+        let pilot_pid = get("CONTAINERPILOT_PID").expect("CONTAINERPILOT_PID");
+        assert_eq!(get("PILOT_PID"), Some(pilot_pid.clone()));
+        if mode == Mode::Pid1 {
+            assert_eq!(pilot_pid, "1", "CONTAINERPILOT_PID really is 1");
+        }
+        assert!(get("CONTAINERPILOT_KEEPER_PID").is_some(), "{env:#?}");
+        assert!(get("PILOT_KEEPER_PID").is_some(), "{env:#?}");
+    }
+}
+
+#[test]
+fn a_jobs_stop_timeout_bounds_the_wait_for_its_pre_stop_hook() {
+    for mode in modes() {
+        let dir = Scratch::new("stop-timeout");
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(
+                r#"stopTimeout: 60,
+  jobs: [
+    { name: "app", stopTimeout: "500ms", exec: ["sh", "-c", "trap 'echo app got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done"] },
+    { name: "hang", exec: ["sh", "-c", "echo hanging; exec sleep 1000"], when: { source: "app", once: "stopping" } },
+  ]"#,
+            ),
+        );
+        let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        running.expect_line("ready", |l| job_output(l, "app") == Some("ready"));
+        running.signal(libc::SIGTERM);
+        running.expect_line("the pre-stop hook", |l| job_output(l, "hang") == Some("hanging"));
+        // Without a working job stopTimeout the app would only be signalled at the 60 s deadline.
+        running.expect_line("the app's SIGTERM", |l| job_output(l, "app") == Some("app got TERM"));
+        running.signal(libc::SIGTERM); // a second SIGTERM ends the rest at once
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}");
+    }
+}
