@@ -64,7 +64,9 @@ pub(super) fn render(format: LogFormat, now: SystemTime, entry: &Entry<'_>, out:
 ///
 /// ContainerPilot's layout, with two additions: health-check output (which has `check` instead
 /// of `job`) shows `check.<job>` where the job name goes, and the remaining fields, which
-/// ContainerPilot dropped, follow the message as in the text format.
+/// ContainerPilot dropped, follow the message as in the text format. A line break inside the
+/// message is written as `\n` (or `\r`), so that an entry stays one line for line-oriented log
+/// collectors.
 fn render_default(now: SystemTime, entry: &Entry<'_>, out: &mut String) {
     write_time(out, now, true);
     let slot = if entry.field("job").is_some() {
@@ -76,12 +78,18 @@ fn render_default(now: SystemTime, entry: &Entry<'_>, out: &mut String) {
     };
     for name in slot.into_iter().chain(Some("pid")) {
         if let Some(value) = entry.field(name) {
-            let _ = write!(out, " {value}");
+            out.push(' ');
+            match value {
+                Value::Str(s) => push_one_line(out, s),
+                other => {
+                    let _ = write!(out, "{other}");
+                }
+            }
         }
     }
     if !entry.message.is_empty() {
         out.push(' ');
-        out.push_str(entry.message);
+        push_one_line(out, entry.message);
     }
     for (key, value) in entry.fields {
         if *key != "pid" && Some(*key) != slot {
@@ -92,6 +100,20 @@ fn render_default(now: SystemTime, entry: &Entry<'_>, out: &mut String) {
         }
     }
     out.push('\n');
+}
+
+fn push_one_line(out: &mut String, s: &str) {
+    if !s.contains(['\n', '\r']) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// logrus 1.0's `TextFormatter` without a terminal: `time`, `level`, `msg` (left out when
@@ -450,6 +472,20 @@ mod tests {
         assert_eq!(
             line(LogFormat::Default, at(0), &info("", &fields)),
             "2018-05-02T10:11:12Z app 3\n"
+        );
+    }
+
+    #[test]
+    fn default_format_keeps_an_entry_on_one_line() {
+        let fields = [field("job", "app")];
+        let got = line(
+            LogFormat::Default,
+            at(0),
+            &info("hook failed:\r\n  exit 1\ttab \"q\" \u{e9}", &fields),
+        );
+        assert_eq!(
+            got,
+            "2018-05-02T10:11:12Z app hook failed:\\r\\n  exit 1\ttab \"q\" \u{e9}\n"
         );
     }
 

@@ -1,5 +1,5 @@
 //! The `tracing` side: which events are wanted, and turning an event (with the fields of the
-//! spans it happened in) into an [`Entry`].
+//! spans it happened in) into an [`Entry`](super::format::Entry).
 
 use std::fmt::{self, Write};
 use std::sync::Arc;

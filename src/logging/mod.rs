@@ -15,6 +15,7 @@
 //!   nanoseconds, trailing zeros trimmed. No level. `job` (or, for health-check output, `check`:
 //!   `check.app`) and `pid` come before the message when present; any other field follows it as
 //!   ` key=value`, quoted as in the text format (ContainerPilot dropped them, `check` included).
+//!   A line break inside a message is written as `\n`, so that an entry is always one line.
 //! - `text`: `time="2018-05-02T10:11:12Z" level=info msg=hello job=app pid=1234 ` (logrus 1.0's
 //!   text form, with its trailing space): time in whole seconds, levels `debug`, `info`,
 //!   `warning`, `error`, `msg` left out when empty, fields sorted by name. A value is quoted
