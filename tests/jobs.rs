@@ -31,7 +31,11 @@ fn assert_in_order(events: &[String], want: &[&str]) {
 
 /// The output lines of `job`, in order.
 fn outputs(lines: &[String], job: &str) -> Vec<String> {
-    lines.iter().filter_map(|l| job_output(l, job)).map(str::to_string).collect()
+    lines
+        .iter()
+        .filter_map(|l| job_output(l, job))
+        .map(str::to_string)
+        .collect()
 }
 
 fn config_args(path: &std::path::Path) -> Vec<String> {
@@ -57,7 +61,8 @@ fn run_config(mode: Mode, name: &str, entries: &str) -> (i32, Vec<String>, Strin
 fn trace_a_a_one_shot_job_runs_once_and_pilot_exits_at_once() {
     for mode in modes() {
         let started = Instant::now();
-        let (status, stdout, stderr) = run_config(mode, "trace-a", r#"jobs: [{ name: "a", exec: "true" }]"#);
+        let (status, stdout, stderr) =
+            run_config(mode, "trace-a", r#"jobs: [{ name: "a", exec: "true" }]"#);
         assert_eq!(status, 0, "{mode:?}: {stderr}");
         assert_eq!(
             events(&stdout),
@@ -65,7 +70,11 @@ fn trace_a_a_one_shot_job_runs_once_and_pilot_exits_at_once() {
             "{mode:?}"
         );
         // ContainerPilot slept stopTimeout (5 s) here; pilot has nothing left to wait for.
-        assert!(started.elapsed() < Duration::from_secs(4), "{mode:?}: took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{mode:?}: took {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -111,7 +120,11 @@ fn trace_b_pre_stop_runs_before_the_app_is_signalled_and_post_stop_after_it_stop
                     .find(|m| l.ends_with(m))
             })
             .collect();
-        assert_eq!(order, ["preStop fired", "app got TERM", "postStop fired"], "{mode:?}");
+        assert_eq!(
+            order,
+            ["preStop fired", "app got TERM", "postStop fired"],
+            "{mode:?}"
+        );
     }
 }
 
@@ -126,8 +139,16 @@ fn trace_c_an_interval_job_with_two_restarts_runs_exactly_three_times() {
         assert_eq!(status, 0, "{mode:?}: {stderr}");
         assert_eq!(outputs(&stdout, "t"), ["tick", "tick", "tick"], "{mode:?}");
         let events = events(&stdout);
-        assert_eq!(events.iter().filter(|e| *e == "ExitSuccess t").count(), 3, "{mode:?}");
-        assert_eq!(&events[events.len() - 2..], ["Stopping t", "Stopped t"], "{mode:?}");
+        assert_eq!(
+            events.iter().filter(|e| *e == "ExitSuccess t").count(),
+            3,
+            "{mode:?}"
+        );
+        assert_eq!(
+            &events[events.len() - 2..],
+            ["Stopping t", "Stopped t"],
+            "{mode:?}"
+        );
     }
 }
 
@@ -144,7 +165,16 @@ fn trace_d_a_when_timeout_stops_a_job_that_never_started() {
         );
         assert_eq!(status, 0, "{mode:?}: {stderr}");
         let events = events(&stdout);
-        assert_in_order(&events, &["Startup global", "TimerExpired j", "Stopping j", "Stopped j", "ExitSuccess other"]);
+        assert_in_order(
+            &events,
+            &[
+                "Startup global",
+                "TimerExpired j",
+                "Stopping j",
+                "Stopped j",
+                "ExitSuccess other",
+            ],
+        );
         assert!(outputs(&stdout, "j").is_empty(), "{mode:?}: j ran");
     }
 }
@@ -168,7 +198,10 @@ fn a_three_job_chain_runs_in_event_order() {
             .map(str::to_string)
             .collect();
         assert_eq!(said, ["first", "second", "third"], "{mode:?}");
-        assert_in_order(&events(&stdout), &["ExitSuccess a", "ExitSuccess b", "ExitSuccess c"]);
+        assert_in_order(
+            &events(&stdout),
+            &["ExitSuccess a", "ExitSuccess b", "ExitSuccess c"],
+        );
     }
 }
 
@@ -193,20 +226,31 @@ fn triggers_during_a_run_coalesce_into_one_more_run() {
             std::thread::sleep(Duration::from_millis(50));
             running.signal(libc::SIGHUP);
         }
-        running.expect_line("the coalesced run", |l| job_output(l, "hook") == Some("run"));
+        running.expect_line("the coalesced run", |l| {
+            job_output(l, "hook") == Some("run")
+        });
         // Long enough for a third run to have started if the triggers had queued.
         std::thread::sleep(Duration::from_millis(2000));
         running.signal(libc::SIGTERM);
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}");
-        assert_eq!(outputs(&finished.stdout, "hook"), ["run", "run"], "{mode:?}");
+        assert_eq!(
+            outputs(&finished.stdout, "hook"),
+            ["run", "run"],
+            "{mode:?}"
+        );
     }
 }
 
 /// User and system CPU time of a process, from /proc.
 fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     // After the name: state is field 3, utime 14, stime 15.
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     // SAFETY: sysconf has no preconditions.
@@ -220,7 +264,9 @@ fn a_crash_loop_backs_off_instead_of_spinning() {
             let dir = Scratch::new("crash");
             let cfg = dir.write(
                 "pilot.json5",
-                &config(&format!(r#"jobs: [{{ name: "crash", exec: {exec}, restarts: "unlimited" }}]"#)),
+                &config(&format!(
+                    r#"jobs: [{{ name: "crash", exec: {exec}, restarts: "unlimited" }}]"#
+                )),
             );
             let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
             running.expect_line("the backoff in the log", |l| l.contains("restarting in"));
@@ -228,9 +274,15 @@ fn a_crash_loop_backs_off_instead_of_spinning() {
             let cpu = cpu_seconds(running.pilot_pid());
             running.signal(libc::SIGTERM);
             let finished = running.wait();
-            let failures = events(&finished.stdout).iter().filter(|e| *e == "ExitFailed crash").count();
+            let failures = events(&finished.stdout)
+                .iter()
+                .filter(|e| *e == "ExitFailed crash")
+                .count();
             // Without backoff this would be thousands of runs and seconds of CPU.
-            assert!((3..=15).contains(&failures), "{mode:?} {exec}: {failures} runs");
+            assert!(
+                (3..=15).contains(&failures),
+                "{mode:?} {exec}: {failures} runs"
+            );
             assert!(cpu < 1.0, "{mode:?} {exec}: pilot used {cpu} s of CPU");
         }
     }
@@ -258,7 +310,11 @@ fn shutting_down_jobs_that_exit_at_once_takes_no_stop_timeout() {
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
         // The default stopTimeout is 5 s; pilot only waits for processes that are still there.
-        assert!(signalled.elapsed() < Duration::from_secs(3), "{mode:?}: took {:?}", signalled.elapsed());
+        assert!(
+            signalled.elapsed() < Duration::from_secs(3),
+            "{mode:?}: took {:?}",
+            signalled.elapsed()
+        );
     }
 }
 
@@ -280,8 +336,14 @@ fn a_job_that_ignores_sigterm_is_killed_at_the_deadline() {
         running.signal(libc::SIGTERM);
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
-        assert!(signalled.elapsed() >= Duration::from_secs(1), "{mode:?}: killed before the deadline");
-        assert!(!process_running(&marker), "{mode:?}: `{marker}` outlived pilot");
+        assert!(
+            signalled.elapsed() >= Duration::from_secs(1),
+            "{mode:?}: killed before the deadline"
+        );
+        assert!(
+            !process_running(&marker),
+            "{mode:?}: `{marker}` outlived pilot"
+        );
     }
 }
 
@@ -303,7 +365,10 @@ fn the_main_process_status_is_pilots_status() {
             let (status, _, stderr) = run(pilot(mode, with_command(&cfg, &command)));
             assert_eq!(code(status), want, "{mode:?} {command:?}: {stderr}");
             // The side job was stopped at once, not at the stop deadline.
-            assert!(started.elapsed() < Duration::from_secs(4), "{mode:?} {command:?}");
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "{mode:?} {command:?}"
+            );
         }
 
         let marked = dir.write(
@@ -325,7 +390,13 @@ fn sigterm_reaches_the_main_process_and_its_status_is_kept() {
     for mode in modes() {
         let dir = Scratch::new("main-term");
         let cfg = dir.write("pilot.json5", &config("jobs: []"));
-        let mut running = Running::start(pilot(mode, with_command(&cfg, &["sh", "-c", "echo ready; exec sleep 1000"])), mode);
+        let mut running = Running::start(
+            pilot(
+                mode,
+                with_command(&cfg, &["sh", "-c", "echo ready; exec sleep 1000"]),
+            ),
+            mode,
+        );
         running.expect_line("ready", |l| l == "ready");
         running.signal(libc::SIGTERM);
         let finished = running.wait();
@@ -341,15 +412,26 @@ fn other_signals_go_to_the_main_process() {
         let script = fixture("signals.py").display().to_string();
         let mut running = Running::start(pilot(mode, with_command(&cfg, &[&script, "all"])), mode);
         running.expect_line("ready", |l| l == "ready");
-        for (signal, name) in [(libc::SIGWINCH, "SIGWINCH"), (libc::SIGQUIT, "SIGQUIT"), (libc::SIGALRM, "SIGALRM")] {
+        for (signal, name) in [
+            (libc::SIGWINCH, "SIGWINCH"),
+            (libc::SIGQUIT, "SIGQUIT"),
+            (libc::SIGALRM, "SIGALRM"),
+        ] {
             running.signal(signal);
             let want = format!("got {name}");
             running.expect_line(&want, |l| l == want);
         }
         running.signal(libc::SIGTERM);
         let finished = running.wait();
-        assert!(finished.stdout.iter().any(|l| l == "got SIGTERM"), "{mode:?}");
-        assert_eq!(code(finished.status), 0, "{mode:?}: the app handled SIGTERM and exited 0");
+        assert!(
+            finished.stdout.iter().any(|l| l == "got SIGTERM"),
+            "{mode:?}"
+        );
+        assert_eq!(
+            code(finished.status),
+            0,
+            "{mode:?}: the app handled SIGTERM and exited 0"
+        );
     }
 }
 
@@ -370,26 +452,51 @@ fn sighup_and_sigusr2_become_events_and_stop_nothing() {
         let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
         running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
         running.signal(libc::SIGHUP);
-        running.expect_line("the SIGHUP job", |l| job_output(l, "onhup") == Some("on-sighup fired"));
+        running.expect_line("the SIGHUP job", |l| {
+            job_output(l, "onhup") == Some("on-sighup fired")
+        });
         running.signal(libc::SIGUSR2);
-        running.expect_line("the SIGUSR2 job", |l| job_output(l, "onusr2") == Some("on-sigusr2 fired"));
+        running.expect_line("the SIGUSR2 job", |l| {
+            job_output(l, "onusr2") == Some("on-sigusr2 fired")
+        });
         running.signal(libc::SIGHUP);
-        running.expect_line("the SIGHUP job again", |l| job_output(l, "onhup") == Some("on-sighup fired"));
-        assert!(running.child.try_wait().unwrap().is_none(), "{mode:?}: pilot stopped on a signal event");
+        running.expect_line("the SIGHUP job again", |l| {
+            job_output(l, "onhup") == Some("on-sighup fired")
+        });
+        assert!(
+            running.child.try_wait().unwrap().is_none(),
+            "{mode:?}: pilot stopped on a signal event"
+        );
         running.signal(libc::SIGTERM);
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}");
         let events = events(&finished.stdout);
-        assert_in_order(&events, &["Signal SIGHUP", "Signal SIGUSR2", "Signal SIGHUP", "Shutdown global"]);
+        assert_in_order(
+            &events,
+            &[
+                "Signal SIGHUP",
+                "Signal SIGUSR2",
+                "Signal SIGHUP",
+                "Shutdown global",
+            ],
+        );
     }
 }
 
 #[test]
 fn without_a_main_process_a_failed_job_makes_pilot_exit_1() {
     for mode in modes() {
-        let (status, _, stderr) = run_config(mode, "failed", r#"jobs: [{ name: "ok", exec: "true" }, { name: "bad", exec: "false" }]"#);
+        let (status, _, stderr) = run_config(
+            mode,
+            "failed",
+            r#"jobs: [{ name: "ok", exec: "true" }, { name: "bad", exec: "false" }]"#,
+        );
         assert_eq!(status, 1, "{mode:?}: {stderr}");
-        let (status, _, stderr) = run_config(mode, "all-ok", r#"jobs: [{ name: "ok", exec: "true" }, { name: "fine", exec: ["sh", "-c", "exit 0"] }]"#);
+        let (status, _, stderr) = run_config(
+            mode,
+            "all-ok",
+            r#"jobs: [{ name: "ok", exec: "true" }, { name: "fine", exec: ["sh", "-c", "exit 0"] }]"#,
+        );
         assert_eq!(status, 0, "{mode:?}: {stderr}");
     }
 }
@@ -407,7 +514,12 @@ fn pilot_exits_when_nothing_can_trigger_again() {
         );
         assert_eq!(status, 0, "{mode:?}: {stderr}");
         assert!(outputs(&stdout, "b").is_empty(), "{mode:?}");
-        assert!(stdout.iter().any(|l| l.contains("b will never start: a has stopped")), "{stdout:#?}");
+        assert!(
+            stdout
+                .iter()
+                .any(|l| l.contains("b will never start: a has stopped")),
+            "{stdout:#?}"
+        );
         assert_in_order(&events(&stdout), &["Stopped a", "Stopping b", "Stopped b"]);
     }
 }
@@ -434,8 +546,14 @@ fn no_process_outlives_pilot() {
         running.signal(libc::SIGTERM);
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}");
-        assert!(!process_running(&marker), "{mode:?}: `{marker}` outlived pilot");
-        assert!(!process_running(&daemon), "{mode:?}: `{daemon}` outlived pilot");
+        assert!(
+            !process_running(&marker),
+            "{mode:?}: `{marker}` outlived pilot"
+        );
+        assert!(
+            !process_running(&daemon),
+            "{mode:?}: `{daemon}` outlived pilot"
+        );
     }
 }
 
@@ -450,7 +568,10 @@ fn child_output_arrives_complete_and_in_order() {
         let (status, stdout, stderr) = run_config(
             mode,
             "output",
-            &format!(r#"jobs: [{{ name: "talk", exec: ["python3", "{}"] }}]"#, script.display()),
+            &format!(
+                r#"jobs: [{{ name: "talk", exec: ["python3", "{}"] }}]"#,
+                script.display()
+            ),
         );
         assert_eq!(status, 0, "{mode:?}: {stderr}");
         let said = outputs(&stdout, "talk");
@@ -477,7 +598,11 @@ fn children_get_the_pilot_pid_and_the_pids_of_running_jobs() {
         );
         assert_eq!(status, 0, "{mode:?}: {stderr}");
         let env = outputs(&stdout, "printer");
-        let get = |key: &str| env.iter().find_map(|l| l.strip_prefix(&format!("{key}="))).map(str::to_string);
+        let get = |key: &str| {
+            env.iter()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .map(str::to_string)
+        };
         let pilot_pid = get("CONTAINERPILOT_PID").expect("CONTAINERPILOT_PID");
         assert_eq!(get("PILOT_PID"), Some(pilot_pid.clone()));
         if mode == Mode::Pid1 {
@@ -505,9 +630,13 @@ fn a_jobs_stop_timeout_bounds_the_wait_for_its_pre_stop_hook() {
         let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
         running.expect_line("ready", |l| job_output(l, "app") == Some("ready"));
         running.signal(libc::SIGTERM);
-        running.expect_line("the pre-stop hook", |l| job_output(l, "hang") == Some("hanging"));
+        running.expect_line("the pre-stop hook", |l| {
+            job_output(l, "hang") == Some("hanging")
+        });
         // Without a working job stopTimeout the app would only be signalled at the 60 s deadline.
-        running.expect_line("the app's SIGTERM", |l| job_output(l, "app") == Some("app got TERM"));
+        running.expect_line("the app's SIGTERM", |l| {
+            job_output(l, "app") == Some("app got TERM")
+        });
         running.signal(libc::SIGTERM); // a second SIGTERM ends the rest at once
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}");

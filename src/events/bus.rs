@@ -55,7 +55,9 @@ impl Bus {
             observer(&event);
         }
         // A closed queue belongs to a subscriber that has gone; forget it.
-        inner.subscribers.retain(|tx| tx.send(event.clone()).is_ok());
+        inner
+            .subscribers
+            .retain(|tx| tx.send(event.clone()).is_ok());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

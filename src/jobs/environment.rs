@@ -38,7 +38,9 @@ impl Environment {
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
-        self.lock().get(std::ffi::OsStr::new(key)).map(|v| v.to_string_lossy().into_owned())
+        self.lock()
+            .get(std::ffi::OsStr::new(key))
+            .map(|v| v.to_string_lossy().into_owned())
     }
 
     /// Sets `CONTAINERPILOT_<suffix>` and its `PILOT_<suffix>` twin.
@@ -55,7 +57,10 @@ impl Environment {
 
     /// A copy for one child.
     pub fn snapshot(&self) -> Vec<(OsString, OsString)> {
-        self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The variables as text, for config templates. Values that are not UTF-8 are converted
@@ -63,7 +68,12 @@ impl Environment {
     pub fn to_strings(&self) -> BTreeMap<String, String> {
         self.lock()
             .iter()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
             .collect()
     }
 }
@@ -127,7 +137,10 @@ mod tests {
     fn both_prefixes_are_set_and_removed_together() {
         let env = Environment::default();
         env.set_both("APP_IP", "10.0.0.1");
-        assert_eq!(env.get("CONTAINERPILOT_APP_IP").as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            env.get("CONTAINERPILOT_APP_IP").as_deref(),
+            Some("10.0.0.1")
+        );
         assert_eq!(env.get("PILOT_APP_IP").as_deref(), Some("10.0.0.1"));
         env.remove_both("APP_IP");
         assert!(env.snapshot().is_empty());

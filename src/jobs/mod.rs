@@ -94,7 +94,11 @@ impl JobHandle {
 /// Starts every job of `jobs` as a task in `tasks`. All of them are subscribed to the bus before
 /// this returns, so none misses an event another one publishes; they start acting once the
 /// caller yields (publish `Startup` right after).
-pub fn spawn_all(jobs: &[Arc<Job>], ctx: &Arc<Context>, tasks: &mut JoinSet<Outcome>) -> Vec<JobHandle> {
+pub fn spawn_all(
+    jobs: &[Arc<Job>],
+    ctx: &Arc<Context>,
+    tasks: &mut JoinSet<Outcome>,
+) -> Vec<JobHandle> {
     jobs.iter()
         .map(|job| {
             let dependents = stop_dependents(job, jobs);
@@ -103,7 +107,12 @@ pub fn spawn_all(jobs: &[Arc<Job>], ctx: &Arc<Context>, tasks: &mut JoinSet<Outc
         .collect()
 }
 
-fn spawn(job: Arc<Job>, ctx: Arc<Context>, stop_dependents: Vec<String>, tasks: &mut JoinSet<Outcome>) -> JobHandle {
+fn spawn(
+    job: Arc<Job>,
+    ctx: Arc<Context>,
+    stop_dependents: Vec<String>,
+    tasks: &mut JoinSet<Outcome>,
+) -> JobHandle {
     let events = ctx.bus.subscribe();
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (status_tx, status_rx) = watch::channel(JobStatus {

@@ -61,10 +61,21 @@ impl Policy {
             Restarts::Times(n) => Budget::Left(n),
         };
         let (trigger, starts, interval) = match &job.when {
-            When::Startup => ((EventCode::Startup, GLOBAL.to_string()), Budget::Left(1), false),
-            When::Interval(_) => ((EventCode::Startup, GLOBAL.to_string()), Budget::Left(1), true),
+            When::Startup => (
+                (EventCode::Startup, GLOBAL.to_string()),
+                Budget::Left(1),
+                false,
+            ),
+            When::Interval(_) => (
+                (EventCode::Startup, GLOBAL.to_string()),
+                Budget::Left(1),
+                true,
+            ),
             When::Event {
-                code, source, repeat, ..
+                code,
+                source,
+                repeat,
+                ..
             } => {
                 let starts = match repeat {
                     Repeat::Once => Budget::Left(1),
@@ -190,7 +201,11 @@ impl Policy {
         self.trigger = None;
         self.starts = Budget::Left(0);
         self.pending = false;
-        if self.running { Decision::Wait } else { Decision::Halt }
+        if self.running {
+            Decision::Wait
+        } else {
+            Decision::Halt
+        }
     }
 }
 
@@ -198,8 +213,8 @@ impl Policy {
 mod tests {
     use super::*;
     use crate::config::JobKind;
-    use std::time::Duration;
     use Decision::*;
+    use std::time::Duration;
 
     fn job(when: When, restarts: Restarts) -> Job {
         Job {
@@ -246,7 +261,12 @@ mod tests {
 
     #[test]
     fn restarts_n_means_n_plus_one_runs() {
-        for (restarts, runs) in [(Restarts::Never, 1), (Restarts::Times(0), 1), (Restarts::Times(1), 2), (Restarts::Times(3), 4)] {
+        for (restarts, runs) in [
+            (Restarts::Never, 1),
+            (Restarts::Times(0), 1),
+            (Restarts::Times(1), 2),
+            (Restarts::Times(3), 4),
+        ] {
             let mut policy = Policy::new(&job(When::Startup, restarts));
             assert!(policy.matches(&Event::new(EventCode::Startup, GLOBAL)));
             assert_eq!(runs_until_halt(&mut policy), runs, "{restarts:?}");
@@ -267,7 +287,10 @@ mod tests {
 
     #[test]
     fn once_fires_a_single_time_then_restarts_then_halts() {
-        let mut policy = Policy::new(&job(on(EventCode::StatusHealthy, "db", Repeat::Once), Restarts::Times(2)));
+        let mut policy = Policy::new(&job(
+            on(EventCode::StatusHealthy, "db", Repeat::Once),
+            Restarts::Times(2),
+        ));
         let trigger = Event::new(EventCode::StatusHealthy, "db");
         assert!(!policy.matches(&Event::new(EventCode::StatusHealthy, "other")));
         assert!(!policy.matches(&Event::new(EventCode::StatusUnhealthy, "db")));
@@ -284,7 +307,10 @@ mod tests {
 
     #[test]
     fn each_runs_per_trigger_and_coalesces_overlaps() {
-        let mut policy = Policy::new(&job(on(EventCode::StatusChanged, "watch.db", Repeat::Each), Restarts::Never));
+        let mut policy = Policy::new(&job(
+            on(EventCode::StatusChanged, "watch.db", Repeat::Each),
+            Restarts::Never,
+        ));
         assert_eq!(policy.on_trigger(), Start);
         policy.started();
         // Three triggers while the run is going become one more run.
@@ -299,7 +325,10 @@ mod tests {
 
     #[test]
     fn each_with_restarts_shares_one_budget() {
-        let mut policy = Policy::new(&job(on(EventCode::StatusChanged, "watch.db", Repeat::Each), Restarts::Times(1)));
+        let mut policy = Policy::new(&job(
+            on(EventCode::StatusChanged, "watch.db", Repeat::Each),
+            Restarts::Times(1),
+        ));
         assert_eq!(policy.on_trigger(), Start);
         policy.started();
         assert_eq!(policy.on_exit(), Restart);
@@ -312,7 +341,10 @@ mod tests {
 
     #[test]
     fn interval_with_restarts_two_runs_three_times() {
-        let mut policy = Policy::new(&job(When::Interval(Duration::from_millis(500)), Restarts::Times(2)));
+        let mut policy = Policy::new(&job(
+            When::Interval(Duration::from_millis(500)),
+            Restarts::Times(2),
+        ));
         assert_eq!(policy.on_trigger(), Start); // startup
         policy.started();
         assert_eq!(policy.on_exit(), Wait, "interval jobs ignore their exits");
@@ -327,7 +359,10 @@ mod tests {
 
     #[test]
     fn interval_never_runs_once_and_halts_at_the_first_tick() {
-        let mut policy = Policy::new(&job(When::Interval(Duration::from_secs(1)), Restarts::Never));
+        let mut policy = Policy::new(&job(
+            When::Interval(Duration::from_secs(1)),
+            Restarts::Never,
+        ));
         assert_eq!(policy.on_trigger(), Start);
         policy.started();
         assert_eq!(policy.on_exit(), Wait);
@@ -336,7 +371,10 @@ mod tests {
 
     #[test]
     fn a_tick_during_a_run_runs_once_more_afterwards() {
-        let mut policy = Policy::new(&job(When::Interval(Duration::from_secs(1)), Restarts::Unlimited));
+        let mut policy = Policy::new(&job(
+            When::Interval(Duration::from_secs(1)),
+            Restarts::Unlimited,
+        ));
         assert_eq!(policy.on_trigger(), Start);
         policy.started();
         assert_eq!(policy.on_tick(), Wait);
@@ -351,7 +389,10 @@ mod tests {
         let mut ordinary = Policy::new(&job(When::Startup, Restarts::Unlimited));
         assert_eq!(ordinary.on_quit(true), Halt);
 
-        let mut pre_stop = Policy::new(&job(on(EventCode::Stopping, "app", Repeat::Once), Restarts::Never));
+        let mut pre_stop = Policy::new(&job(
+            on(EventCode::Stopping, "app", Repeat::Once),
+            Restarts::Never,
+        ));
         assert_eq!(pre_stop.on_quit(true), Wait);
         assert!(pre_stop.matches(&Event::new(EventCode::Stopping, "app")));
         assert_eq!(pre_stop.on_trigger(), Start);
@@ -359,28 +400,44 @@ mod tests {
         assert_eq!(pre_stop.on_exit(), Halt);
 
         // An `each` post-stop hook runs once more after shutdown, then halts.
-        let mut post_stop = Policy::new(&job(on(EventCode::Stopped, "app", Repeat::Each), Restarts::Unlimited));
+        let mut post_stop = Policy::new(&job(
+            on(EventCode::Stopped, "app", Repeat::Each),
+            Restarts::Unlimited,
+        ));
         assert_eq!(post_stop.on_quit(true), Wait);
         assert_eq!(post_stop.on_trigger(), Start);
         post_stop.started();
         assert_eq!(post_stop.on_exit(), Halt, "shutdown spent the restarts");
 
         // A stop hook without exec has nothing to wait for.
-        let mut no_exec = Policy::new(&job(on(EventCode::Stopping, "app", Repeat::Once), Restarts::Never));
+        let mut no_exec = Policy::new(&job(
+            on(EventCode::Stopping, "app", Repeat::Once),
+            Restarts::Never,
+        ));
         assert_eq!(no_exec.on_quit(false), Halt);
     }
 
     #[test]
     fn a_job_whose_source_stopped_halts() {
-        let mut idle = Policy::new(&job(on(EventCode::ExitSuccess, "setup", Repeat::Once), Restarts::Never));
+        let mut idle = Policy::new(&job(
+            on(EventCode::ExitSuccess, "setup", Repeat::Once),
+            Restarts::Never,
+        ));
         assert_eq!(idle.on_source_stopped("other"), Wait);
         assert_eq!(idle.on_source_stopped("setup"), Halt);
 
-        let mut running = Policy::new(&job(on(EventCode::StatusChanged, "watch.x", Repeat::Each), Restarts::Times(1)));
+        let mut running = Policy::new(&job(
+            on(EventCode::StatusChanged, "watch.x", Repeat::Each),
+            Restarts::Times(1),
+        ));
         assert_eq!(running.on_trigger(), Start);
         running.started();
         assert_eq!(running.on_source_stopped("watch.x"), Wait);
-        assert_eq!(running.on_exit(), Restart, "the current run keeps its restarts");
+        assert_eq!(
+            running.on_exit(),
+            Restart,
+            "the current run keeps its restarts"
+        );
         running.started();
         assert_eq!(running.on_exit(), Halt);
     }

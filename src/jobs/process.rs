@@ -37,16 +37,27 @@ pub struct Launch<'a> {
 
 /// Starts a run. Unless the output is raw, each line the child writes becomes a log entry.
 pub fn start(sup: &Supervisor, launch: Launch<'_>) -> Result<Run, SpawnError> {
-    let output = if launch.raw_output { Stdio::Inherit } else { Stdio::Pipe };
+    let output = if launch.raw_output {
+        Stdio::Inherit
+    } else {
+        Stdio::Pipe
+    };
     let spec = Spec::new(&launch.exec.program, &launch.exec.args)
         .env(launch.env)
-        .stdin(if launch.foreground { Stdio::Inherit } else { Stdio::Null })
+        .stdin(if launch.foreground {
+            Stdio::Inherit
+        } else {
+            Stdio::Null
+        })
         .stdout(output)
         .stderr(output)
         .foreground(launch.foreground);
     let mut child = sup.spawn(&spec)?;
     let pid = child.pid();
-    for pipe in [child.stdout.take(), child.stderr.take()].into_iter().flatten() {
+    for pipe in [child.stdout.take(), child.stderr.take()]
+        .into_iter()
+        .flatten()
+    {
         let origin = Origin {
             job: launch.job.clone(),
             pid,
@@ -132,8 +143,13 @@ mod tests {
     fn backoff_grows_for_quick_exits_and_resets_after_a_long_run() {
         let mut backoff = Backoff::default();
         let quick = Duration::from_millis(5);
-        let delays: Vec<u128> = (0..10).map(|_| backoff.after_run(quick).as_millis()).collect();
-        assert_eq!(delays, [0, 100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000]);
+        let delays: Vec<u128> = (0..10)
+            .map(|_| backoff.after_run(quick).as_millis())
+            .collect();
+        assert_eq!(
+            delays,
+            [0, 100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000]
+        );
         assert_eq!(backoff.after_run(CRASH_RUN), Duration::ZERO);
         assert_eq!(backoff.after_run(quick), Duration::ZERO);
         assert_eq!(backoff.after_run(quick), Duration::from_millis(100));

@@ -83,7 +83,8 @@ impl Task {
         };
         let wait_deadline = match cfg.when {
             When::Event {
-                timeout: Some(timeout), ..
+                timeout: Some(timeout),
+                ..
             } => Some(now + timeout),
             _ => None,
         };
@@ -159,7 +160,9 @@ impl Task {
             Input::WaitTimedOut => {
                 self.wait_deadline = None;
                 tracing::info!(job = %self.name, "{} gave up waiting for its trigger", self.name);
-                self.ctx.bus.publish(Event::new(EventCode::TimerExpired, self.name.clone()));
+                self.ctx
+                    .bus
+                    .publish(Event::new(EventCode::TimerExpired, self.name.clone()));
                 let decision = self.policy.on_quit(self.cfg.exec.is_some());
                 self.apply(decision, Duration::ZERO)
             }
@@ -186,7 +189,9 @@ impl Task {
             // Neither the stopped job nor its health check will publish anything again.
             let mut decision = self.policy.on_source_stopped(&event.source);
             if decision == Decision::Wait {
-                decision = self.policy.on_source_stopped(&format!("check.{}", event.source));
+                decision = self
+                    .policy
+                    .on_source_stopped(&format!("check.{}", event.source));
             }
             if decision == Decision::Halt {
                 tracing::info!(
@@ -254,9 +259,10 @@ impl Task {
                 let pid = run.pid();
                 tracing::debug!(job = %self.name, pid, "{} started", self.name);
                 // Visible to the processes started after this one, as in ContainerPilot.
-                self.ctx
-                    .env
-                    .set_both(&format!("{}_PID", pid_var_name(&self.name)), &pid.to_string());
+                self.ctx.env.set_both(
+                    &format!("{}_PID", pid_var_name(&self.name)),
+                    &pid.to_string(),
+                );
                 self.run_deadline = self.timeout().map(|t| run.started + t);
                 self.run = Some(run);
                 self.set_phase(Phase::Running, Some(pid));
@@ -280,10 +286,14 @@ impl Task {
         if let Some(run) = &run {
             process::terminate_leftovers(&self.ctx.sup, run);
         }
-        self.ctx.env.remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+        self.ctx
+            .env
+            .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
         if status.success() {
             tracing::debug!(job = %self.name, "{} exited without error", self.name);
-            self.ctx.bus.publish(Event::new(EventCode::ExitSuccess, self.name.clone()));
+            self.ctx
+                .bus
+                .publish(Event::new(EventCode::ExitSuccess, self.name.clone()));
         } else {
             tracing::error!(job = %self.name, "{} exited with error: {status}", self.name);
             self.publish_failure(&status.to_string());
@@ -302,10 +312,13 @@ impl Task {
     }
 
     fn publish_failure(&self, reason: &str) {
-        self.ctx.bus.publish(Event::new(EventCode::ExitFailed, self.name.clone()));
         self.ctx
             .bus
-            .publish(Event::new(EventCode::Error, format!("{}: {reason}", self.name)));
+            .publish(Event::new(EventCode::ExitFailed, self.name.clone()));
+        self.ctx.bus.publish(Event::new(
+            EventCode::Error,
+            format!("{}: {reason}", self.name),
+        ));
     }
 
     fn record_exit(&mut self, status: ExitStatus) {
@@ -319,7 +332,8 @@ impl Task {
 
     fn on_run_timeout(&mut self) {
         self.run_deadline = None;
-        let (Some(run), Some(timeout), Some(exec)) = (&self.run, self.timeout(), &self.cfg.exec) else {
+        let (Some(run), Some(timeout), Some(exec)) = (&self.run, self.timeout(), &self.cfg.exec)
+        else {
             return;
         };
         tracing::warn!(
@@ -343,13 +357,17 @@ impl Task {
     /// SIGKILL at the deadline), `stopped`.
     async fn halt(&mut self) {
         self.set_phase(Phase::Stopping, self.run.as_ref().map(Run::pid));
-        self.ctx.bus.publish(Event::new(EventCode::Stopping, self.name.clone()));
+        self.ctx
+            .bus
+            .publish(Event::new(EventCode::Stopping, self.name.clone()));
         self.wait_for_stop_dependents().await;
         if let Some(mut run) = self.run.take() {
             let deadline = self.stop_deadline();
             let status = process::stop(&self.ctx.sup, &mut run, deadline).await;
             tracing::debug!(job = %self.name, "{} stopped: {status}", self.name);
-            self.ctx.env.remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+            self.ctx
+                .env
+                .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
             self.last_exit = Some(status);
         }
         self.status.send_modify(|s| {
@@ -357,7 +375,9 @@ impl Task {
             s.pid = None;
             s.last_exit = self.last_exit;
         });
-        self.ctx.bus.publish(Event::new(EventCode::Stopped, self.name.clone()));
+        self.ctx
+            .bus
+            .publish(Event::new(EventCode::Stopped, self.name.clone()));
     }
 
     /// When the run must be gone: the shutdown deadline during shutdown, otherwise the global

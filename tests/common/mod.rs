@@ -176,7 +176,10 @@ impl Running {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("pilot did not exit within {PATIENCE:?}; stdout: {:#?}", self.seen);
+                panic!(
+                    "pilot did not exit within {PATIENCE:?}; stdout: {:#?}",
+                    self.seen
+                );
             }
             thread::sleep(Duration::from_millis(10));
         };
@@ -186,10 +189,16 @@ impl Running {
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("stdout never closed; so far: {:#?}", self.seen),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("stdout never closed; so far: {:#?}", self.seen)
+                }
             }
         }
-        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         Finished {
             status,
             stdout: std::mem::take(&mut self.seen),
