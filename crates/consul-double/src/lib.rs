@@ -1,0 +1,26 @@
+//! A stateful Consul agent test double for pilot's tests and end-to-end demo.
+//!
+//! It behaves like a single Consul dev agent (1.8.4 by default, 1.0.8 selectable): agent-local
+//! services and checks, a catalog with Raft-like indexes, TTL timers, deferred output sync, the
+//! reaper, maintenance mode, blocking queries, KV and optional ACL tokens, served over TCP, a unix
+//! socket or HTTPS. Tests can inject faults, read a request log and inspect state through a
+//! [`ConsulDouble`] handle, or over the `/_double/` control API of the standalone binary.
+//!
+//! pilot must never link this crate outside its tests.
+
+pub mod config;
+pub mod decode;
+pub mod duration;
+pub mod state;
+
+pub(crate) mod acl;
+pub(crate) mod checks;
+pub mod faults;
+pub(crate) mod filter;
+pub mod log;
+
+pub use config::{AclConfig, Config, ConsulVersion, Listen, Timing, TlsIdentity, TokenRights};
+pub use state::definition::{CheckDefinition, Rejection, ServiceDefinition};
+pub use state::types::{
+    CheckRecord, CheckStatus, Indexed, KvEntry, ServiceAddress, ServiceRecord, Weights,
+};
