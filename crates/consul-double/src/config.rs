@@ -169,8 +169,10 @@ pub struct Config {
     pub listen: Vec<Listen>,
     /// How many requests the request log keeps (oldest dropped first).
     pub request_log_capacity: usize,
-    /// Serve the `/_double/` control API on the same listeners (the standalone binary does).
+    /// Serve the `/_double/` control API on the API listeners too (the standalone binary does).
     pub control_api: bool,
+    /// A separate listener for the control API only; it stays up while the API is down.
+    pub control_listen: Option<Listen>,
 }
 
 impl Default for Config {
@@ -189,6 +191,7 @@ impl Default for Config {
             listen: Vec::new(),
             request_log_capacity: 100_000,
             control_api: false,
+            control_listen: None,
         }
     }
 }

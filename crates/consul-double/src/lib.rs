@@ -14,13 +14,24 @@ pub mod duration;
 pub mod state;
 
 pub(crate) mod acl;
+pub(crate) mod blocking;
 pub(crate) mod checks;
 pub mod faults;
 pub(crate) mod filter;
+mod handle;
+pub(crate) mod http;
 pub mod log;
+pub mod server;
+pub(crate) mod shared;
+pub mod tls;
 
 pub use config::{AclConfig, Config, ConsulVersion, Listen, Timing, TlsIdentity, TokenRights};
+pub use faults::{ErrorFault, Faults, IndexRewind};
+pub use handle::ConsulDouble;
+pub use log::{LoggedRequest, TokenSource};
+pub use server::{BoundAddr, ServeError};
 pub use state::definition::{CheckDefinition, Rejection, ServiceDefinition};
 pub use state::types::{
     CheckRecord, CheckStatus, Indexed, KvEntry, ServiceAddress, ServiceRecord, Weights,
 };
+pub use tls::{PkiFiles, TestPki, TlsError, generate_localhost_pki, generate_test_pki};
