@@ -76,6 +76,13 @@ fn service_watch(st: &State, name: &str) -> Vec<WatchSpec> {
     if instances.is_empty() {
         // Consul's fallback for a service that does not exist: watch the services table.
         vec![WatchSpec::ServicesTable]
+    } else if st.cfg.version == ConsulVersion::V1_0_8 {
+        // 1.0.8 also watched the node's checks, so a node-check change re-ran the query (and
+        // updated the body it answers with at timeout) even when the index stayed put.
+        vec![
+            WatchSpec::ServiceIndex(name.to_lowercase()),
+            WatchSpec::NodeChecks,
+        ]
     } else {
         vec![WatchSpec::ServiceIndex(name.to_lowercase())]
     }
