@@ -36,10 +36,10 @@ pub(crate) fn extract_token(
         .and_then(|v| v.to_str().ok())
     {
         let mut parts = auth.split_whitespace();
-        if let (Some(scheme), Some(token)) = (parts.next(), parts.next()) {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                return (TokenSource::Bearer, Some(token.to_string()));
-            }
+        if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            return (TokenSource::Bearer, Some(token.to_string()));
         }
     }
     (TokenSource::None, None)

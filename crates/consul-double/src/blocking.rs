@@ -41,10 +41,10 @@ pub(crate) fn parse_query_options(q: &Query) -> Result<QueryOptions, Resp> {
             "Cannot specify ?cached with ?consistent, conflicting semantics.",
         ));
     }
-    if let Some(ms) = q.get("max_stale") {
-        if parse_go_duration(ms).is_err() {
-            return Err(text(400, format!("Invalid max_stale value {ms:?}")));
-        }
+    if let Some(ms) = q.get("max_stale")
+        && parse_go_duration(ms).is_err()
+    {
+        return Err(text(400, format!("Invalid max_stale value {ms:?}")));
     }
     let consistency = if stale {
         "stale"

@@ -40,7 +40,7 @@ fn quote_char(c: u8) -> String {
         b'\n' => "'\\n'".to_string(),
         b'\t' => "'\\t'".to_string(),
         b'\r' => "'\\r'".to_string(),
-        c if c < 0x20 || c >= 0x7f => format!("'\\x{c:02x}'"),
+        c if !(0x20..0x7f).contains(&c) => format!("'\\x{c:02x}'"),
         c => format!("'{}'", c as char),
     }
 }

@@ -85,10 +85,10 @@ impl Faults {
     /// The error answer for this path, consuming one use.
     pub(crate) fn take_error(&mut self, path: &str) -> Option<(u16, String)> {
         let fault = self.error.as_mut()?;
-        if let Some(prefix) = &fault.path_prefix {
-            if !path.starts_with(prefix.as_str()) {
-                return None;
-            }
+        if let Some(prefix) = &fault.path_prefix
+            && !path.starts_with(prefix.as_str())
+        {
+            return None;
         }
         let answer = (fault.status, fault.body.clone());
         if let Some(n) = fault.remaining.as_mut() {
@@ -106,12 +106,10 @@ impl Faults {
             return real;
         };
         let lowered = real.saturating_sub(rw.by).max(1);
-        if consume {
-            if let Some(n) = rw.remaining.as_mut() {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.index_rewind = None;
-                }
+        if consume && let Some(n) = rw.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.index_rewind = None;
             }
         }
         lowered

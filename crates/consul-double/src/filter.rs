@@ -376,14 +376,14 @@ impl<'a> Parser<'a> {
                             value: String::new(),
                         });
                     }
-                    if self.ws1() {
-                        if let Some(value) = self.value() {
-                            return Some(Expr::Match {
-                                selector,
-                                op,
-                                value,
-                            });
-                        }
+                    if self.ws1()
+                        && let Some(value) = self.value()
+                    {
+                        return Some(Expr::Match {
+                            selector,
+                            op,
+                            value,
+                        });
                     }
                 }
             }
@@ -403,14 +403,15 @@ impl<'a> Parser<'a> {
             }
             for (word, op) in [("contains", Op::Contains), ("matches", Op::Matches)] {
                 self.pos = after_sel;
-                if self.keyword(&[word]) && self.ws1() {
-                    if let Some(value) = self.value() {
-                        return Some(Expr::Match {
-                            selector: selector.clone(),
-                            op,
-                            value,
-                        });
-                    }
+                if self.keyword(&[word])
+                    && self.ws1()
+                    && let Some(value) = self.value()
+                {
+                    return Some(Expr::Match {
+                        selector: selector.clone(),
+                        op,
+                        value,
+                    });
                 }
             }
         }
@@ -419,14 +420,15 @@ impl<'a> Parser<'a> {
             let after_value = self.pos;
             for (words, op) in [(&["not", "in"][..], Op::NotIn), (&["in"][..], Op::In)] {
                 self.pos = after_value;
-                if self.keyword(words) && self.ws1() {
-                    if let Some(selector) = self.selector() {
-                        return Some(Expr::Match {
-                            selector,
-                            op,
-                            value,
-                        });
-                    }
+                if self.keyword(words)
+                    && self.ws1()
+                    && let Some(selector) = self.selector()
+                {
+                    return Some(Expr::Match {
+                        selector,
+                        op,
+                        value,
+                    });
                 }
             }
         }
@@ -451,10 +453,11 @@ impl<'a> Parser<'a> {
 
     fn not_expr(&mut self) -> Option<Expr> {
         let start = self.pos;
-        if self.lit("not") && self.ws1() {
-            if let Some(e) = self.not_expr() {
-                return Some(Expr::Not(Box::new(e)));
-            }
+        if self.lit("not")
+            && self.ws1()
+            && let Some(e) = self.not_expr()
+        {
+            return Some(Expr::Not(Box::new(e)));
         }
         self.pos = start;
         self.paren_expr()
@@ -463,10 +466,11 @@ impl<'a> Parser<'a> {
     fn and_expr(&mut self) -> Option<Expr> {
         let left = self.not_expr()?;
         let here = self.pos;
-        if self.keyword(&["and"]) && self.ws1() {
-            if let Some(right) = self.and_expr() {
-                return Some(Expr::And(Box::new(left), Box::new(right)));
-            }
+        if self.keyword(&["and"])
+            && self.ws1()
+            && let Some(right) = self.and_expr()
+        {
+            return Some(Expr::And(Box::new(left), Box::new(right)));
         }
         self.pos = here;
         Some(left)
@@ -475,10 +479,11 @@ impl<'a> Parser<'a> {
     fn or_expr(&mut self) -> Option<Expr> {
         let left = self.and_expr()?;
         let here = self.pos;
-        if self.keyword(&["or"]) && self.ws1() {
-            if let Some(right) = self.or_expr() {
-                return Some(Expr::Or(Box::new(left), Box::new(right)));
-            }
+        if self.keyword(&["or"])
+            && self.ws1()
+            && let Some(right) = self.or_expr()
+        {
+            return Some(Expr::Or(Box::new(left), Box::new(right)));
         }
         self.pos = here;
         Some(left)
@@ -518,11 +523,8 @@ impl<'a> Parser<'a> {
 fn validate_selector(shape: &Shape, selector: &[String]) -> bool {
     let mut shape = shape;
     for part in selector {
-        loop {
-            match shape {
-                Shape::List(inner) => shape = inner,
-                _ => break,
-            }
+        while let Shape::List(inner) = shape {
+            shape = inner;
         }
         shape = match shape {
             Shape::Struct(fields) => match fields.iter().find(|(n, _)| n == part) {

@@ -27,21 +27,21 @@ fn prepare(shared: &Shared, req: &Req, shape: fn() -> Shape) -> Result<Prepared,
     let opts = parse_query_options(&req.query)?;
     let access = crate::acl::resolve(shared.cfg.acl.as_ref(), req.token.as_deref())
         .map_err(|_| with_error_meta(text(403, ACL_NOT_FOUND)))?;
-    if let Some(dc) = req.query.get("dc").filter(|d| !d.is_empty()) {
-        if dc != shared.cfg.datacenter {
-            return Err(with_error_meta(text(500, "No path to datacenter")));
-        }
+    if let Some(dc) = req.query.get("dc").filter(|d| !d.is_empty())
+        && dc != shared.cfg.datacenter
+    {
+        return Err(with_error_meta(text(500, "No path to datacenter")));
     }
     let mut filter = None;
-    if shared.cfg.version != ConsulVersion::V1_0_8 {
-        if let Some(expr) = req.query.get("filter").filter(|f| !f.is_empty()) {
-            filter = Some(Filter::compile(expr, &shape()).map_err(|e| {
-                with_error_meta(text(
-                    500,
-                    format!("Failed to create boolean expression evaluator: {e}"),
-                ))
-            })?);
-        }
+    if shared.cfg.version != ConsulVersion::V1_0_8
+        && let Some(expr) = req.query.get("filter").filter(|f| !f.is_empty())
+    {
+        filter = Some(Filter::compile(expr, &shape()).map_err(|e| {
+            with_error_meta(text(
+                500,
+                format!("Failed to create boolean expression evaluator: {e}"),
+            ))
+        })?);
     }
     Ok(Prepared {
         opts,

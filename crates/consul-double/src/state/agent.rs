@@ -564,10 +564,10 @@ impl State {
             if c.record.service_id.is_empty() || doomed.contains(&c.record.service_id) {
                 continue;
             }
-            if let (Some(since), Some(after)) = (c.critical_since, c.reap_after) {
-                if now.duration_since(since) > after {
-                    doomed.push(c.record.service_id.clone());
-                }
+            if let (Some(since), Some(after)) = (c.critical_since, c.reap_after)
+                && now.duration_since(since) > after
+            {
+                doomed.push(c.record.service_id.clone());
             }
         }
         for id in &doomed {

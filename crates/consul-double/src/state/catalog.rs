@@ -156,10 +156,10 @@ impl Catalog {
 
     fn ensure_service(&mut self, idx: u64, svc: &ServiceRecord) {
         let old = self.services.get(&svc.id).cloned();
-        if let Some(existing) = &old {
-            if existing.value == *svc {
-                return;
-            }
+        if let Some(existing) = &old
+            && existing.value == *svc
+        {
+            return;
         }
         let create_index = old.as_ref().map_or(idx, |o| o.create_index);
         self.services.insert(
@@ -199,10 +199,10 @@ impl Catalog {
             }
         };
         let existing = self.checks.get(&check.id);
-        if let Some(existing) = existing {
-            if existing.value.is_same(&check) {
-                return;
-            }
+        if let Some(existing) = existing
+            && existing.value.is_same(&check)
+        {
+            return;
         }
         let create_index = existing.map_or(idx, |e| e.create_index);
         match &lower_service {
@@ -465,10 +465,10 @@ impl Catalog {
         let Some(existing) = self.kv.get(key) else {
             return true;
         };
-        if let Some(cas) = cas {
-            if existing.modify_index != cas {
-                return false;
-            }
+        if let Some(cas) = cas
+            && existing.modify_index != cas
+        {
+            return false;
         }
         self.kv.remove(key);
         self.idx_kvs = self.idx_kvs.max(idx);

@@ -190,11 +190,9 @@ impl ServiceDefinition {
         if matches!(self.address.as_str(), "0.0.0.0" | "::" | "[::]") {
             return Err(Rejection::bad_request("Invalid service address"));
         }
-        if weights_supported {
-            if let Some(w) = &self.weights {
-                validate_weights(w)
-                    .map_err(|e| Rejection::bad_request(format!("Invalid Weights: {e}")))?;
-            }
+        if weights_supported && let Some(w) = &self.weights {
+            validate_weights(w)
+                .map_err(|e| Rejection::bad_request(format!("Invalid Weights: {e}")))?;
         }
         if let Some(meta) = &self.meta {
             validate_meta(meta)
