@@ -608,3 +608,131 @@ async fn rust_api_writes_follow_the_same_rules() {
     assert!(double.deregister_service("x1"));
     assert!(!double.deregister_service("x1"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn agent_service_blocks_on_its_content_hash() {
+    let (double, t) = start_unix(fast()).await;
+    put(
+        &t,
+        "/v1/agent/service/register",
+        r#"{"ID":"h","Name":"h","Port":1}"#,
+    )
+    .await;
+    let first = get(&t, "/v1/agent/service/h").await;
+    let hash = first.json()["ContentHash"].as_str().unwrap().to_string();
+    assert_eq!(
+        first.header("x-consul-contenthash").as_deref(),
+        Some(hash.as_str())
+    );
+    assert!(
+        first.header("x-consul-index").is_none(),
+        "hash blocking has no index"
+    );
+    let t0 = Instant::now();
+    let same = get(&t, &format!("/v1/agent/service/h?hash={hash}&wait=2s")).await;
+    assert_eq!(
+        (t0.elapsed(), same.json()["ContentHash"].as_str()),
+        (Duration::from_secs(2), Some(hash.as_str()))
+    );
+    let t2 = t.clone();
+    let h2 = hash.clone();
+    let pending =
+        tokio::spawn(
+            async move { get(&t2, &format!("/v1/agent/service/h?hash={h2}&wait=1m")).await },
+        );
+    sleep(Duration::from_secs(1)).await;
+    double
+        .register_service_json(r#"{"ID":"h","Name":"h","Port":2}"#, false)
+        .unwrap();
+    let t0 = Instant::now();
+    let changed = pending.await.unwrap();
+    assert!(t0.elapsed() < Duration::from_millis(10));
+    assert_eq!(changed.json()["Port"], 2);
+    assert_ne!(changed.json()["ContentHash"].as_str(), Some(hash.as_str()));
+}
+
+#[tokio::test]
+async fn standalone_checks_register_and_deregister() {
+    let (double, t) = start_unix(Config::default()).await;
+    put(
+        &t,
+        "/v1/agent/service/register",
+        r#"{"ID":"s","Name":"svc","Tags":["x"]}"#,
+    )
+    .await;
+    let r = put(
+        &t,
+        "/v1/agent/check/register",
+        r#"{"Name":"extra","ServiceID":"s","TTL":"1m","Status":"warning"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let c = double.check("extra").unwrap();
+    assert_eq!(
+        (c.status, c.service_name.as_str(), c.service_tags.clone()),
+        (CheckStatus::Warning, "svc", vec!["x".to_string()])
+    );
+    let node = put(
+        &t,
+        "/v1/agent/check/register",
+        r#"{"ID":"disk","Name":"disk","TTL":"1m"}"#,
+    )
+    .await;
+    assert_eq!(node.status, 200);
+    assert_eq!(
+        put(&t, "/v1/agent/check/register", r#"{"TTL":"1m"}"#)
+            .await
+            .text(),
+        "Missing check name"
+    );
+    let r = put(
+        &t,
+        "/v1/agent/check/register",
+        r#"{"Name":"n","ServiceID":"nope","TTL":"1m"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, "ServiceID \"nope\" does not exist")
+    );
+    let checks = get(&t, "/v1/health/checks/svc").await.json();
+    assert_eq!(
+        checks.as_array().unwrap().len(),
+        1,
+        "the node-level disk check is not a service check"
+    );
+    let filtered = get(&t, "/v1/agent/checks?filter=Status%20%3D%3D%20warning")
+        .await
+        .json();
+    assert_eq!(
+        filtered.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["extra"]
+    );
+    assert_eq!(
+        put(&t, "/v1/agent/check/deregister/extra", "").await.status,
+        200
+    );
+    assert!(double.check("extra").is_none());
+    assert_eq!(
+        put(&t, "/v1/agent/check/deregister/", "").await.text(),
+        "CheckID missing"
+    );
+    let services = get(&t, "/v1/catalog/services").await.json();
+    assert_eq!(services, serde_json::json!({"svc": ["x"]}));
+}
+
+#[tokio::test]
+async fn snake_case_and_lower_case_registration_fields() {
+    let (double, _t) = start_unix(Config::default()).await;
+    double
+        .register_service_json(
+            r#"{"name":"s","ID":"s1","enable_tag_override":true,"tagged_addresses":{"lan":{"address":"10.1.1.1","port":9}},
+                "check":{"ttl":"1m","deregister_critical_service_after":"2m","notes":"n"}}"#,
+            false,
+        )
+        .unwrap();
+    let s = double.service("s1").unwrap();
+    assert!(s.enable_tag_override);
+    assert_eq!(s.tagged_addresses["lan"].address, "10.1.1.1");
+    assert_eq!(double.check("service:s1").unwrap().notes, "n");
+}

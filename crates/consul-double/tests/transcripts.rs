@@ -391,9 +391,22 @@ fn replay_timed(name: &str) {
     });
 }
 
-/// Files without concurrent steps also replay on real time over TCP (no timing checks).
+/// Files without timing-dependent steps also replay on real time over TCP.
 fn replay_tcp(name: &str) {
     let t = load(name);
+    for (i, s) in t.steps.iter().enumerate() {
+        for key in ["concurrent_with_step", "delay_before_ms"] {
+            assert!(
+                s.get(key).is_none(),
+                "{name} step {i} has {key}; only the timed replay can check it"
+            );
+        }
+        let path = s["request"]["path"].as_str().unwrap();
+        assert!(
+            !path.contains("index=") && !path.contains("wait="),
+            "{name} step {i} blocks; only the timed replay can check it"
+        );
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -409,41 +422,55 @@ fn replay_tcp(name: &str) {
     });
 }
 
-macro_rules! transcript_tests {
-    ($($timed:ident, $tcp:ident => $file:literal;)*) => {$(
+macro_rules! timed {
+    ($($name:ident => $file:literal;)*) => {$(
         #[test]
-        fn $timed() {
+        fn $name() {
             replay_timed($file);
         }
+    )*};
+}
+
+macro_rules! over_tcp {
+    ($($name:ident => $file:literal;)*) => {$(
         #[test]
-        fn $tcp() {
-            let t = load($file);
-            if t.steps.iter().any(|s| s.get("concurrent_with_step").is_some() || s.get("delay_before_ms").is_some()) {
-                // Blocking and expiry steps are only meaningful with timing; the timed replay covers them.
-                return;
-            }
+        fn $name() {
             replay_tcp($file);
         }
     )*};
 }
 
-transcript_tests! {
-    t00_status_and_self, t00_status_and_self_tcp => "00-status-and-self.json";
-    t00_status_and_self_1_0_8, t00_status_and_self_1_0_8_tcp => "00-status-and-self-consul-1.0.8.json";
-    t01_register_ttl_service, t01_register_ttl_service_tcp => "01-register-ttl-service.json";
-    t02_ttl_updates, t02_ttl_updates_tcp => "02-ttl-updates.json";
-    t02_ttl_updates_1_0_8, t02_ttl_updates_1_0_8_tcp => "02-ttl-updates-consul-1.0.8.json";
-    t03_initial_status_and_multiple_checks, t03_initial_status_and_multiple_checks_tcp => "03-initial-status-and-multiple-checks.json";
-    t04_reregister_keeps_check_status, t04_reregister_keeps_check_status_tcp => "04-reregister-keeps-check-status.json";
-    t05_blocking_queries, t05_blocking_queries_tcp => "05-blocking-queries.json";
-    t06_ttl_expiry, t06_ttl_expiry_tcp => "06-ttl-expiry.json";
-    t07_error_cases, t07_error_cases_tcp => "07-error-cases.json";
-    t07_error_cases_1_0_8, t07_error_cases_1_0_8_tcp => "07-error-cases-consul-1.0.8.json";
-    t08_maintenance, t08_maintenance_tcp => "08-maintenance.json";
-    t08_maintenance_1_0_8, t08_maintenance_1_0_8_tcp => "08-maintenance-consul-1.0.8.json";
-    t09_tags_and_instances, t09_tags_and_instances_tcp => "09-tags-and-instances.json";
-    t10_deregister_and_kv, t10_deregister_and_kv_tcp => "10-deregister-and-kv.json";
-    t11_dcsa_reap, t11_dcsa_reap_tcp => "11-dcsa-reap.json";
+timed! {
+    t00_status_and_self => "00-status-and-self.json";
+    t00_status_and_self_1_0_8 => "00-status-and-self-consul-1.0.8.json";
+    t01_register_ttl_service => "01-register-ttl-service.json";
+    t02_ttl_updates => "02-ttl-updates.json";
+    t02_ttl_updates_1_0_8 => "02-ttl-updates-consul-1.0.8.json";
+    t03_initial_status_and_multiple_checks => "03-initial-status-and-multiple-checks.json";
+    t04_reregister_keeps_check_status => "04-reregister-keeps-check-status.json";
+    t05_blocking_queries => "05-blocking-queries.json";
+    t06_ttl_expiry => "06-ttl-expiry.json";
+    t07_error_cases => "07-error-cases.json";
+    t07_error_cases_1_0_8 => "07-error-cases-consul-1.0.8.json";
+    t08_maintenance => "08-maintenance.json";
+    t08_maintenance_1_0_8 => "08-maintenance-consul-1.0.8.json";
+    t09_tags_and_instances => "09-tags-and-instances.json";
+    t10_deregister_and_kv => "10-deregister-and-kv.json";
+    t11_dcsa_reap => "11-dcsa-reap.json";
+}
+
+// The files without blocking, expiry or concurrent steps, once more on real time over TCP.
+over_tcp! {
+    tcp_00_status_and_self => "00-status-and-self.json";
+    tcp_00_status_and_self_1_0_8 => "00-status-and-self-consul-1.0.8.json";
+    tcp_01_register_ttl_service => "01-register-ttl-service.json";
+    tcp_02_ttl_updates => "02-ttl-updates.json";
+    tcp_02_ttl_updates_1_0_8 => "02-ttl-updates-consul-1.0.8.json";
+    tcp_03_initial_status_and_multiple_checks => "03-initial-status-and-multiple-checks.json";
+    tcp_04_reregister_keeps_check_status => "04-reregister-keeps-check-status.json";
+    tcp_07_error_cases => "07-error-cases.json";
+    tcp_07_error_cases_1_0_8 => "07-error-cases-consul-1.0.8.json";
+    tcp_09_tags_and_instances => "09-tags-and-instances.json";
 }
 
 #[test]
@@ -453,13 +480,18 @@ fn every_transcript_file_has_a_test() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts.rs"),
     )
     .unwrap();
+    let timed_list = &this[this.find("timed! {").unwrap()..];
+    let timed_list = &timed_list[..timed_list.find("\n}\n").unwrap()];
+    let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         if name.ends_with(".json") {
+            count += 1;
             assert!(
-                this.contains(&format!("\"{name}\"")),
-                "no replay test for {name}"
+                timed_list.contains(&format!("=> \"{name}\";")),
+                "no timed replay test for {name}"
             );
         }
     }
+    assert_eq!(count, 16, "the recorded transcripts");
 }
