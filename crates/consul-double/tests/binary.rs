@@ -73,7 +73,8 @@ impl Running {
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "exit status after SIGTERM: {exit:?}");
-        let lines: Vec<String> = self.rest.try_iter().collect();
+        // The reader thread ends at EOF, which closes the channel, so this cannot hang.
+        let lines: Vec<String> = self.rest.iter().collect();
         assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:?}");
     }
 }
