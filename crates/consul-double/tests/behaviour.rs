@@ -736,3 +736,43 @@ async fn snake_case_and_lower_case_registration_fields() {
     assert_eq!(s.tagged_addresses["lan"].address, "10.1.1.1");
     assert_eq!(double.check("service:s1").unwrap().notes, "n");
 }
+
+#[tokio::test]
+async fn http_checks_run_against_their_target() {
+    // The double's own status endpoint serves as the checked application.
+    let app = ConsulDouble::start(Config::default()).await.unwrap();
+    let url = format!("{}/v1/status/leader", app.url());
+    let (double, t) = start_unix(fast()).await;
+    let body = format!(r#"{{"ID":"w","Name":"w","Check":{{"HTTP":"{url}","Interval":"100ms"}}}}"#);
+    assert_eq!(
+        put(&t, "/v1/agent/service/register", &body).await.status,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = double.check("service:w").unwrap();
+        if c.status == CheckStatus::Passing {
+            assert_eq!(
+                c.output,
+                format!("HTTP GET {url}: 200 OK Output: \"127.0.0.1:8300\"\n")
+            );
+            assert_eq!(c.kind, "http");
+            break;
+        }
+        assert!(Instant::now() < deadline, "http check never passed: {c:?}");
+        sleep(Duration::from_millis(20)).await;
+    }
+    app.fail_requests(consul_double::ErrorFault::no_leader());
+    loop {
+        let c = double.check("service:w").unwrap();
+        if c.status == CheckStatus::Critical {
+            assert_eq!(
+                c.output,
+                format!("HTTP GET {url}: 500 Internal Server Error Output: No cluster leader")
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "http check never failed");
+        sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -286,6 +286,32 @@ impl State {
             if let Some(check) = self.agent.checks.get_mut(check_id) {
                 check.timer = Some(task.abort_handle());
             }
+        } else if !check.def.http.is_empty() && check.def.interval > 0 {
+            let interval = Duration::from_nanos(check.def.interval as u64);
+            let probe = crate::checks::HttpProbe {
+                url: check.def.http.clone(),
+                method: check.def.method.clone(),
+                headers: check.def.header.clone(),
+                body: check.def.body.clone(),
+                timeout: if check.def.timeout > 0 {
+                    Duration::from_nanos(check.def.timeout as u64)
+                } else {
+                    Duration::from_secs(10)
+                },
+                skip_verify: check.def.tls_skip_verify,
+                output_max: if check.def.output_max_size > 0 {
+                    check.def.output_max_size as usize
+                } else {
+                    self.cfg.output_max_size
+                },
+            };
+            let initial = self.stagger(interval);
+            let task = self.runtime.spawn(crate::checks::run_http(
+                weak, id, generation, probe, interval, initial,
+            ));
+            if let Some(check) = self.agent.checks.get_mut(check_id) {
+                check.timer = Some(task.abort_handle());
+            }
         }
     }
 
