@@ -114,3 +114,162 @@ fn seed() -> u64 {
         .unwrap_or(0);
     nanos ^ u64::from(std::process::id()).rotate_left(32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::definition::{CheckDefinition, ServiceDefinition};
+    use crate::state::types::CheckStatus;
+
+    fn cell() -> Arc<StateCell> {
+        let mut cfg = Config::default();
+        cfg.timing.jitter = false;
+        StateCell::new(Arc::new(cfg), tokio::runtime::Handle::current())
+    }
+
+    fn ttl_check(notes: &str) -> CheckDefinition {
+        CheckDefinition {
+            ttl: 60_000_000_000,
+            notes: notes.into(),
+            ..Default::default()
+        }
+    }
+
+    fn service(checks: Vec<CheckDefinition>) -> ServiceDefinition {
+        ServiceDefinition {
+            id: "a-1".into(),
+            name: "a".into(),
+            tags: vec!["t".into()],
+            checks,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn checks_get_positional_ids_and_default_names() {
+        let c = cell();
+        c.with(|st| st.register_service(&service(vec![ttl_check("x"), ttl_check("y")]), false))
+            .unwrap();
+        c.with(|st| {
+            let ids: Vec<&String> = st.agent.checks.keys().collect();
+            assert_eq!(ids, ["service:a-1:1", "service:a-1:2"]);
+            assert!(
+                st.agent
+                    .checks
+                    .values()
+                    .all(|c| c.record.name == "Service 'a' check")
+            );
+            assert!(
+                st.agent
+                    .checks
+                    .values()
+                    .all(|c| c.record.status == CheckStatus::Critical)
+            );
+        });
+    }
+
+    #[tokio::test]
+    async fn one_registration_is_one_index_and_reregistration_keeps_status() {
+        let c = cell();
+        let def = service(vec![ttl_check("x")]);
+        c.with(|st| st.register_service(&def, false)).unwrap();
+        assert_eq!(c.with(|st| st.catalog.raft_index()), 13);
+        c.with(|st| st.update_ttl("service:a-1", CheckStatus::Passing, "ok"))
+            .unwrap();
+        let mut changed = def.clone();
+        changed.tags = vec!["u".into()];
+        changed.checks[0].status = "critical".into();
+        c.with(|st| st.register_service(&changed, false)).unwrap();
+        c.with(|st| {
+            let check = &st.agent.checks["service:a-1"].record;
+            assert_eq!(
+                (check.status, check.output.as_str()),
+                (CheckStatus::Passing, "ok")
+            );
+            let (idx, rows) = st.catalog.service_instances("a", true);
+            assert_eq!(
+                (idx, rows[0].value.tags.clone()),
+                (15, vec!["u".to_string()])
+            );
+            assert_eq!(st.catalog.checks["service:a-1"].value.service_tags, ["u"]);
+        });
+    }
+
+    #[tokio::test]
+    async fn replace_existing_checks_removes_the_others_after_the_service_sync() {
+        let c = cell();
+        c.with(|st| st.register_service(&service(vec![ttl_check("x"), ttl_check("y")]), false))
+            .unwrap();
+        let single = ServiceDefinition {
+            check: Some(ttl_check("z")),
+            ..service(vec![])
+        };
+        c.with(|st| st.register_service(&single, false)).unwrap();
+        assert_eq!(
+            c.with(|st| st.agent.checks.len()),
+            3,
+            "kept without replace"
+        );
+        c.with(|st| st.register_service(&single, true)).unwrap();
+        c.with(|st| {
+            assert_eq!(st.agent.checks.keys().collect::<Vec<_>>(), ["service:a-1"]);
+            let (idx, rows) = st.catalog.service_instances("a", true);
+            assert_eq!(rows.len(), 1);
+            assert_eq!(
+                idx,
+                st.catalog.raft_index(),
+                "the deletions moved the service index"
+            );
+            let remaining: Vec<&String> = st
+                .catalog
+                .checks
+                .keys()
+                .filter(|k| k.starts_with("service:"))
+                .collect();
+            assert_eq!(remaining, ["service:a-1"]);
+            // Second registration wrote the check, the third an unchanged service, then two deletions.
+            assert_eq!(st.catalog.checks["service:a-1"].modify_index, idx - 3);
+        });
+    }
+
+    #[tokio::test]
+    async fn idempotent_and_output_only_updates_leave_the_catalog_alone() {
+        let c = cell();
+        c.with(|st| st.register_service(&service(vec![ttl_check("x")]), false))
+            .unwrap();
+        c.with(|st| st.update_ttl("service:a-1", CheckStatus::Passing, "ok"))
+            .unwrap();
+        let idx = c.with(|st| st.catalog.service_instances("a", true).0);
+        c.with(|st| st.update_ttl("service:a-1", CheckStatus::Passing, "ok"))
+            .unwrap();
+        c.with(|st| st.update_ttl("service:a-1", CheckStatus::Passing, "other"))
+            .unwrap();
+        c.with(|st| {
+            assert_eq!(st.catalog.service_instances("a", true).0, idx);
+            assert_eq!(st.catalog.checks["service:a-1"].value.output, "ok");
+            assert_eq!(st.agent.checks["service:a-1"].record.output, "other");
+        });
+        c.with(|st| st.update_ttl("service:a-1", CheckStatus::Warning, "w"))
+            .unwrap();
+        assert!(c.with(|st| st.catalog.service_instances("a", true).0) > idx);
+    }
+
+    #[tokio::test]
+    async fn maintenance_is_idempotent_and_keeps_the_first_reason() {
+        let c = cell();
+        c.with(|st| st.register_service(&service(vec![]), false))
+            .unwrap();
+        assert!(c.with(|st| st.service_maintenance("a-1", true, "first")));
+        let idx = c.with(|st| st.catalog.raft_index());
+        assert!(c.with(|st| st.service_maintenance("a-1", true, "second")));
+        assert_eq!(c.with(|st| st.catalog.raft_index()), idx, "no write at all");
+        assert_eq!(
+            c.with(|st| st.agent.checks["_service_maintenance:a-1"]
+                .record
+                .notes
+                .clone()),
+            "first"
+        );
+        assert!(!c.with(|st| st.service_maintenance("nope", true, "")));
+    }
+}
