@@ -367,3 +367,79 @@ impl Drop for ConsulDouble {
         self.shutdown();
     }
 }
+
+/// A double on its own runtime thread, for tests that are not async or that block their own
+/// thread (waiting on a child process, `std::thread::sleep`). Derefs to [`ConsulDouble`]; the
+/// async fault methods have blocking twins here.
+#[derive(Debug)]
+pub struct BackgroundDouble {
+    double: Option<ConsulDouble>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl BackgroundDouble {
+    /// Starts a double on a dedicated one-worker runtime.
+    pub fn start(config: Config) -> Result<BackgroundDouble, ServeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("consul-double")
+            .enable_all()
+            .build()
+            .map_err(|source| ServeError::Bind {
+                addr: "runtime".into(),
+                source,
+            })?;
+        let double = runtime.block_on(ConsulDouble::start(config))?;
+        Ok(BackgroundDouble {
+            double: Some(double),
+            runtime: Some(runtime),
+        })
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("runtime alive until drop")
+            .block_on(f)
+    }
+
+    /// [`ConsulDouble::go_down`], blocking.
+    pub fn go_down(&self) {
+        self.block_on(self.double().go_down());
+    }
+
+    /// [`ConsulDouble::come_up`], blocking.
+    pub fn come_up(&self) -> Result<(), ServeError> {
+        self.block_on(self.double().come_up())
+    }
+
+    /// [`ConsulDouble::clear_faults`], blocking.
+    pub fn clear_faults(&self) -> Result<(), ServeError> {
+        self.block_on(self.double().clear_faults())
+    }
+
+    /// The in-process handle.
+    pub fn double(&self) -> &ConsulDouble {
+        self.double.as_ref().expect("double alive until drop")
+    }
+}
+
+impl std::ops::Deref for BackgroundDouble {
+    type Target = ConsulDouble;
+
+    fn deref(&self) -> &ConsulDouble {
+        self.double()
+    }
+}
+
+impl Drop for BackgroundDouble {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Drop the double inside its runtime so aborting its tasks happens in context.
+            let guard = rt.enter();
+            self.double.take();
+            drop(guard);
+            rt.shutdown_background();
+        }
+    }
+}

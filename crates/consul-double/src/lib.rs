@@ -31,7 +31,7 @@ pub mod tls;
 
 pub use config::{AclConfig, Config, ConsulVersion, Listen, Timing, TlsIdentity, TokenRights};
 pub use faults::{ErrorFault, Faults, IndexRewind};
-pub use handle::ConsulDouble;
+pub use handle::{BackgroundDouble, ConsulDouble};
 pub use log::{LoggedRequest, TokenSource};
 pub use server::{BoundAddr, ServeError};
 pub use state::definition::{CheckDefinition, Rejection, ServiceDefinition};

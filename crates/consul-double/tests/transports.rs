@@ -90,3 +90,33 @@ async fn several_listeners_share_one_state() {
     put(&Target::Tcp(double.http_addr().unwrap()), "/v1/kv/k", "v").await;
     assert_eq!(get(&Target::Unix(sock), "/v1/kv/k?raw").await.text(), "v");
 }
+
+#[test]
+fn background_double_serves_plain_blocking_code() {
+    use std::io::{Read, Write};
+    let double = consul_double::BackgroundDouble::start(Config::default()).unwrap();
+    double
+        .register_service_json(r#"{"Name":"bg","Check":{"TTL":"1m"}}"#, false)
+        .unwrap();
+    let fetch = |path: &str| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(double.http_addr().unwrap())?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    };
+    let reply = fetch("/v1/agent/checks").unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.contains("\"service:bg\""), "{reply}");
+    double.go_down();
+    assert!(fetch("/v1/agent/checks").is_err());
+    double.come_up().unwrap();
+    assert!(
+        fetch("/v1/status/leader")
+            .unwrap()
+            .contains("127.0.0.1:8300")
+    );
+}
