@@ -7,3 +7,6 @@
 pub mod model;
 
 pub use model::*;
+pub mod duration;
+pub mod json5;
+pub mod template;
