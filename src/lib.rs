@@ -40,7 +40,28 @@ fn dispatch(args: &[OsString]) -> i32 {
         println!("Version: {VERSION}\nGitHash: {GIT_HASH}");
         return 0;
     }
+    if args.template {
+        return template_mode(&args);
+    }
+    if args.validate {
+        return validate_mode(&args);
+    }
+    if args.config.is_some() {
+        // TODO(run): running a config is the daemon, which is being built; until then only the
+        // config's own modes take -config.
+        return usage_error(
+            "running a config is not supported yet: use -validate or -template with -config, \
+             or run a command with pilot -- COMMAND",
+        );
+    }
     if args.command.is_empty() {
+        if let Some(path) = config::resolve_path(None, &config::process_env()) {
+            return usage_error(&format!(
+                "running a config ({} from the environment) is not supported yet: use -validate \
+                 or -template, or run a command with pilot -- COMMAND",
+                path.display()
+            ));
+        }
         return usage_error("nothing to run: give a COMMAND");
     }
     // Signals are taken over before anything else, in particular before any thread exists.
@@ -56,6 +77,73 @@ fn dispatch(args: &[OsString]) -> i32 {
     };
     supervisor::mark_inherited_fds_cloexec();
     init::run(ownership, args.command)
+}
+
+/// `-template`: prints the rendered config, or writes it to `-out` (mode 0644). Exit status 2
+/// for a config that cannot be read or rendered, 1 when the output cannot be written.
+fn template_mode(args: &cli::Args) -> i32 {
+    let env = config::process_env();
+    let Some(path) = config::resolve_path(args.config.as_deref(), &env) else {
+        return usage_error("-template needs a config: give -config FILE, or set PILOT_CONFIG");
+    };
+    let text = match config::render_file(&path, &env) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("pilot: {err}");
+            return 2;
+        }
+    };
+    let written = match args.out.as_deref() {
+        None | Some("") | Some("-") => {
+            let mut stdout = std::io::stdout();
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
+        }
+        Some(out) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(out)
+                .and_then(|mut file| file.write_all(text.as_bytes()))
+        }
+    };
+    match written {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!(
+                "pilot: could not write config file {}: {}",
+                args.out.as_deref().unwrap_or("-"),
+                supervisor::describe_io_error(&err)
+            );
+            1
+        }
+    }
+}
+
+/// `-validate`: loads the config as the daemon would and prints every problem. Exit status 0
+/// when it is valid, 2 when it is not (or cannot be read).
+fn validate_mode(args: &cli::Args) -> i32 {
+    let ctx = config::LoadContext::from_process();
+    let Some(path) = config::resolve_path(args.config.as_deref(), &ctx.env) else {
+        return usage_error("-validate needs a config: give -config FILE, or set PILOT_CONFIG");
+    };
+    match config::load(&path, &ctx) {
+        Ok(config) => {
+            println!(
+                "config {} is valid: {} job(s), {} watch(es)",
+                path.display(),
+                config.jobs.len(),
+                config.watches.len()
+            );
+            0
+        }
+        Err(err) => {
+            eprintln!("pilot: {err}");
+            2
+        }
+    }
 }
 
 fn usage_error(message: &str) -> i32 {
