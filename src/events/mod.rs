@@ -172,13 +172,19 @@ mod tests {
             let code = EventCode::from_config_name(name).unwrap();
             assert_eq!(code.config_name(), Some(name));
         }
-        assert_eq!(EventCode::from_config_name("SIGHUP"), Some(EventCode::Signal));
+        assert_eq!(
+            EventCode::from_config_name("SIGHUP"),
+            Some(EventCode::Signal)
+        );
         assert_eq!(EventCode::from_config_name("Healthy"), None);
         assert_eq!(EventCode::from_config_name("statusHealthy"), None);
     }
 
     #[test]
     fn display_matches_containerpilot_debug_log() {
-        assert_eq!(Event::new(EventCode::ExitSuccess, "app").to_string(), "{ExitSuccess app}");
+        assert_eq!(
+            Event::new(EventCode::ExitSuccess, "app").to_string(),
+            "{ExitSuccess app}"
+        );
     }
 }

@@ -1,0 +1,286 @@
+//! Helpers shared by the integration tests: running the real `pilot` binary, as PID 1 in a new
+//! PID namespace when root and as a plain process (a child subreaper) otherwise, and reading its
+//! output line by line with generous timeouts (timeouts only keep a broken test from hanging;
+//! no test asserts on timing).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single expectation may take before the test fails instead of hanging.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn pilot_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pilot")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// How pilot is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A plain process: pilot makes itself a child subreaper.
+    Plain,
+    /// PID 1 of a new PID namespace (`unshare --pid --fork --mount-proc`), as in a container.
+    Pid1,
+}
+
+/// The modes a test should run in: both when root, only `Plain` otherwise (saying so).
+pub fn modes() -> Vec<Mode> {
+    if is_root() {
+        vec![Mode::Plain, Mode::Pid1]
+    } else {
+        eprintln!("skipping the PID-1 variant: it needs root for a PID namespace");
+        vec![Mode::Plain]
+    }
+}
+
+/// A `Command` that runs pilot with `args` in `mode`.
+pub fn pilot<I, S>(mode: Mode, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    match mode {
+        Mode::Plain => {
+            let mut cmd = Command::new(pilot_bin());
+            cmd.args(args);
+            cmd
+        }
+        Mode::Pid1 => {
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--pid", "--fork", "--mount-proc", pilot_bin()])
+                .args(args);
+            cmd
+        }
+    }
+}
+
+/// Runs to completion and returns the status and both outputs.
+pub fn run(mut cmd: Command) -> (ExitStatus, String, String) {
+    let out = cmd.stdin(Stdio::null()).output().expect("start pilot");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The exit code the shell would report (128 + N for a signal).
+pub fn code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// A running pilot whose stdout is read line by line.
+pub struct Running {
+    pub child: Child,
+    pub mode: Mode,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Running {
+    pub fn start(mut cmd: Command, mode: Mode) -> Running {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start pilot");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Running {
+            child,
+            mode,
+            lines,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits for a stdout line that satisfies `want`, and returns it.
+    pub fn expect_line(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line {what} within {PATIENCE:?}; stdout so far: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// The pid of pilot itself, in the test's PID namespace.
+    pub fn pilot_pid(&self) -> i32 {
+        let outer = self.child.id() as i32;
+        match self.mode {
+            Mode::Plain => outer,
+            Mode::Pid1 => wait_for(
+                || children_of(outer).first().copied(),
+                "pilot under unshare",
+            ),
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes plain integers.
+        let rc = unsafe { libc::kill(self.pilot_pid(), signal) };
+        assert_eq!(rc, 0, "kill pilot with signal {signal}");
+    }
+
+    /// Waits for pilot to exit; returns its status and stderr.
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait pilot") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "pilot did not exit within {PATIENCE:?}; stdout: {:#?}",
+                    self.seen
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        (status, stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failing test must not leave pilot (and with it its whole tree) running.
+        if let Ok(None) = self.child.try_wait() {
+            if self.mode == Mode::Pid1 {
+                for pid in children_of(self.child.id() as i32) {
+                    // SAFETY: kill takes plain integers.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `PATIENCE`.
+pub fn wait_for<T>(mut f: impl FnMut() -> Option<T>, what: &str) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = f() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The processes whose parent is `parent`, read from /proc.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == parent)
+        .map(|p| p.pid)
+        .collect()
+}
+
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    pub state: char,
+    pub cmdline: String,
+}
+
+/// Every process visible in /proc.
+pub fn processes() -> Vec<Proc> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        out.push(Proc {
+            pid,
+            ppid,
+            state,
+            cmdline,
+        });
+    }
+    out
+}
+
+/// Whether any live process has exactly this command line (a unique marker argument makes it
+/// specific to one test).
+pub fn process_running(cmdline: &str) -> bool {
+    processes()
+        .iter()
+        .any(|p| p.cmdline == cmdline && p.state != 'Z')
+}
