@@ -233,14 +233,24 @@ mod tests {
 
     #[test]
     fn config_flags() {
-        let parsed = parse(&args(&["-config", "a.json5", "--template", "-out=x", "-validate"]))
-            .unwrap();
+        let parsed = parse(&args(&[
+            "-config",
+            "a.json5",
+            "--template",
+            "-out=x",
+            "-validate",
+        ]))
+        .unwrap();
         assert_eq!(parsed.config.as_deref(), Some("a.json5"));
         assert!(parsed.template);
         assert_eq!(parsed.out.as_deref(), Some("x"));
         assert!(parsed.validate);
         let parsed = parse(&args(&["--config=b.json5", "-config", "c.json5"])).unwrap();
-        assert_eq!(parsed.config.as_deref(), Some("c.json5"), "the last one wins");
+        assert_eq!(
+            parsed.config.as_deref(),
+            Some("c.json5"),
+            "the last one wins"
+        );
         assert_eq!(
             parse(&args(&["-config"])).unwrap_err(),
             UsageError("flag needs an argument: -config".into())

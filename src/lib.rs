@@ -96,7 +96,9 @@ fn template_mode(args: &cli::Args) -> i32 {
     let written = match args.out.as_deref() {
         None | Some("") | Some("-") => {
             let mut stdout = std::io::stdout();
-            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
         }
         Some(out) => {
             use std::os::unix::fs::OpenOptionsExt;

@@ -10,6 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Called by the C runtime with the process's arguments.
 #[unsafe(no_mangle)]
+// Only the C runtime calls this, with the arguments it guarantees; it cannot be marked `unsafe`
+// and still be the C entry point.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let args = (0..argc.max(0) as usize)
         .map(|i| {

@@ -113,15 +113,19 @@ impl<'a> Obj<'a> {
     /// The value of `name`: the key spelt exactly, else (below the top level) the first key
     /// equal to it ignoring case. `null` counts as absent.
     pub fn get(&mut self, name: &str) -> Option<&'a Value> {
-        let index = self.members.iter().position(|m| m.key == name).or_else(|| {
-            if self.exact {
-                return None;
-            }
-            self.members
-                .iter()
-                .enumerate()
-                .position(|(i, m)| !self.used[i] && m.key.eq_ignore_ascii_case(name))
-        })?;
+        let index = self
+            .members
+            .iter()
+            .position(|m| m.key == name)
+            .or_else(|| {
+                if self.exact {
+                    return None;
+                }
+                self.members
+                    .iter()
+                    .enumerate()
+                    .position(|(i, m)| !self.used[i] && m.key.eq_ignore_ascii_case(name))
+            })?;
         self.used[index] = true;
         let value = &self.members[index].value;
         (!matches!(value.kind, Kind::Null)).then_some(value)
@@ -230,7 +234,11 @@ pub fn format_number(n: f64) -> String {
     if n.is_nan() {
         "NaN".into()
     } else if n.is_infinite() {
-        if n > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if n > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{n}")
     }
@@ -737,7 +745,10 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(string_list(&v("['a', 1]")), Ok(vec!["a".into(), "1".into()]));
+        assert_eq!(
+            string_list(&v("['a', 1]")),
+            Ok(vec!["a".into(), "1".into()])
+        );
         assert_eq!(
             string_list(&v("'a'")),
             Err("must be an array of strings, got \"a\"".into())
@@ -747,7 +758,10 @@ mod tests {
             Err("must be an array of strings, but element 1 is an object".into())
         );
         assert_eq!(string_or_list(&v("'eth0'")), Ok(vec!["eth0".into()]));
-        assert_eq!(string_or_list(&v("['a','b']")), Ok(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            string_or_list(&v("['a','b']")),
+            Ok(vec!["a".into(), "b".into()])
+        );
         assert!(string_or_list(&v("5")).is_err());
     }
 
@@ -755,30 +769,51 @@ mod tests {
     fn exec_strings_split_with_shell_quoting() {
         let cases: &[(&str, &[&str])] = &[
             ("/bin/app", &["/bin/app"]),
-            ("  node   server.js  -p 8000 ", &["node", "server.js", "-p", "8000"]),
+            (
+                "  node   server.js  -p 8000 ",
+                &["node", "server.js", "-p", "8000"],
+            ),
             ("sh -c 'echo a b'", &["sh", "-c", "echo a b"]),
             (r#"echo "a \"b\" \$c \x""#, &["echo", r#"a "b" $c \x"#]),
             (r"echo a\ b", &["echo", "a b"]),
             ("echo '' x", &["echo", "", "x"]),
             ("echo it''s", &["echo", "its"]),
-            ("consul info | grep leader", &["consul", "info", "|", "grep", "leader"]),
-            ("echo # not a comment", &["echo", "#", "not", "a", "comment"]),
+            (
+                "consul info | grep leader",
+                &["consul", "info", "|", "grep", "leader"],
+            ),
+            (
+                "echo # not a comment",
+                &["echo", "#", "not", "a", "comment"],
+            ),
             ("tab\tseparated\nlines", &["tab", "separated", "lines"]),
             ("a\\\nb", &["ab"]),
         ];
         for (line, want) in cases {
             assert_eq!(split_words(line).unwrap(), *want, "{line}");
         }
-        assert_eq!(split_words("echo 'x"), Err("has an unterminated single quote".into()));
-        assert_eq!(split_words("echo \"x"), Err("has an unterminated double quote".into()));
-        assert_eq!(split_words("echo x\\"), Err("ends with a lone backslash".into()));
+        assert_eq!(
+            split_words("echo 'x"),
+            Err("has an unterminated single quote".into())
+        );
+        assert_eq!(
+            split_words("echo \"x"),
+            Err("has an unterminated double quote".into())
+        );
+        assert_eq!(
+            split_words("echo x\\"),
+            Err("ends with a lone backslash".into())
+        );
     }
 
     #[test]
     fn exec_values() {
         assert_eq!(
             exec(&v("'sleep 1'")),
-            Ok(Exec { program: "sleep".into(), args: vec!["1".into()] })
+            Ok(Exec {
+                program: "sleep".into(),
+                args: vec!["1".into()]
+            })
         );
         assert_eq!(
             exec(&v("['sleep', 1000000, true, 1.5]")),
@@ -789,13 +824,29 @@ mod tests {
         );
         assert_eq!(
             exec(&v("['a b', 'c']")),
-            Ok(Exec { program: "a b".into(), args: vec!["c".into()] })
+            Ok(Exec {
+                program: "a b".into(),
+                args: vec!["c".into()]
+            })
         );
-        assert_eq!(exec(&v("''")), Err("is empty: give the program to run".into()));
-        assert_eq!(exec(&v("'   '")), Err("is empty: give the program to run".into()));
-        assert_eq!(exec(&v("[]")), Err("is empty: give the program to run".into()));
+        assert_eq!(
+            exec(&v("''")),
+            Err("is empty: give the program to run".into())
+        );
+        assert_eq!(
+            exec(&v("'   '")),
+            Err("is empty: give the program to run".into())
+        );
+        assert_eq!(
+            exec(&v("[]")),
+            Err("is empty: give the program to run".into())
+        );
         assert_eq!(exec(&v("['']")), Err("has an empty program name".into()));
-        assert!(exec(&v("['a', null]")).unwrap_err().contains("element 1 is null"));
+        assert!(
+            exec(&v("['a', null]"))
+                .unwrap_err()
+                .contains("element 1 is null")
+        );
         assert!(exec(&v("5")).unwrap_err().contains("got 5"));
     }
 }

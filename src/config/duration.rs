@@ -234,7 +234,10 @@ mod tests {
             ("+2m", 2 * MINUTE),
             (".5s", SECOND / 2),
             ("5.s", 5 * SECOND),
-            ("1h2m3s4ms5us6ns", HOUR + 2 * MINUTE + 3 * SECOND + 4 * MILLISECOND + 5_006),
+            (
+                "1h2m3s4ms5us6ns",
+                HOUR + 2 * MINUTE + 3 * SECOND + 4 * MILLISECOND + 5_006,
+            ),
             ("0.000000001s", 1),
             ("2562047h47m16.854775807s", i64::MAX),
             ("-2562047h47m16.854775808s", i64::MIN),
@@ -293,7 +296,10 @@ mod tests {
     fn seconds_conversions() {
         assert_eq!(GoDuration::from_secs(5), Some(GoDuration(5 * SECOND)));
         assert_eq!(GoDuration::from_secs(i64::MAX), None);
-        assert_eq!(GoDuration::from_secs_f64(1.5), Some(GoDuration(1_500_000_000)));
+        assert_eq!(
+            GoDuration::from_secs_f64(1.5),
+            Some(GoDuration(1_500_000_000))
+        );
         assert_eq!(GoDuration::from_secs_f64(f64::NAN), None);
         assert_eq!(GoDuration::from_secs_f64(1e300), None);
         assert_eq!(GoDuration(-5).to_std(), std::time::Duration::ZERO);

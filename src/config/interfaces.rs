@@ -221,7 +221,9 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(bits & mask))
         }
         IpAddr::V6(v6) => {
@@ -260,7 +262,9 @@ pub fn select(specs: &[Spec], addrs: &[IfaceAddr]) -> Option<IpAddr> {
     let mut indexed = Vec::with_capacity(sorted.len());
     for (i, addr) in sorted.iter().enumerate() {
         let index = if i > 0 && sorted[i - 1].name == addr.name {
-            indexed.last().map_or(0, |&(_, n): &(&IfaceAddr, usize)| n + 1)
+            indexed
+                .last()
+                .map_or(0, |&(_, n): &(&IfaceAddr, usize)| n + 1)
         } else {
             0
         };
@@ -319,7 +323,10 @@ mod tests {
     fn sorts_like_containerpilot() {
         let mut addrs = reference();
         sort(&mut addrs);
-        let order: Vec<String> = addrs.iter().map(|a| format!("{} {}", a.name, a.ip)).collect();
+        let order: Vec<String> = addrs
+            .iter()
+            .map(|a| format!("{} {}", a.name, a.ip))
+            .collect();
         assert_eq!(
             order,
             [
@@ -382,7 +389,10 @@ mod tests {
         ])
         .0;
         assert_eq!(pick(&["br-1a2b"], &addrs).as_deref(), Some("172.18.0.1"));
-        assert_eq!(pick(&["eth0.100:inet"], &addrs).as_deref(), Some("10.100.0.5"));
+        assert_eq!(
+            pick(&["eth0.100:inet"], &addrs).as_deref(),
+            Some("10.100.0.5")
+        );
         assert_eq!(pick(&["veth0@if5[0]"], &addrs).as_deref(), Some("10.9.0.1"));
     }
 
@@ -401,17 +411,47 @@ mod tests {
         let cases: &[(&str, Spec)] = &[
             ("inet", Spec::Inet),
             ("inet6", Spec::Inet6),
-            ("eth0", Spec::Named { name: "eth0".into(), ipv6: false }),
-            ("eth0:inet", Spec::Named { name: "eth0".into(), ipv6: false }),
-            ("eth0:inet6", Spec::Named { name: "eth0".into(), ipv6: true }),
-            ("eth0[1]", Spec::Indexed { name: "eth0".into(), index: 1 }),
+            (
+                "eth0",
+                Spec::Named {
+                    name: "eth0".into(),
+                    ipv6: false,
+                },
+            ),
+            (
+                "eth0:inet",
+                Spec::Named {
+                    name: "eth0".into(),
+                    ipv6: false,
+                },
+            ),
+            (
+                "eth0:inet6",
+                Spec::Named {
+                    name: "eth0".into(),
+                    ipv6: true,
+                },
+            ),
+            (
+                "eth0[1]",
+                Spec::Indexed {
+                    name: "eth0".into(),
+                    index: 1,
+                },
+            ),
             (
                 "10.1.2.3/8",
-                Spec::Network { network: "10.0.0.0".parse().unwrap(), prefix: 8 },
+                Spec::Network {
+                    network: "10.0.0.0".parse().unwrap(),
+                    prefix: 8,
+                },
             ),
             (
                 "fd00::1/64",
-                Spec::Network { network: "fd00::".parse().unwrap(), prefix: 64 },
+                Spec::Network {
+                    network: "fd00::".parse().unwrap(),
+                    prefix: 64,
+                },
             ),
             ("static:10.0.0.1", Spec::Static("10.0.0.1".parse().unwrap())),
         ];

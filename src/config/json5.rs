@@ -132,9 +132,17 @@ fn context(text: &str, pos: Pos) -> String {
     if index > 0
         && let Some(previous) = lines.get(index - 1)
     {
-        out.push_str(&format!("{:5}: {}\n", index, previous.trim_end_matches('\r')));
+        out.push_str(&format!(
+            "{:5}: {}\n",
+            index,
+            previous.trim_end_matches('\r')
+        ));
     }
-    out.push_str(&format!("{:5}: {}\n", index + 1, line.trim_end_matches('\r')));
+    out.push_str(&format!(
+        "{:5}: {}\n",
+        index + 1,
+        line.trim_end_matches('\r')
+    ));
     out.push_str(&"-".repeat(7 + (pos.col as usize).saturating_sub(1)));
     out.push('^');
     out
@@ -567,9 +575,9 @@ impl Parser<'_> {
                     return Err(self.unexpected_in_number());
                 }
                 // Past 2^64 the value is only approximate, as it is in float64 anyway.
-                digits
-                    .chars()
-                    .fold(0f64, |acc, d| acc * 16.0 + f64::from(d.to_digit(16).unwrap_or(0)))
+                digits.chars().fold(0f64, |acc, d| {
+                    acc * 16.0 + f64::from(d.to_digit(16).unwrap_or(0))
+                })
             }
             _ => self.decimal()?,
         };
@@ -657,8 +665,7 @@ impl Parser<'_> {
         } else {
             text
         };
-        text.parse::<f64>()
-            .map_err(|_| self.unexpected_in_number())
+        text.parse::<f64>().map_err(|_| self.unexpected_in_number())
     }
 }
 
@@ -849,11 +856,11 @@ mod tests {
             err("{1: 2}"),
             "[1:2]: invalid character '1' looking for beginning of object key string"
         );
-        assert_eq!(err("{} x"), "[1:4]: invalid character 'x' after top-level value");
         assert_eq!(
-            err("tru"),
-            "[1:4]: unexpected end of JSON input"
+            err("{} x"),
+            "[1:4]: invalid character 'x' after top-level value"
         );
+        assert_eq!(err("tru"), "[1:4]: unexpected end of JSON input");
         assert_eq!(
             err("nulx"),
             "[1:4]: invalid character 'x' in literal null (expecting 'l')"
@@ -904,10 +911,18 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let deep = "[".repeat(100_000);
         let e = parse(&deep).unwrap_err();
-        assert!(e.message.contains("nested deeper than 128"), "{}", e.message);
+        assert!(
+            e.message.contains("nested deeper than 128"),
+            "{}",
+            e.message
+        );
         let fine = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse(&fine).is_ok());
-        let too_deep = format!("{}{}", "{a:".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
+        let too_deep = format!(
+            "{}{}",
+            "{a:".repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
         assert!(parse(&too_deep).is_err());
     }
 }

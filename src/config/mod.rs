@@ -137,7 +137,11 @@ impl LoadError {
 /// `CONTAINERPILOT`. Empty values count as unset. `None` when there is none.
 pub fn resolve_path(flag: Option<&str>, env: &BTreeMap<String, String>) -> Option<PathBuf> {
     flag.filter(|f| !f.is_empty())
-        .or_else(|| env.get("PILOT_CONFIG").map(String::as_str).filter(|v| !v.is_empty()))
+        .or_else(|| {
+            env.get("PILOT_CONFIG")
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        })
         .or_else(|| {
             env.get("CONTAINERPILOT")
                 .map(String::as_str)

@@ -195,10 +195,7 @@ fn charge(budget: &AtomicUsize, name: &str, bytes: usize) -> gotmpl::Result<()> 
         })
 }
 
-fn functions(
-    env: &Arc<BTreeMap<String, String>>,
-    budget: &Arc<AtomicUsize>,
-) -> gotmpl::FuncMap {
+fn functions(env: &Arc<BTreeMap<String, String>>, budget: &Arc<AtomicUsize>) -> gotmpl::FuncMap {
     let mut map: BTreeMap<String, Func> = BTreeMap::new();
 
     map.insert("default".into(), Arc::new(default_fn));
@@ -315,9 +312,7 @@ fn split_fn(budget: &AtomicUsize, args: &[Value]) -> gotmpl::Result<Value> {
             .map(|c| Value::String(Arc::from(c.to_string())))
             .collect()
     } else {
-        s.split(sep)
-            .map(|p| Value::String(Arc::from(p)))
-            .collect()
+        s.split(sep).map(|p| Value::String(Arc::from(p))).collect()
     };
     Ok(Value::List(Arc::from(parts)))
 }
@@ -423,7 +418,12 @@ fn regex_replace_all_fn(budget: &AtomicUsize, args: &[Value]) -> gotmpl::Result<
 }
 
 /// Go's `Regexp.expand` for a string template.
-fn expand(out: &mut String, template: &str, caps: &regex_lite::Captures<'_>, names: &[Option<&str>]) {
+fn expand(
+    out: &mut String,
+    template: &str,
+    caps: &regex_lite::Captures<'_>,
+    names: &[Option<&str>],
+) {
     let mut rest = template;
     while let Some(dollar) = rest.find('$') {
         out.push_str(&rest[..dollar]);
@@ -514,9 +514,7 @@ fn loop_fn(args: &[Value]) -> gotmpl::Result<Value> {
 fn loop_int(value: &Value) -> gotmpl::Result<i64> {
     match value {
         Value::Int(n) => Ok(*n),
-        Value::Uint(n) => {
-            i64::try_from(*n).map_err(|_| err(format!("loop: {n} is out of range")))
-        }
+        Value::Uint(n) => i64::try_from(*n).map_err(|_| err(format!("loop: {n} is out of range"))),
         Value::String(s) => s
             .parse::<i64>()
             .map_err(|_| err(format!("loop: strconv.Atoi: parsing {s:?}: invalid syntax"))),
@@ -634,10 +632,18 @@ pub fn go_float_v(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // `{:e}` gives the shortest digits that round-trip, as `d.ddde<exp>`.
     let sci = format!("{f:e}");
@@ -681,8 +687,14 @@ mod tests {
 
     #[test]
     fn substitutes_environment() {
-        assert_eq!(render_with("Hello, {{.NAME}}!", &[("NAME", "pilot")]), "Hello, pilot!");
-        assert_eq!(render_with("{{ .A }}-{{ .B }}", &[("A", "1"), ("B", "2")]), "1-2");
+        assert_eq!(
+            render_with("Hello, {{.NAME}}!", &[("NAME", "pilot")]),
+            "Hello, pilot!"
+        );
+        assert_eq!(
+            render_with("{{ .A }}-{{ .B }}", &[("A", "1"), ("B", "2")]),
+            "1-2"
+        );
     }
 
     #[test]
@@ -721,7 +733,9 @@ mod tests {
         assert_eq!(r("{{ .X | default true }}"), "true");
         // Only a non-empty string counts as set.
         assert_eq!(r("{{ 5 | default \"d\" }}"), "d");
-        assert!(fails("{{ default \"d\" }}").contains("wrong number of args for default: want 2 got 1"));
+        assert!(
+            fails("{{ default \"d\" }}").contains("wrong number of args for default: want 2 got 1")
+        );
     }
 
     #[test]
@@ -733,7 +747,10 @@ mod tests {
         assert_eq!(r(text), "");
         assert_eq!(r("{{ len (split \",\" \"\") }}"), "0");
         assert_eq!(r("{{ \"abc\" | split \"\" | join \"-\" }}"), "a-b-c");
-        assert_eq!(r("{{ range split \":\" \"x:y\" }}[{{ . }}]{{ end }}"), "[x][y]");
+        assert_eq!(
+            r("{{ range split \":\" \"x:y\" }}[{{ . }}]{{ end }}"),
+            "[x][y]"
+        );
         assert_eq!(r("{{ join \",\" nil }}"), "");
         assert!(fails("{{ join \",\" (loop 3) }}").contains("expected []string"));
         assert!(fails("{{ split \",\" 5 }}").contains("expected string; got int"));
@@ -768,10 +785,18 @@ mod tests {
         assert_eq!(r("{{ range loop 2 5 }}{{ . }}{{ end }}"), "234");
         assert_eq!(r("{{ range loop 5 1 }}{{ . }}{{ end }}"), "5432");
         assert_eq!(r("{{ range loop 0 }}x{{ end }}"), "");
-        assert_eq!(render_with("{{ range loop .N }}{{ . }}{{ end }}", &[("N", "4")]), "0123");
-        assert_eq!(render_with("{{ range loop \"1\" .N }}{{ . }}{{ end }}", &[("N", "3")]), "12");
-        assert!(fails("{{ loop 1 2 3 }}")
-            .contains("loop: wrong number of arguments, expected 1 or 2, but got 3"));
+        assert_eq!(
+            render_with("{{ range loop .N }}{{ . }}{{ end }}", &[("N", "4")]),
+            "0123"
+        );
+        assert_eq!(
+            render_with("{{ range loop \"1\" .N }}{{ . }}{{ end }}", &[("N", "3")]),
+            "12"
+        );
+        assert!(
+            fails("{{ loop 1 2 3 }}")
+                .contains("loop: wrong number of arguments, expected 1 or 2, but got 3")
+        );
         assert!(fails("{{ loop }}").contains("but got 0"));
         assert!(fails("{{ loop 1.5 }}").contains("not an integer"));
         assert!(fails("{{ loop \"x\" }}").contains("invalid syntax"));
@@ -790,17 +815,29 @@ mod tests {
     #[test]
     fn standard_actions_and_functions() {
         assert_eq!(
-            render_with("{{ if eq .A \"x\" }}yes{{ else }}no{{ end }}", &[("A", "x")]),
+            render_with(
+                "{{ if eq .A \"x\" }}yes{{ else }}no{{ end }}",
+                &[("A", "x")]
+            ),
             "yes"
         );
         assert_eq!(r("{{ printf \"%s-%d\" \"a\" 3 }}"), "a-3");
         assert_eq!(r("{{ \"a\" | printf \"%s!\" }}"), "a!");
         assert_eq!(r("{{ print 1 2 }}|{{ println \"x\" }}"), "1 2|x\n");
-        assert_eq!(r("{{ html \"<a>\" }} {{ urlquery \"a b\" }} {{ js \"'\" }}"), "&lt;a&gt; a+b \\'");
+        assert_eq!(
+            r("{{ html \"<a>\" }} {{ urlquery \"a b\" }} {{ js \"'\" }}"),
+            "&lt;a&gt; a+b \\'"
+        );
         assert_eq!(r("{{ $x := \"v\" }}{{ $x }}"), "v");
         assert_eq!(r("{{- \"a\" -}}  \n {{ \"b\" }}"), "ab");
-        assert_eq!(r("{{ define \"t\" }}[{{ . }}]{{ end }}{{ template \"t\" \"x\" }}"), "[x]");
-        assert_eq!(r("{{ len \"abc\" }} {{ index (split \",\" \"a,b\") 1 }}"), "3 b");
+        assert_eq!(
+            r("{{ define \"t\" }}[{{ . }}]{{ end }}{{ template \"t\" \"x\" }}"),
+            "[x]"
+        );
+        assert_eq!(
+            r("{{ len \"abc\" }} {{ index (split \",\" \"a,b\") 1 }}"),
+            "3 b"
+        );
         assert_eq!(r("{{ and 1 0 }} {{ or 0 2 }} {{ not true }}"), "0 2 false");
         assert_eq!(r("{{/* comment */}}x"), "x");
     }
@@ -809,16 +846,26 @@ mod tests {
     fn templates_that_fail() {
         assert!(fails("{{ .X").contains("unclosed action"));
         assert!(fails("{{ nope }}").contains("nope"));
-        assert_eq!(fails("{{ if }}{{ end }}"), "template: config:1:9: empty command");
-        assert!(fails("{{ define \"a\" }}{{ template \"a\" }}{{ end }}{{ template \"a\" }}")
-            .contains("recursion"));
+        assert_eq!(
+            fails("{{ if }}{{ end }}"),
+            "template: config:1:9: empty command"
+        );
+        assert!(
+            fails("{{ define \"a\" }}{{ template \"a\" }}{{ end }}{{ template \"a\" }}")
+                .contains("recursion")
+        );
     }
 
     #[test]
     fn growth_is_bounded() {
         let doubling = "{{ $a := \"xxxxxxxx\" }}{{ range loop 64 }}{{ $a = printf \"%s%s\" $a $a }}{{ end }}{{ len $a }}";
-        assert!(fails(doubling).contains("larger than"), "{}", fails(doubling));
-        let doubling = "{{ $a := \"x\" }}{{ range loop 64 }}{{ $a = replaceAll \"\" $a $a }}{{ end }}";
+        assert!(
+            fails(doubling).contains("larger than"),
+            "{}",
+            fails(doubling)
+        );
+        let doubling =
+            "{{ $a := \"x\" }}{{ range loop 64 }}{{ $a = replaceAll \"\" $a $a }}{{ end }}";
         assert!(fails(doubling).contains("larger than"));
         assert!(fails("{{ printf \"%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s%65535s\" }}")
             .contains("larger than"));
@@ -826,7 +873,10 @@ mod tests {
         assert!(fails(wide).contains("budget"));
         let big = "{{ range loop 1000000 }}{{ printf \"%1000s\" \"\" }}{{ end }}";
         let e = fails(big);
-        assert!(e.contains("larger than 16 MiB") || e.contains("too much work"), "{e}");
+        assert!(
+            e.contains("larger than 16 MiB") || e.contains("too much work"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -87,7 +87,8 @@ fn exec(words: &[&str]) -> Option<Exec> {
     })
 }
 
-const SERVICE: &str = "name: 'app', exec: 'app', port: 8000, health: {exec: 'check', interval: 5, ttl: 10}";
+const SERVICE: &str =
+    "name: 'app', exec: 'app', port: 8000, health: {exec: 'check', interval: 5, ttl: 10}";
 
 // top level
 
@@ -154,7 +155,9 @@ fn top_level_errors() {
         "watches must be an array, got \"w\" (line 1)"
     );
     // null means absent, everywhere.
-    let config = ok("{consul: 'c', jobs: null, watches: null, telemetry: null, logging: null, control: null, stopTimeout: null}");
+    let config = ok(
+        "{consul: 'c', jobs: null, watches: null, telemetry: null, logging: null, control: null, stopTimeout: null}",
+    );
     assert!(config.jobs.is_empty() && config.telemetry.is_none());
 }
 
@@ -212,25 +215,40 @@ fn consul_string_forms() {
         ("'localhost:8500'", Scheme::Http, "localhost:8500"),
         ("'http://consul:8500'", Scheme::Http, "consul:8500"),
         ("'https://consul:8501'", Scheme::Https, "consul:8501"),
-        ("'unix:///var/run/consul.sock'", Scheme::Unix, "/var/run/consul.sock"),
+        (
+            "'unix:///var/run/consul.sock'",
+            Scheme::Unix,
+            "/var/run/consul.sock",
+        ),
         ("'HTTPS://consul:8501'", Scheme::Https, "consul:8501"),
         ("''", Scheme::Http, "127.0.0.1:8500"),
         ("{}", Scheme::Http, "127.0.0.1:8500"),
         ("{address: 'a:1'}", Scheme::Http, "a:1"),
         ("{address: 'a:1', scheme: 'https'}", Scheme::Https, "a:1"),
-        ("{address: 'https://a:1', scheme: 'http'}", Scheme::Https, "a:1"),
+        (
+            "{address: 'https://a:1', scheme: 'http'}",
+            Scheme::Https,
+            "a:1",
+        ),
         ("{Address: 'a:1', SCHEME: 'HTTPS'}", Scheme::Https, "a:1"),
     ];
     for (text, scheme, address) in cases {
         let c = consul(text, &[]);
-        assert_eq!((c.scheme, c.address.as_str()), (*scheme, *address), "{text}");
+        assert_eq!(
+            (c.scheme, c.address.as_str()),
+            (*scheme, *address),
+            "{text}"
+        );
     }
 }
 
 #[test]
 fn consul_environment() {
     let c = consul("''", &[("CONSUL_HTTP_ADDR", "https://agent:8501")]);
-    assert_eq!((c.scheme, c.address.as_str()), (Scheme::Https, "agent:8501"));
+    assert_eq!(
+        (c.scheme, c.address.as_str()),
+        (Scheme::Https, "agent:8501")
+    );
     let c = consul("'x:1'", &[("CONSUL_HTTP_ADDR", "agent:8500")]);
     assert_eq!(c.address, "x:1", "the config's address wins");
     // CONSUL_HTTP_SSL picks https for the object form without a scheme only.
@@ -238,7 +256,10 @@ fn consul_environment() {
     assert_eq!(c.scheme, Scheme::Https);
     let c = consul("'a:1'", &[("CONSUL_HTTP_SSL", "true")]);
     assert_eq!(c.scheme, Scheme::Http);
-    let c = consul("{address: 'a:1', scheme: 'http'}", &[("CONSUL_HTTP_SSL", "1")]);
+    let c = consul(
+        "{address: 'a:1', scheme: 'http'}",
+        &[("CONSUL_HTTP_SSL", "1")],
+    );
     assert_eq!(c.scheme, Scheme::Http);
 
     let c = consul(
@@ -279,24 +300,31 @@ fn consul_environment() {
         }
     );
     assert!(!consul("''", &[("CONSUL_HTTP_SSL_VERIFY", "0")]).tls.verify);
-    assert!(consul("''", &[("CONSUL_HTTP_SSL_VERIFY", "maybe")]).tls.verify);
-    assert!(consul("''", &[]).tls.verify, "verification is on by default");
+    assert!(
+        consul("''", &[("CONSUL_HTTP_SSL_VERIFY", "maybe")])
+            .tls
+            .verify
+    );
+    assert!(
+        consul("''", &[]).tls.verify,
+        "verification is on by default"
+    );
 }
 
 #[test]
 fn consul_token_precedence() {
-    let token = |text: &str, env: &[(&str, &str)]| {
-        consul(text, env)
-            .token
-            .map(|t| t.expose().to_string())
-    };
+    let token =
+        |text: &str, env: &[(&str, &str)]| consul(text, env).token.map(|t| t.expose().to_string());
     assert_eq!(token("{token: 'cfg'}", &[]), Some("cfg".into()));
     assert_eq!(token("{token: ''}", &[]), None);
     assert_eq!(
         token("{token: 'cfg'}", &[("CONSUL_HTTP_TOKEN", "env")]),
         Some("env".into())
     );
-    assert_eq!(token("'c'", &[("CONSUL_HTTP_TOKEN", "env")]), Some("env".into()));
+    assert_eq!(
+        token("'c'", &[("CONSUL_HTTP_TOKEN", "env")]),
+        Some("env".into())
+    );
     let dir = std::env::temp_dir().join(format!("pilot-token-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("token");
@@ -318,7 +346,9 @@ fn consul_token_precedence() {
     .unwrap_err();
     assert_eq!(
         problems,
-        ["CONSUL_HTTP_TOKEN_FILE \"/nonexistent/token\": cannot read it: no such file or directory"]
+        [
+            "CONSUL_HTTP_TOKEN_FILE \"/nonexistent/token\": cannot read it: no such file or directory"
+        ]
     );
 }
 
@@ -336,7 +366,10 @@ fn the_token_never_appears_in_errors_or_debug_output() {
 
     // A token of the wrong type is reported without its value.
     let problems = errors("{consul: {token: 123456789}}");
-    assert_eq!(problems, ["consul.token must be a string, got a number (line 1)"]);
+    assert_eq!(
+        problems,
+        ["consul.token must be a string, got a number (line 1)"]
+    );
 
     // A syntax error on or after the token's line does not quote it.
     let text = format!("{{\n  consul: {{\n    token: '{secret}'\n    address: 'x'\n  }}\n}}");
@@ -346,8 +379,12 @@ fn the_token_never_appears_in_errors_or_debug_output() {
     assert!(!shown.contains(secret), "{shown}");
     // ... nor when the template put CONSUL_HTTP_TOKEN there.
     let text = "{\n consul: {address: '{{ .CONSUL_HTTP_TOKEN }}' x}\n}";
-    let err = load_text(text, Path::new("t.json5"), &ctx_with(&[("CONSUL_HTTP_TOKEN", secret)]))
-        .unwrap_err();
+    let err = load_text(
+        text,
+        Path::new("t.json5"),
+        &ctx_with(&[("CONSUL_HTTP_TOKEN", secret)]),
+    )
+    .unwrap_err();
     assert!(!err.to_string().contains(secret), "{err}");
     // The context never does either.
     assert!(!format!("{:?}", ctx_with(&[("CONSUL_HTTP_TOKEN", secret)])).contains(secret));
@@ -379,8 +416,14 @@ fn consul_errors() {
         error("{consul: {tls: {cert: 'x'}}}"),
         "unknown key \"consul.tls.cert\" (line 1)"
     );
-    assert_eq!(error("{consul: 'a b'}"), "consul address \"a b\" contains blanks (line 1)");
-    assert_eq!(error("{consul: 'unix://'}"), "consul has an empty address (line 1)");
+    assert_eq!(
+        error("{consul: 'a b'}"),
+        "consul address \"a b\" contains blanks (line 1)"
+    );
+    assert_eq!(
+        error("{consul: 'unix://'}"),
+        "consul has an empty address (line 1)"
+    );
 }
 
 // logging
@@ -399,7 +442,11 @@ fn logging_values() {
         ("panic", LogLevel::Error),
     ];
     for (text, level) in cases {
-        assert_eq!(logging(&format!("{{level: '{text}'}}")).level, *level, "{text}");
+        assert_eq!(
+            logging(&format!("{{level: '{text}'}}")).level,
+            *level,
+            "{text}"
+        );
     }
     assert_eq!(logging("{format: 'TEXT'}").format, LogFormat::Text);
     assert_eq!(logging("{format: 'json'}").format, LogFormat::Json);
@@ -433,8 +480,14 @@ fn logging_values() {
 #[test]
 fn control_values() {
     let control = |text: &str| ok(&format!("{{consul: 'c', control: {text}}}")).control;
-    assert_eq!(control("{}").socket, PathBuf::from("/var/run/containerpilot.socket"));
-    assert_eq!(control("{socket: '/tmp/p.sock'}").socket, PathBuf::from("/tmp/p.sock"));
+    assert_eq!(
+        control("{}").socket,
+        PathBuf::from("/var/run/containerpilot.socket")
+    );
+    assert_eq!(
+        control("{socket: '/tmp/p.sock'}").socket,
+        PathBuf::from("/tmp/p.sock")
+    );
     for (text, mode) in [
         ("'0660'", 0o660),
         ("'660'", 0o660),
@@ -448,7 +501,10 @@ fn control_values() {
     }
     for text in ["'0800'", "'1777'", "384", "'rw'", "6.5", "-1", "true", "''"] {
         let problem = error(&format!("{{consul: 'c', control: {{mode: {text}}}}}"));
-        assert!(problem.starts_with("control.mode must be permission bits in octal"), "{problem}");
+        assert!(
+            problem.starts_with("control.mode must be permission bits in octal"),
+            "{problem}"
+        );
     }
     assert_eq!(
         error("{consul: 'c', control: {socket: ''}}"),
@@ -482,7 +538,10 @@ fn job_defaults() {
     // Keys below the top level match ignoring case.
     assert_eq!(one_job("NAME: 'a', Exec: 'x y'").exec, exec(&["x", "y"]));
     // Non-service jobs take any name.
-    assert_eq!(one_job("name: 'my_job.invalid NAME'").name, "my_job.invalid NAME");
+    assert_eq!(
+        one_job("name: 'my_job.invalid NAME'").name,
+        "my_job.invalid NAME"
+    );
 }
 
 #[test]
@@ -549,7 +608,9 @@ fn duplicate_job_names() {
 
 #[test]
 fn services() {
-    let job = one_job(&format!("{SERVICE}, tags: ['web', 1], initial_status: 'warning'"));
+    let job = one_job(&format!(
+        "{SERVICE}, tags: ['web', 1], initial_status: 'warning'"
+    ));
     assert_eq!(
         job.service,
         Some(Service {
@@ -596,47 +657,65 @@ fn service_errors() {
         "jobs[0] \"app\": health must be set when port is set: it heartbeats the service's TTL check in Consul (line 1)"
     );
     assert_eq!(
-        error(&job("name: 'my_app', port: 80, health: {interval: 1, ttl: 1}")),
+        error(&job(
+            "name: 'my_app', port: 80, health: {interval: 1, ttl: 1}"
+        )),
         "jobs[0] \"my_app\": name \"my_app\" is not a valid service name: it must start with a lowercase letter and have only letters, digits and dashes, at least 2 characters (line 1)"
     );
     for name in ["a", "App", "-app", "my%app", "my.app"] {
         assert!(
-            errors(&job(&format!("name: '{name}', port: 80, health: {{interval: 1, ttl: 1}}")))[0]
+            errors(&job(&format!(
+                "name: '{name}', port: 80, health: {{interval: 1, ttl: 1}}"
+            )))[0]
                 .contains("is not a valid service name"),
             "{name}"
         );
     }
     for name in ["myService", "my-service", "my-service-123", "ab"] {
-        ok(&job(&format!("name: '{name}', port: 80, health: {{interval: 1, ttl: 1}}")));
+        ok(&job(&format!(
+            "name: '{name}', port: 80, health: {{interval: 1, ttl: 1}}"
+        )));
     }
     assert_eq!(
         error(&job("name: 'app', port: -1, health: {interval: 1, ttl: 1}")),
         "jobs[0] \"app\": port must be between 0 and 65535, got -1 (line 1)"
     );
     assert_eq!(
-        error(&job("name: 'app', port: 'http', health: {interval: 1, ttl: 1}")),
+        error(&job(
+            "name: 'app', port: 'http', health: {interval: 1, ttl: 1}"
+        )),
         "jobs[0] \"app\": port must be a whole number, got \"http\" (line 1)"
     );
     assert_eq!(
-        error(&format!("{{consul: 'c', jobs: [{{ {SERVICE}, initial_status: 'ok' }}]}}")),
+        error(&format!(
+            "{{consul: 'c', jobs: [{{ {SERVICE}, initial_status: 'ok' }}]}}"
+        )),
         "jobs[0] \"app\": initial_status must be one of passing, warning, critical, got \"ok\" (line 1)"
     );
     assert_eq!(
-        error(&format!("{{consul: 'c', jobs: [{{ {SERVICE}, initialStatus: 'passing' }}]}}")),
+        error(&format!(
+            "{{consul: 'c', jobs: [{{ {SERVICE}, initialStatus: 'passing' }}]}}"
+        )),
         "jobs[0] \"app\": unknown key \"initialStatus\" (did you mean \"initial_status\"?) (line 1)"
     );
     // initial_status of a job that is not a service is not checked, as in ContainerPilot.
     assert_eq!(one_job("name: 'a', initial_status: 'bogus'").service, None);
     assert_eq!(
-        error(&format!("{{consul: 'c', jobs: [{{ {SERVICE}, interfaces: ['eth7'] }}]}}")),
+        error(&format!(
+            "{{consul: 'c', jobs: [{{ {SERVICE}, interfaces: ['eth7'] }}]}}"
+        )),
         "jobs[0] \"app\": interfaces [\"eth7\"] match no address of this host (it has: eth0 10.0.0.2, eth1 192.168.5.9, lo ::1, lo 127.0.0.1) (line 1)"
     );
     assert_eq!(
-        error(&format!("{{consul: 'c', jobs: [{{ {SERVICE}, interfaces: ['eth0:inet5', '1.2.3.4'] }}]}}")),
+        error(&format!(
+            "{{consul: 'c', jobs: [{{ {SERVICE}, interfaces: ['eth0:inet5', '1.2.3.4'] }}]}}"
+        )),
         "jobs[0] \"app\": interfaces \"eth0:inet5\" is not an interface specification (after ':' comes inet or inet6); \"1.2.3.4\" is an address, not an interface; write \"static:1.2.3.4\" to advertise it (line 1)"
     );
     assert_eq!(
-        error(&format!("{{consul: 'c', jobs: [{{ {SERVICE}, tags: 'web' }}]}}")),
+        error(&format!(
+            "{{consul: 'c', jobs: [{{ {SERVICE}, tags: 'web' }}]}}"
+        )),
         "jobs[0] \"app\": tags must be an array of strings, got \"web\" (line 1)"
     );
 }
@@ -653,7 +732,11 @@ fn service_interfaces() {
     assert_eq!(address("['eth9', 'eth1']"), ip("192.168.5.9"));
     assert_eq!(address("'lo:inet6'"), ip("::1"));
     assert_eq!(address("'192.168.0.0/16'"), ip("192.168.5.9"));
-    assert_eq!(address("[]"), ip("10.0.0.2"), "an empty list is the default");
+    assert_eq!(
+        address("[]"),
+        ip("10.0.0.2"),
+        "an empty list is the default"
+    );
     // The default is eth0 then any IPv4 address.
     let ctx = LoadContext {
         interfaces: Arc::new(StaticInterfaces::from_pairs(&[
@@ -663,7 +746,10 @@ fn service_interfaces() {
         ..ctx()
     };
     let config = load_with(&job(SERVICE), &ctx).unwrap();
-    assert_eq!(config.jobs[0].service.as_ref().unwrap().address, ip("172.16.0.4"));
+    assert_eq!(
+        config.jobs[0].service.as_ref().unwrap().address,
+        ip("172.16.0.4")
+    );
 }
 
 #[test]
@@ -688,7 +774,11 @@ fn service_consul_extras_and_meta() {
         ])
     );
 
-    let problem = |extra: &str| error(&format!("{{consul: 'c', jobs: [{{ {SERVICE}, {extra} }}]}}"));
+    let problem = |extra: &str| {
+        error(&format!(
+            "{{consul: 'c', jobs: [{{ {SERVICE}, {extra} }}]}}"
+        ))
+    };
     assert_eq!(
         problem("consul: {enableTagOverride: 'nope'}"),
         "jobs[0] \"app\": consul.enableTagOverride must be true or false, got \"nope\" (line 1)"
@@ -727,9 +817,11 @@ fn service_consul_extras_and_meta() {
 #[test]
 fn health_checks() {
     let health = |h: &str| {
-        one_job(&format!("name: 'a', health: {{{h}, interval: 10, ttl: 30}}"))
-            .health
-            .unwrap()
+        one_job(&format!(
+            "name: 'a', health: {{{h}, interval: 10, ttl: 30}}"
+        ))
+        .health
+        .unwrap()
     };
     assert_eq!(
         health("http: 'http://localhost:8000/health'").check,
@@ -758,9 +850,16 @@ fn health_checks() {
     );
     let h = health("exec: 'x', timeout: '5s', logging: {raw: true}");
     assert_eq!((h.timeout, h.raw_output), (secs(5), true));
-    assert_eq!(health("exec: 'x'").timeout, secs(10), "timeout defaults to interval");
     assert_eq!(
-        one_job("name: 'a', health: {interval: '500ms', ttl: '2s'}").health.unwrap().interval,
+        health("exec: 'x'").timeout,
+        secs(10),
+        "timeout defaults to interval"
+    );
+    assert_eq!(
+        one_job("name: 'a', health: {interval: '500ms', ttl: '2s'}")
+            .health
+            .unwrap()
+            .interval,
         Duration::from_millis(500)
     );
 
@@ -809,12 +908,16 @@ fn health_checks() {
 
 #[test]
 fn job_timeouts_and_logging() {
-    let j = one_job("name: 'a', exec: 'x', timeout: '300ms', stopTimeout: '3s', logging: {raw: true}");
+    let j =
+        one_job("name: 'a', exec: 'x', timeout: '300ms', stopTimeout: '3s', logging: {raw: true}");
     assert_eq!(j.timeout, Some(Duration::from_millis(300)));
     assert_eq!(j.stop_timeout, Some(secs(3)));
     assert!(j.raw_output);
     assert_eq!(one_job("name: 'a', timeout: 10").timeout, Some(secs(10)));
-    assert_eq!(one_job("name: 'a', timeout: 1.5").timeout, Some(Duration::from_millis(1500)));
+    assert_eq!(
+        one_job("name: 'a', timeout: 1.5").timeout,
+        Some(Duration::from_millis(1500))
+    );
     assert_eq!(one_job("name: 'a', stopTimeout: 0").stop_timeout, None);
     assert_eq!(one_job("name: 'a', stopTimeout: '-1s'").stop_timeout, None);
     // Interval jobs time out at their interval unless told otherwise.
@@ -846,7 +949,8 @@ fn job_timeouts_and_logging() {
 
 #[test]
 fn restarts_values() {
-    let restarts = |text: &str| one_job(&format!("name: 'a', exec: 'x', restarts: {text}")).restarts;
+    let restarts =
+        |text: &str| one_job(&format!("name: 'a', exec: 'x', restarts: {text}")).restarts;
     assert_eq!(restarts("'unlimited'"), Restarts::Unlimited);
     assert_eq!(restarts("'never'"), Restarts::Never);
     assert_eq!(restarts("0"), Restarts::Never);
@@ -863,7 +967,9 @@ fn restarts_values() {
         Restarts::Never
     );
     // A numeric budget with each is allowed, as in ContainerPilot.
-    ok("{consul: 'c', jobs: [{name: 'a', exec: 'x'}, {name: 'b', exec: 'y', restarts: 2, when: {source: 'a', each: 'exitFailed'}}]}");
+    ok(
+        "{consul: 'c', jobs: [{name: 'a', exec: 'x'}, {name: 'b', exec: 'y', restarts: 2, when: {source: 'a', each: 'exitFailed'}}]}",
+    );
 
     let problem = |text: &str| error(&job(&format!("name: 'a', exec: 'x', restarts: {text}")));
     assert_eq!(
@@ -887,7 +993,9 @@ fn restarts_values() {
         "jobs[0] \"a\": restarts must be at most 4294967295, got 5000000000 (or \"unlimited\") (line 1)"
     );
     assert_eq!(
-        error("{consul: 'c', jobs: [{name: 'a', exec: 'x'}, {name: 'b', exec: 'y', restarts: 'unlimited', when: {source: 'a', each: 'exitFailed'}}]}"),
+        error(
+            "{consul: 'c', jobs: [{name: 'a', exec: 'x'}, {name: 'b', exec: 'y', restarts: 'unlimited', when: {source: 'a', each: 'exitFailed'}}]}"
+        ),
         "jobs[1] \"b\": restarts cannot be \"unlimited\" with when.each: every event would start another run that never stops (line 1)"
     );
 }
@@ -897,7 +1005,9 @@ fn main_job() {
     assert!(one_job("name: 'a', exec: 'x', main: true").main);
     assert!(!one_job("name: 'a', exec: 'x', main: 'false'").main);
     assert_eq!(
-        error("{consul: 'c', jobs: [\n{name: 'a', exec: 'x', main: true},\n{name: 'b', exec: 'y', main: true}]}"),
+        error(
+            "{consul: 'c', jobs: [\n{name: 'a', exec: 'x', main: true},\n{name: 'b', exec: 'y', main: true}]}"
+        ),
         "jobs[1] \"b\": main is already set on jobs[0] \"a\" (line 2): only one job is the application (line 3)"
     );
     assert_eq!(
@@ -927,10 +1037,6 @@ fn when_of(when: &str) -> When {
     config.job("test").unwrap().when.clone()
 }
 
-fn when_error(when: &str) -> String {
-    error(&when_config(when))
-}
-
 #[test]
 fn when_forms() {
     let event = |code, source: &str, repeat, timeout| When::Event {
@@ -943,27 +1049,89 @@ fn when_forms() {
         ("{interval: '1m30s'}", When::Interval(secs(90))),
         ("{interval: 5}", When::Interval(secs(5))),
         // source and timeout mean nothing next to interval, as in ContainerPilot.
-        ("{interval: '2s', source: 'app', timeout: 1}", When::Interval(secs(2))),
-        ("{source: 'global', once: 'startup'}", event(EventCode::Startup, "global", Repeat::Once, None)),
-        ("{source: 'global', each: 'enterMaintenance'}", event(EventCode::EnterMaintenance, "global", Repeat::Each, None)),
-        ("{source: 'global', once: 'exitMaintenance'}", event(EventCode::ExitMaintenance, "global", Repeat::Once, None)),
-        ("{source: 'app', once: 'healthy', timeout: '120s'}", event(EventCode::StatusHealthy, "app", Repeat::Once, Some(secs(120)))),
-        ("{source: 'app', each: 'unhealthy'}", event(EventCode::StatusUnhealthy, "app", Repeat::Each, None)),
-        ("{source: 'plain', once: 'exitSuccess'}", event(EventCode::ExitSuccess, "plain", Repeat::Once, None)),
-        ("{source: 'plain', each: 'exitFailed'}", event(EventCode::ExitFailed, "plain", Repeat::Each, None)),
-        ("{source: 'idle', once: 'stopping'}", event(EventCode::Stopping, "idle", Repeat::Once, None)),
-        ("{source: 'app', once: 'stopped'}", event(EventCode::Stopped, "app", Repeat::Once, None)),
-        ("{source: 'waiter', once: 'timerExpired'}", event(EventCode::TimerExpired, "waiter", Repeat::Once, None)),
-        ("{source: 'check.app', each: 'exitFailed'}", event(EventCode::ExitFailed, "check.app", Repeat::Each, None)),
-        ("{source: 'watch.db', each: 'changed'}", event(EventCode::StatusChanged, "watch.db", Repeat::Each, None)),
-        ("{source: 'watch.db', once: 'healthy'}", event(EventCode::StatusHealthy, "watch.db", Repeat::Once, None)),
+        (
+            "{interval: '2s', source: 'app', timeout: 1}",
+            When::Interval(secs(2)),
+        ),
+        (
+            "{source: 'global', once: 'startup'}",
+            event(EventCode::Startup, "global", Repeat::Once, None),
+        ),
+        (
+            "{source: 'global', each: 'enterMaintenance'}",
+            event(EventCode::EnterMaintenance, "global", Repeat::Each, None),
+        ),
+        (
+            "{source: 'global', once: 'exitMaintenance'}",
+            event(EventCode::ExitMaintenance, "global", Repeat::Once, None),
+        ),
+        (
+            "{source: 'app', once: 'healthy', timeout: '120s'}",
+            event(
+                EventCode::StatusHealthy,
+                "app",
+                Repeat::Once,
+                Some(secs(120)),
+            ),
+        ),
+        (
+            "{source: 'app', each: 'unhealthy'}",
+            event(EventCode::StatusUnhealthy, "app", Repeat::Each, None),
+        ),
+        (
+            "{source: 'plain', once: 'exitSuccess'}",
+            event(EventCode::ExitSuccess, "plain", Repeat::Once, None),
+        ),
+        (
+            "{source: 'plain', each: 'exitFailed'}",
+            event(EventCode::ExitFailed, "plain", Repeat::Each, None),
+        ),
+        (
+            "{source: 'idle', once: 'stopping'}",
+            event(EventCode::Stopping, "idle", Repeat::Once, None),
+        ),
+        (
+            "{source: 'app', once: 'stopped'}",
+            event(EventCode::Stopped, "app", Repeat::Once, None),
+        ),
+        (
+            "{source: 'waiter', once: 'timerExpired'}",
+            event(EventCode::TimerExpired, "waiter", Repeat::Once, None),
+        ),
+        (
+            "{source: 'check.app', each: 'exitFailed'}",
+            event(EventCode::ExitFailed, "check.app", Repeat::Each, None),
+        ),
+        (
+            "{source: 'watch.db', each: 'changed'}",
+            event(EventCode::StatusChanged, "watch.db", Repeat::Each, None),
+        ),
+        (
+            "{source: 'watch.db', once: 'healthy'}",
+            event(EventCode::StatusHealthy, "watch.db", Repeat::Once, None),
+        ),
         // A signal source fires on each signal, whatever once or each say (or without them).
-        ("{source: 'SIGHUP'}", event(EventCode::Signal, "SIGHUP", Repeat::Each, None)),
-        ("{source: 'SIGUSR2', once: 'startup'}", event(EventCode::Signal, "SIGUSR2", Repeat::Each, None)),
-        ("{source: 'SIGHUP', each: 'SIGHUP', timeout: 3}", event(EventCode::Signal, "SIGHUP", Repeat::Each, Some(secs(3)))),
+        (
+            "{source: 'SIGHUP'}",
+            event(EventCode::Signal, "SIGHUP", Repeat::Each, None),
+        ),
+        (
+            "{source: 'SIGUSR2', once: 'startup'}",
+            event(EventCode::Signal, "SIGUSR2", Repeat::Each, None),
+        ),
+        (
+            "{source: 'SIGHUP', each: 'SIGHUP', timeout: 3}",
+            event(EventCode::Signal, "SIGHUP", Repeat::Each, Some(secs(3))),
+        ),
         // A zero or negative when.timeout is no timeout.
-        ("{source: 'plain', once: 'exitSuccess', timeout: 0}", event(EventCode::ExitSuccess, "plain", Repeat::Once, None)),
-        ("{Source: 'plain', ONCE: 'exitSuccess'}", event(EventCode::ExitSuccess, "plain", Repeat::Once, None)),
+        (
+            "{source: 'plain', once: 'exitSuccess', timeout: 0}",
+            event(EventCode::ExitSuccess, "plain", Repeat::Once, None),
+        ),
+        (
+            "{Source: 'plain', ONCE: 'exitSuccess'}",
+            event(EventCode::ExitSuccess, "plain", Repeat::Once, None),
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(&when_of(text), want, "{text}");
@@ -974,40 +1142,142 @@ fn when_forms() {
 #[test]
 fn when_that_can_never_fire() {
     let cases: &[(&str, &str)] = &[
-        ("{}", "when names no event, so the job would never start: give source and once or each, or leave when out to start at startup"),
-        ("{timeout: '5s'}", "when names no event, so the job would never start: give source and once or each, or leave when out to start at startup"),
-        ("{source: 'app'}", "when.source \"app\" needs once or each: without an event the job never starts"),
-        ("{once: 'startup'}", "when.once \"startup\" needs a source (source: \"global\"): without one the job never starts"),
-        ("{each: 'healthy'}", "when.each \"healthy\" needs a source: without one the job never starts"),
-        ("{source: 'app', once: 'startup'}", "when.once \"startup\" from \"app\" never fires: startup comes only from source \"global\""),
-        ("{source: 'app', each: 'enterMaintenance'}", "when.each \"enterMaintenance\" from \"app\" never fires: enterMaintenance comes only from source \"global\""),
-        ("{source: 'global', once: 'shutdown'}", "when.once \"shutdown\" from \"global\" never fires: jobs stop on shutdown before any could start; to run something as a job stops, use once: \"stopping\" with that job as source"),
-        ("{source: 'global', once: 'healthy'}", "when.once \"healthy\" from \"global\" never fires: global publishes only startup, enterMaintenance and exitMaintenance"),
-        ("{source: 'test', once: 'exitSuccess'}", "when.once \"exitSuccess\" from \"test\" never fires: a job's own exit, health and stop events are handled before its when"),
-        ("{source: 'test', each: 'healthy'}", "when.each \"healthy\" from \"test\" never fires: a job's own exit, health and stop events are handled before its when"),
-        ("{source: 'check.test', once: 'exitFailed'}", "when.once \"exitFailed\" from \"check.test\" never fires: a job's own health check results are handled before its when"),
-        ("{source: 'check.plain', once: 'exitFailed'}", "when.once \"exitFailed\" from \"check.plain\" never fires: job \"plain\" has no health check"),
-        ("{source: 'check.nope', once: 'exitFailed'}", "when.once \"exitFailed\" from \"check.nope\" never fires: there is no job named \"nope\""),
-        ("{source: 'check.app', once: 'healthy'}", "when.once \"healthy\" from \"check.app\" never fires: a health check publishes only exitSuccess and exitFailed"),
-        ("{source: 'watch.redis', each: 'changed'}", "when.each \"changed\" from \"watch.redis\" never fires: there is no watch named \"redis\" in watches"),
-        ("{source: 'watch.db', once: 'exitSuccess'}", "when.once \"exitSuccess\" from \"watch.db\" never fires: a watch publishes only changed, healthy and unhealthy"),
-        ("{source: 'db', each: 'changed'}", "when.each source \"db\" is not global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2 (did you mean \"watch.db\"?)"),
-        ("{source: 'nobody', once: 'exitSuccess'}", "when.once source \"nobody\" is not global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2"),
-        ("{source: 'idle', once: 'exitSuccess'}", "when.once \"exitSuccess\" from \"idle\" never fires: job \"idle\" has no exec, so it never exits"),
-        ("{source: 'plain', once: 'healthy'}", "when.once \"healthy\" from \"plain\" never fires: job \"plain\" has no health check"),
-        ("{source: 'plain', once: 'timerExpired'}", "when.once \"timerExpired\" from \"plain\" never fires: job \"plain\" has no when.timeout"),
-        ("{source: 'app', each: 'changed'}", "when.each \"changed\" from \"app\" never fires: only watches publish changed"),
-        ("{source: 'app', each: 'error'}", "when.each \"error\" from \"app\" never fires: the source of an error event is the error message, not the job; use exitFailed"),
-        ("{source: 'app', once: 'quit'}", "when.once \"quit\" from \"app\" never fires: quit events are never published"),
-        ("{source: 'app', once: 'SIGHUP'}", "when.once \"SIGHUP\" from \"app\" never fires: SIGHUP fires only with source: \"SIGHUP\""),
-        ("{source: 'app', once: 'Healthy'}", "when.once \"Healthy\" is not an event: one of startup, exitSuccess, exitFailed, healthy, unhealthy, changed, stopping, stopped, timerExpired, enterMaintenance, exitMaintenance (names are case-sensitive)"),
-        ("{source: 'app', once: 'healthy', each: 'healthy'}", "when can have only one of interval, once and each, got once and each"),
-        ("{interval: '1s', each: 'healthy'}", "when can have only one of interval, once and each, got interval and each"),
-        ("{interval: 0}", "when.interval must be at least 1ms, got 0s"),
-        ("{interval: '-1s'}", "when.interval must be at least 1ms, got -1s"),
-        ("{interval: '1ns'}", "when.interval must be at least 1ms, got 1ns"),
-        ("{interval: 'xx'}", "when.interval \"xx\" is not a duration (Go syntax such as \"300ms\", \"1m30s\"; a bare number is seconds)"),
-        ("{source: 'app', once: 'healthy', at: 1}", "unknown key \"when.at\""),
+        (
+            "{}",
+            "when names no event, so the job would never start: give source and once or each, or leave when out to start at startup",
+        ),
+        (
+            "{timeout: '5s'}",
+            "when names no event, so the job would never start: give source and once or each, or leave when out to start at startup",
+        ),
+        (
+            "{source: 'app'}",
+            "when.source \"app\" needs once or each: without an event the job never starts",
+        ),
+        (
+            "{once: 'startup'}",
+            "when.once \"startup\" needs a source (source: \"global\"): without one the job never starts",
+        ),
+        (
+            "{each: 'healthy'}",
+            "when.each \"healthy\" needs a source: without one the job never starts",
+        ),
+        (
+            "{source: 'app', once: 'startup'}",
+            "when.once \"startup\" from \"app\" never fires: startup comes only from source \"global\"",
+        ),
+        (
+            "{source: 'app', each: 'enterMaintenance'}",
+            "when.each \"enterMaintenance\" from \"app\" never fires: enterMaintenance comes only from source \"global\"",
+        ),
+        (
+            "{source: 'global', once: 'shutdown'}",
+            "when.once \"shutdown\" from \"global\" never fires: jobs stop on shutdown before any could start; to run something as a job stops, use once: \"stopping\" with that job as source",
+        ),
+        (
+            "{source: 'global', once: 'healthy'}",
+            "when.once \"healthy\" from \"global\" never fires: global publishes only startup, enterMaintenance and exitMaintenance",
+        ),
+        (
+            "{source: 'test', once: 'exitSuccess'}",
+            "when.once \"exitSuccess\" from \"test\" never fires: a job's own exit, health and stop events are handled before its when",
+        ),
+        (
+            "{source: 'test', each: 'healthy'}",
+            "when.each \"healthy\" from \"test\" never fires: a job's own exit, health and stop events are handled before its when",
+        ),
+        (
+            "{source: 'check.test', once: 'exitFailed'}",
+            "when.once \"exitFailed\" from \"check.test\" never fires: a job's own health check results are handled before its when",
+        ),
+        (
+            "{source: 'check.plain', once: 'exitFailed'}",
+            "when.once \"exitFailed\" from \"check.plain\" never fires: job \"plain\" has no health check",
+        ),
+        (
+            "{source: 'check.nope', once: 'exitFailed'}",
+            "when.once \"exitFailed\" from \"check.nope\" never fires: there is no job named \"nope\"",
+        ),
+        (
+            "{source: 'check.app', once: 'healthy'}",
+            "when.once \"healthy\" from \"check.app\" never fires: a health check publishes only exitSuccess and exitFailed",
+        ),
+        (
+            "{source: 'watch.redis', each: 'changed'}",
+            "when.each \"changed\" from \"watch.redis\" never fires: there is no watch named \"redis\" in watches",
+        ),
+        (
+            "{source: 'watch.db', once: 'exitSuccess'}",
+            "when.once \"exitSuccess\" from \"watch.db\" never fires: a watch publishes only changed, healthy and unhealthy",
+        ),
+        (
+            "{source: 'db', each: 'changed'}",
+            "when.each source \"db\" is not global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2 (did you mean \"watch.db\"?)",
+        ),
+        (
+            "{source: 'nobody', once: 'exitSuccess'}",
+            "when.once source \"nobody\" is not global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2",
+        ),
+        (
+            "{source: 'idle', once: 'exitSuccess'}",
+            "when.once \"exitSuccess\" from \"idle\" never fires: job \"idle\" has no exec, so it never exits",
+        ),
+        (
+            "{source: 'plain', once: 'healthy'}",
+            "when.once \"healthy\" from \"plain\" never fires: job \"plain\" has no health check",
+        ),
+        (
+            "{source: 'plain', once: 'timerExpired'}",
+            "when.once \"timerExpired\" from \"plain\" never fires: job \"plain\" has no when.timeout",
+        ),
+        (
+            "{source: 'app', each: 'changed'}",
+            "when.each \"changed\" from \"app\" never fires: only watches publish changed",
+        ),
+        (
+            "{source: 'app', each: 'error'}",
+            "when.each \"error\" from \"app\" never fires: the source of an error event is the error message, not the job; use exitFailed",
+        ),
+        (
+            "{source: 'app', once: 'quit'}",
+            "when.once \"quit\" from \"app\" never fires: quit events are never published",
+        ),
+        (
+            "{source: 'app', once: 'SIGHUP'}",
+            "when.once \"SIGHUP\" from \"app\" never fires: SIGHUP fires only with source: \"SIGHUP\"",
+        ),
+        (
+            "{source: 'app', once: 'Healthy'}",
+            "when.once \"Healthy\" is not an event: one of startup, exitSuccess, exitFailed, healthy, unhealthy, changed, stopping, stopped, timerExpired, enterMaintenance, exitMaintenance (names are case-sensitive)",
+        ),
+        (
+            "{source: 'app', once: 'healthy', each: 'healthy'}",
+            "when can have only one of interval, once and each, got once and each",
+        ),
+        (
+            "{interval: '1s', each: 'healthy'}",
+            "when can have only one of interval, once and each, got interval and each",
+        ),
+        (
+            "{interval: 0}",
+            "when.interval must be at least 1ms, got 0s",
+        ),
+        (
+            "{interval: '-1s'}",
+            "when.interval must be at least 1ms, got -1s",
+        ),
+        (
+            "{interval: '1ns'}",
+            "when.interval must be at least 1ms, got 1ns",
+        ),
+        (
+            "{interval: 'xx'}",
+            "when.interval \"xx\" is not a duration (Go syntax such as \"300ms\", \"1m30s\"; a bare number is seconds)",
+        ),
+        (
+            "{source: 'app', once: 'healthy', at: 1}",
+            "unknown key \"when.at\"",
+        ),
         ("'startup'", "when must be an object, got \"startup\""),
     ];
     for (text, message) in cases {
@@ -1024,7 +1294,9 @@ fn when_that_can_never_fire() {
 
 #[test]
 fn watches() {
-    let config = ok("{consul: 'c', watches: [{name: 'upstreamA', interval: 11, tag: 'dev'}, {Name: 'upstream-b', interval: '79', dc: 'us-east-1'}, null]}");
+    let config = ok(
+        "{consul: 'c', watches: [{name: 'upstreamA', interval: 11, tag: 'dev'}, {Name: 'upstream-b', interval: '79', dc: 'us-east-1'}, null]}",
+    );
     assert_eq!(
         config.watches,
         [
@@ -1074,10 +1346,12 @@ fn watches() {
 
 #[test]
 fn telemetry_and_its_job() {
-    let config = ok("{consul: 'c', telemetry: {port: 9000, tags: ['dev'], interfaces: ['eth1'], metrics: [
+    let config = ok(
+        "{consul: 'c', telemetry: {port: 9000, tags: ['dev'], interfaces: ['eth1'], metrics: [
         {namespace: 'org', subsystem: 'app', name: 'zed', help: 'a gauge', type: 'gauge'},
         {name: 'hits', help: 'a counter', type: 'counter'},
-    ]}, jobs: [{name: 'a', exec: 'x'}]}");
+    ]}, jobs: [{name: 'a', exec: 'x'}]}",
+    );
     let telemetry = config.telemetry.clone().unwrap();
     assert_eq!(
         telemetry,
@@ -1146,7 +1420,9 @@ fn telemetry_and_its_job() {
     let config = ok("{consul: 'c', telemetry: {interfaces: 'lo'}}");
     assert_eq!(config.telemetry.unwrap().address, ip("127.0.0.1"));
     // Jobs may wait for the telemetry job.
-    ok("{consul: 'c', telemetry: {}, jobs: [{name: 'a', exec: 'x', when: {source: 'containerpilot', once: 'stopping'}}]}");
+    ok(
+        "{consul: 'c', telemetry: {}, jobs: [{name: 'a', exec: 'x', when: {source: 'containerpilot', once: 'stopping'}}]}",
+    );
 }
 
 #[test]
@@ -1177,11 +1453,15 @@ fn telemetry_errors() {
         "telemetry.metrics[0] \"Test.Metric_Bad\": name \"Test.Metric_Bad\" (namespace, subsystem and name joined by _) is not a valid Prometheus metric name: letters, digits, _ and :, not starting with a digit (line 1)"
     );
     assert_eq!(
-        problem("{metrics: [{name: 'x', help: 'h', type: 'gauge'}, {name: 'x', help: 'h', type: 'counter'}]}"),
+        problem(
+            "{metrics: [{name: 'x', help: 'h', type: 'gauge'}, {name: 'x', help: 'h', type: 'counter'}]}"
+        ),
         "telemetry.metrics[1] \"x\": name \"x\" is already defined by telemetry.metrics[0] (line 1)"
     );
     assert_eq!(
-        problem("{metrics: [{namespace: 'containerpilot', name: 'events', help: 'h', type: 'counter'}]}"),
+        problem(
+            "{metrics: [{namespace: 'containerpilot', name: 'events', help: 'h', type: 'counter'}]}"
+        ),
         "telemetry.metrics[0] \"containerpilot_events\": name \"containerpilot_events\" is one of pilot's own metrics (line 1)"
     );
     assert_eq!(
@@ -1192,7 +1472,10 @@ fn telemetry_errors() {
         problem("{metrics: {}}"),
         "telemetry.metrics must be an array, got an object (line 1)"
     );
-    assert_eq!(problem("9090"), "telemetry must be an object, got 9090 (line 1)");
+    assert_eq!(
+        problem("9090"),
+        "telemetry must be an object, got 9090 (line 1)"
+    );
 }
 
 // templates and parse errors through the pipeline
@@ -1281,7 +1564,10 @@ fn control_socket_reads_only_the_socket() {
         )
     );
     let path = write("d.json5", "{control: ");
-    assert!(matches!(control_socket(&path, &ctx()), Err(LoadError::Parse { .. })));
+    assert!(matches!(
+        control_socket(&path, &ctx()),
+        Err(LoadError::Parse { .. })
+    ));
     assert!(matches!(
         control_socket(&dir.join("missing.json5"), &ctx()),
         Err(LoadError::Read { .. })
@@ -1298,7 +1584,10 @@ fn config_path_precedence() {
             .collect()
     };
     let all = env(&[("PILOT_CONFIG", "/p.json5"), ("CONTAINERPILOT", "/c.json5")]);
-    assert_eq!(resolve_path(Some("/f.json5"), &all), Some("/f.json5".into()));
+    assert_eq!(
+        resolve_path(Some("/f.json5"), &all),
+        Some("/f.json5".into())
+    );
     assert_eq!(resolve_path(None, &all), Some("/p.json5".into()));
     assert_eq!(resolve_path(Some(""), &all), Some("/p.json5".into()));
     let only_cp = env(&[("PILOT_CONFIG", ""), ("CONTAINERPILOT", "/c.json5")]);

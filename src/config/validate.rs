@@ -132,7 +132,14 @@ fn build_inner(root: &Value, ctx: &LoadContext, problems: &mut Vec<Problem>) -> 
     let telemetry = telemetry(top.get("telemetry"), &mut hosts, problems);
     top.finish(&mut Reporter::new(problems, ""), "", TOP_LEVEL_KEYS);
 
-    let jobs = validate_jobs(&raw_jobs, telemetry.as_ref(), &watches, ctx, &mut hosts, problems);
+    let jobs = validate_jobs(
+        &raw_jobs,
+        telemetry.as_ref(),
+        &watches,
+        ctx,
+        &mut hosts,
+        problems,
+    );
     let telemetry = match telemetry {
         None => Some(None),
         Some((Some(t), _)) => Some(Some(t)),
@@ -193,7 +200,11 @@ impl<'a> HostAddresses<'a> {
 }
 
 fn type_problem(r: &mut Reporter<'_>, key: &str, what: &str, value: &Value) {
-    r.key(key, format!("must be {what}, got {}", describe(value)), value.pos.line);
+    r.key(
+        key,
+        format!("must be {what}, got {}", describe(value)),
+        value.pos.line,
+    );
 }
 
 // logging
@@ -384,8 +395,8 @@ fn consul(
         }
         Err(e) => r.key("consul", e, address_line),
     }
-    let ssl_from_env = object_form
-        && env("CONSUL_HTTP_SSL").and_then(|v| decode::parse_go_bool(v)) == Some(true);
+    let ssl_from_env =
+        object_form && env("CONSUL_HTTP_SSL").and_then(|v| decode::parse_go_bool(v)) == Some(true);
     let scheme = address_scheme.or(scheme_field).unwrap_or(if ssl_from_env {
         Scheme::Https
     } else {
@@ -790,7 +801,12 @@ fn metrics(value: &Value, problems: &mut Vec<Problem>) -> Vec<Metric> {
                 }
             }
         }
-        let get = |key: &str| fields.get(key).cloned().unwrap_or((String::new(), obj.line));
+        let get = |key: &str| {
+            fields
+                .get(key)
+                .cloned()
+                .unwrap_or((String::new(), obj.line))
+        };
         let metric_shell = Metric {
             namespace: get("namespace").0,
             subsystem: get("subsystem").0,
@@ -1001,7 +1017,10 @@ fn decode_job(index: usize, mut obj: Obj<'_>, problems: &mut Vec<Problem>) -> Ra
         }
     });
     let port = obj.get("port").and_then(|v| match weak_int(v) {
-        Ok(p) => Some(Sp { v: p, line: v.pos.line }),
+        Ok(p) => Some(Sp {
+            v: p,
+            line: v.pos.line,
+        }),
         Err(e) => {
             r.key("port", e, v.pos.line);
             None
@@ -1011,7 +1030,10 @@ fn decode_job(index: usize, mut obj: Obj<'_>, problems: &mut Vec<Problem>) -> Ra
     let interfaces = obj
         .get("interfaces")
         .and_then(|v| match decode::string_or_list(v) {
-            Ok(list) => Some(Sp { v: list, line: v.pos.line }),
+            Ok(list) => Some(Sp {
+                v: list,
+                line: v.pos.line,
+            }),
             Err(e) => {
                 r.key("interfaces", e, v.pos.line);
                 None
@@ -1034,7 +1056,10 @@ fn decode_job(index: usize, mut obj: Obj<'_>, problems: &mut Vec<Problem>) -> Ra
     let timeout = get_duration(&mut obj, "timeout", "timeout", &mut r);
     let stop_timeout = get_duration(&mut obj, "stopTimeout", "stopTimeout", &mut r);
     let restarts = obj.get("restarts").and_then(|v| match restarts(v) {
-        Ok(restarts) => Some(Sp { v: restarts, line: v.pos.line }),
+        Ok(restarts) => Some(Sp {
+            v: restarts,
+            line: v.pos.line,
+        }),
         Err(e) => {
             r.key("restarts", e, v.pos.line);
             None
@@ -1045,7 +1070,10 @@ fn decode_job(index: usize, mut obj: Obj<'_>, problems: &mut Vec<Problem>) -> Ra
         .map(|v| logging_raw(v, "logging", &mut r))
         .unwrap_or(false);
     let main = obj.get("main").and_then(|v| match weak_bool(v) {
-        Ok(b) => Some(Sp { v: b, line: v.pos.line }),
+        Ok(b) => Some(Sp {
+            v: b,
+            line: v.pos.line,
+        }),
         Err(e) => {
             r.key("main", e, v.pos.line);
             None
@@ -1081,7 +1109,10 @@ fn get_string(obj: &mut Obj<'_>, key: &str, r: &mut Reporter<'_>) -> Option<Sp<S
     let v = obj.get(key)?;
     match weak_string(v) {
         Ok(s) if s.is_empty() => None,
-        Ok(s) => Some(Sp { v: s, line: v.pos.line }),
+        Ok(s) => Some(Sp {
+            v: s,
+            line: v.pos.line,
+        }),
         Err(e) => {
             r.key(key, e, v.pos.line);
             None
@@ -1097,7 +1128,10 @@ fn get_duration(
 ) -> Option<Sp<GoDuration>> {
     let v = obj.get(key)?;
     match weak_duration(v) {
-        Ok(d) => d.map(|d| Sp { v: d, line: v.pos.line }),
+        Ok(d) => d.map(|d| Sp {
+            v: d,
+            line: v.pos.line,
+        }),
         Err(e) => {
             r.key(full, e, v.pos.line);
             None
@@ -1113,7 +1147,10 @@ fn get_seconds(
 ) -> Option<Sp<GoDuration>> {
     let v = obj.get(key)?;
     match weak_seconds(v) {
-        Ok(d) => Some(Sp { v: d, line: v.pos.line }),
+        Ok(d) => Some(Sp {
+            v: d,
+            line: v.pos.line,
+        }),
         Err(e) => {
             r.key(full, e, v.pos.line);
             None
@@ -1205,7 +1242,10 @@ fn health(value: &Value, r: &mut Reporter<'_>) -> Option<RawHealth> {
     let http = obj.get("http").and_then(|v| {
         checks.push("http");
         match weak_string(v) {
-            Ok(s) => Some(Sp { v: s, line: v.pos.line }),
+            Ok(s) => Some(Sp {
+                v: s,
+                line: v.pos.line,
+            }),
             Err(e) => {
                 r.key("health.http", e, v.pos.line);
                 None
@@ -1215,7 +1255,10 @@ fn health(value: &Value, r: &mut Reporter<'_>) -> Option<RawHealth> {
     let tcp = obj.get("tcp").and_then(|v| {
         checks.push("tcp");
         match weak_string(v) {
-            Ok(s) => Some(Sp { v: s, line: v.pos.line }),
+            Ok(s) => Some(Sp {
+                v: s,
+                line: v.pos.line,
+            }),
             Err(e) => {
                 r.key("health.tcp", e, v.pos.line);
                 None
@@ -1278,7 +1321,10 @@ fn get_string_prefixed(
     let v = obj.get(key)?;
     match weak_string(v) {
         Ok(s) if s.is_empty() => None,
-        Ok(s) => Some(Sp { v: s, line: v.pos.line }),
+        Ok(s) => Some(Sp {
+            v: s,
+            line: v.pos.line,
+        }),
         Err(e) => {
             r.key(full, e, v.pos.line);
             None
@@ -1337,10 +1383,7 @@ fn validate_jobs(
         if job.name.is_empty() {
             continue;
         }
-        let has_check = job
-            .health
-            .as_ref()
-            .is_some_and(|h| !h.checks.is_empty());
+        let has_check = job.health.as_ref().is_some_and(|h| !h.checks.is_empty());
         let has_when_timeout = job.when.as_ref().is_some_and(|w| {
             w.interval.is_none() && w.timeout.as_ref().is_some_and(|t| t.v.is_positive())
         });
@@ -1500,12 +1543,9 @@ fn validate_job(
         None
     };
 
-    let when = job
-        .when
-        .as_ref()
-        .map_or(Some(When::Startup), |w| {
-            validate_when(&job.name, w, facts, watches, &mut r)
-        });
+    let when = job.when.as_ref().map_or(Some(When::Startup), |w| {
+        validate_when(&job.name, w, facts, watches, &mut r)
+    });
 
     let mut timeout = None;
     if let Some(t) = &job.timeout {
@@ -1634,7 +1674,11 @@ fn validate_health(h: &RawHealth, r: &mut Reporter<'_>) -> Option<Health> {
         match d {
             Some(d) if d.v.is_positive() => d.v.to_std(),
             Some(d) => {
-                r.key(key, format!("must be greater than zero, got {}", d.v), d.line);
+                r.key(
+                    key,
+                    format!("must be greater than zero, got {}", d.v),
+                    d.line,
+                );
                 Duration::ZERO
             }
             None => {
@@ -1731,22 +1775,25 @@ fn validate_service(
     {
         r.key("name", e, job.line);
     }
-    let initial_status = job.initial_status.as_ref().and_then(|s| match s.v.as_str() {
-        "passing" => Some(CheckStatus::Passing),
-        "warning" => Some(CheckStatus::Warning),
-        "critical" => Some(CheckStatus::Critical),
-        other => {
-            r.key(
-                "initial_status",
-                format!(
-                    "must be one of passing, warning, critical, got {}",
-                    quote_short(other)
-                ),
-                s.line,
-            );
-            None
-        }
-    });
+    let initial_status = job
+        .initial_status
+        .as_ref()
+        .and_then(|s| match s.v.as_str() {
+            "passing" => Some(CheckStatus::Passing),
+            "warning" => Some(CheckStatus::Warning),
+            "critical" => Some(CheckStatus::Critical),
+            other => {
+                r.key(
+                    "initial_status",
+                    format!(
+                        "must be one of passing, warning, critical, got {}",
+                        quote_short(other)
+                    ),
+                    s.line,
+                );
+                None
+            }
+        });
     let (specs, specs_line) = match &job.interfaces {
         Some(list) if !list.v.is_empty() => (list.v.clone(), list.line),
         _ => (
@@ -2004,9 +2051,7 @@ fn trigger_problem(
         }
         EventCode::Quit => return never("quit events are never published".into()),
         EventCode::Signal => {
-            return never(format!(
-                "{event} fires only with source: {event:?}"
-            ));
+            return never(format!("{event} fires only with source: {event:?}"));
         }
         EventCode::Metric => return never("metric events cannot start jobs".into()),
         _ => {}
@@ -2081,8 +2126,7 @@ fn trigger_problem(
         }
         EventCode::StatusChanged => never("only watches publish changed".into()),
         EventCode::Error => never(
-            "the source of an error event is the error message, not the job; use exitFailed"
-                .into(),
+            "the source of an error event is the error message, not the job; use exitFailed".into(),
         ),
         _ => None,
     }
