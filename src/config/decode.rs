@@ -179,7 +179,7 @@ impl<'a> Obj<'a> {
 }
 
 /// The known key within two edits of `key`, if any.
-fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+pub fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     let key = key.to_ascii_lowercase();
     known
         .iter()

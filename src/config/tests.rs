@@ -1248,7 +1248,11 @@ fn when_that_can_never_fire() {
         ),
         (
             "{source: 'app', once: 'Healthy'}",
-            "when.once \"Healthy\" is not an event: one of startup, exitSuccess, exitFailed, healthy, unhealthy, changed, stopping, stopped, timerExpired, enterMaintenance, exitMaintenance (names are case-sensitive)",
+            "when.once \"Healthy\" is not an event (did you mean \"healthy\"?)",
+        ),
+        (
+            "{source: 'app', once: 'statusHealthy'}",
+            "when.once \"statusHealthy\" is not an event: one of startup, exitSuccess, exitFailed, healthy, unhealthy, changed, stopping, stopped, timerExpired, enterMaintenance, exitMaintenance (names are case-sensitive)",
         ),
         (
             "{source: 'app', once: 'healthy', each: 'healthy'}",

@@ -81,6 +81,20 @@ const LOGGING_KEYS: &[&str] = &["level", "format", "output"];
 const CONTROL_KEYS: &[&str] = &["socket", "mode"];
 const TELEMETRY_KEYS: &[&str] = &["port", "interfaces", "tags", "metrics"];
 const METRIC_KEYS: &[&str] = &["namespace", "subsystem", "name", "help", "type"];
+/// The events a job can start on, for messages.
+const EVENT_NAMES: &[&str] = &[
+    "startup",
+    "exitSuccess",
+    "exitFailed",
+    "healthy",
+    "unhealthy",
+    "changed",
+    "stopping",
+    "stopped",
+    "timerExpired",
+    "enterMaintenance",
+    "exitMaintenance",
+];
 /// pilot's own metrics, which a user metric must not replace.
 const RESERVED_METRICS: &[&str] = &[
     "containerpilot_events",
@@ -1942,16 +1956,18 @@ fn validate_when(
         match EventCode::from_config_name(&name.v) {
             Some(c) => code = Some(c),
             None => {
-                r.key(
-                    &key,
-                    format!(
-                        "{} is not an event: one of startup, exitSuccess, exitFailed, healthy, \
-                         unhealthy, changed, stopping, stopped, timerExpired, enterMaintenance, \
-                         exitMaintenance (names are case-sensitive)",
+                let message = match decode::closest(&name.v, EVENT_NAMES) {
+                    Some(close) => format!(
+                        "{} is not an event (did you mean {close:?}?)",
                         quote_short(&name.v)
                     ),
-                    name.line,
-                );
+                    None => format!(
+                        "{} is not an event: one of {} (names are case-sensitive)",
+                        quote_short(&name.v),
+                        EVENT_NAMES.join(", ")
+                    ),
+                };
+                r.key(&key, message, name.line);
                 return None;
             }
         }
