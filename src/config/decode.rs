@@ -135,28 +135,32 @@ impl<'a> Obj<'a> {
     /// within the reporter's path (`health`), `known` its keys, for suggestions.
     pub fn finish(self, r: &mut Reporter<'_>, prefix: &str, known: &[&str]) {
         let full = |key: &str| {
-            if prefix.is_empty() {
+            quote_short(&if prefix.is_empty() {
                 key.to_string()
             } else {
                 format!("{prefix}.{key}")
-            }
+            })
         };
-        for (member, used) in self.members.iter().zip(&self.used) {
-            if *used {
-                continue;
-            }
+        let unused: Vec<&Member> = self
+            .members
+            .iter()
+            .zip(&self.used)
+            .filter(|(_, used)| !**used)
+            .map(|(member, _)| member)
+            .collect();
+        for member in unused.iter().take(MAX_UNKNOWN_KEYS) {
             let key = &member.key;
             let line = member.key_pos.line;
             if let Some(same) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
                 let message = if self.exact {
                     format!(
-                        "unknown key {:?} (top-level keys are case-sensitive: did you mean {:?}?)",
+                        "unknown key {} (top-level keys are case-sensitive: did you mean {}?)",
                         full(key),
                         full(same)
                     )
                 } else {
                     format!(
-                        "key {:?} repeats {:?} (keys are matched ignoring case)",
+                        "key {} repeats {} (keys are matched ignoring case)",
                         full(key),
                         full(same)
                     )
@@ -164,19 +168,32 @@ impl<'a> Obj<'a> {
                 r.report(message, line);
             } else if let Some(close) = closest(key, known) {
                 r.report(
-                    format!(
-                        "unknown key {:?} (did you mean {:?}?)",
-                        full(key),
-                        full(close)
-                    ),
+                    format!("unknown key {} (did you mean {}?)", full(key), full(close)),
                     line,
                 );
             } else {
-                r.report(format!("unknown key {:?}", full(key)), line);
+                r.report(format!("unknown key {}", full(key)), line);
             }
+        }
+        if let Some(first) = unused.get(MAX_UNKNOWN_KEYS) {
+            r.report(
+                format!(
+                    "{} more unknown keys{}",
+                    unused.len() - MAX_UNKNOWN_KEYS,
+                    if prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in {prefix}")
+                    }
+                ),
+                first.key_pos.line,
+            );
         }
     }
 }
+
+/// Unknown keys reported one by one in an object; the rest are counted.
+const MAX_UNKNOWN_KEYS: usize = 20;
 
 /// The known key within two edits of `key`, if any.
 pub fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {

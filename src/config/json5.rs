@@ -11,6 +11,7 @@
 //! validation errors must cite lines. It never panics, and nesting is bounded so that a
 //! pathological file cannot overflow the stack.
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// The deepest nesting of arrays and objects accepted; real configs nest four or five levels.
@@ -344,6 +345,7 @@ impl Parser<'_> {
         self.enter()?;
         self.bump(); // '{'
         let mut members: Vec<Member> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
         loop {
             self.skip_space()?;
             if self.peek() == Some('}') {
@@ -365,9 +367,12 @@ impl Parser<'_> {
                 value,
             };
             // Last one wins, as when Go decodes into a map.
-            match members.iter_mut().find(|m| m.key == member.key) {
-                Some(existing) => *existing = member,
-                None => members.push(member),
+            match index.get(&member.key) {
+                Some(&i) => members[i] = member,
+                None => {
+                    index.insert(member.key.clone(), members.len());
+                    members.push(member);
+                }
             }
             self.skip_space()?;
             match self.peek() {
@@ -813,6 +818,18 @@ mod tests {
         assert_eq!(members[0].key, "a");
         assert_eq!(members[0].value.kind, Kind::Number(3.0));
         assert_eq!(members[0].key_pos, Pos { line: 3, col: 2 });
+    }
+
+    #[test]
+    fn many_keys_and_duplicates() {
+        let keys: Vec<String> = (0..100_000)
+            .map(|i| format!("k{}: {i}", i % 50_000))
+            .collect();
+        let Kind::Object(members) = ok(&format!("{{{}}}", keys.join(","))) else {
+            panic!()
+        };
+        assert_eq!(members.len(), 50_000);
+        assert_eq!(members[7].value.kind, Kind::Number(50_007.0));
     }
 
     #[test]

@@ -177,6 +177,35 @@ fn problems_are_all_reported_in_file_order() {
     );
 }
 
+#[test]
+fn problem_lists_are_bounded() {
+    let jobs: Vec<String> = (0..150)
+        .map(|i| format!("{{name: 'j{i}', exec: ''}}"))
+        .collect();
+    let problems = errors(&format!("{{consul: 'c', jobs: [{}]}}", jobs.join(",\n")));
+    assert_eq!(problems.len(), 101);
+    assert_eq!(problems[100], "and 50 more problems");
+    let keys: Vec<String> = (0..25).map(|i| format!("k{i}: 1")).collect();
+    let problems = errors(&format!(
+        "{{consul: 'c', jobs: [{{name: 'a', {}}}]}}",
+        keys.join(", ")
+    ));
+    assert_eq!(problems.len(), 21);
+    assert_eq!(problems[20], "jobs[0] \"a\": 5 more unknown keys (line 1)");
+    // Long values and keys are shortened in messages.
+    let long = "x".repeat(1000);
+    let problem = error(&format!(
+        "{{consul: 'c', jobs: [{{name: 'a', {long}: 1}}]}}"
+    ));
+    assert_eq!(
+        problem,
+        format!(
+            "jobs[0] \"a\": unknown key \"{}...\" (line 1)",
+            "x".repeat(57)
+        )
+    );
+}
+
 // stopTimeout
 
 #[test]

@@ -5,7 +5,7 @@
 //! names, references to jobs and watches that exist). Every problem is collected; the model is
 //! only built when there are none.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +81,8 @@ const LOGGING_KEYS: &[&str] = &["level", "format", "output"];
 const CONTROL_KEYS: &[&str] = &["socket", "mode"];
 const TELEMETRY_KEYS: &[&str] = &["port", "interfaces", "tags", "metrics"];
 const METRIC_KEYS: &[&str] = &["namespace", "subsystem", "name", "help", "type"];
+/// The most problems reported; a config with more is not worth listing further.
+const MAX_PROBLEMS: usize = 100;
 /// The events a job can start on, for messages.
 const EVENT_NAMES: &[&str] = &[
     "startup",
@@ -119,6 +121,15 @@ pub fn build(root: &Value, ctx: &LoadContext) -> Result<Config, Vec<Problem>> {
             }
             // In file order; problems without a line (environment) first.
             problems.sort_by_key(|p| p.line);
+            if problems.len() > MAX_PROBLEMS {
+                let more = problems.len() - MAX_PROBLEMS;
+                problems.truncate(MAX_PROBLEMS);
+                problems.push(Problem {
+                    path: String::new(),
+                    message: format!("and {more} more problems"),
+                    line: None,
+                });
+            }
             Err(problems)
         }
     }
@@ -623,7 +634,7 @@ fn watches(value: Option<&Value>, problems: &mut Vec<Problem>) -> Vec<(Watch, u3
             }
             None => String::new(),
         };
-        let mut r = Reporter::new(problems, format!("watches[{i}] {name:?}"));
+        let mut r = Reporter::new(problems, format!("watches[{i}] {}", quote_short(&name)));
         let before = r.count();
         if name.is_empty() {
             r.path = format!("watches[{i}]");
@@ -1009,7 +1020,7 @@ fn decode_job(index: usize, mut obj: Obj<'_>, problems: &mut Vec<Problem>) -> Ra
     let path = if name.is_empty() {
         format!("jobs[{index}]")
     } else {
-        format!("jobs[{index}] {name:?}")
+        format!("jobs[{index}] {}", quote_short(&name))
     };
     let mut r = Reporter::new(problems, path.clone());
     let before = r.count();
@@ -1445,9 +1456,10 @@ fn validate_jobs(
         );
     }
 
+    let watch_names: HashSet<&str> = watches.iter().map(|(w, _)| w.name.as_str()).collect();
     let mut jobs = Vec::new();
     for job in raw {
-        if let Some(valid) = validate_job(job, &facts, watches, ctx, hosts, problems) {
+        if let Some(valid) = validate_job(job, &facts, &watch_names, ctx, hosts, problems) {
             jobs.push(valid);
         }
     }
@@ -1513,7 +1525,7 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
 fn validate_job(
     job: &RawJob,
     facts: &HashMap<&str, JobFacts>,
-    watches: &[(Watch, u32)],
+    watches: &HashSet<&str>,
     ctx: &LoadContext,
     hosts: &mut HostAddresses<'_>,
     problems: &mut Vec<Problem>,
@@ -1907,7 +1919,7 @@ fn validate_when(
     own_name: &str,
     w: &RawWhen,
     facts: &HashMap<&str, JobFacts>,
-    watches: &[(Watch, u32)],
+    watches: &HashSet<&str>,
     r: &mut Reporter<'_>,
 ) -> Option<When> {
     if w.broken {
@@ -2054,7 +2066,7 @@ fn trigger_problem(
     event: &str,
     source: &str,
     facts: &HashMap<&str, JobFacts>,
-    watches: &[(Watch, u32)],
+    watches: &HashSet<&str>,
 ) -> Option<String> {
     let never = |why: String| Some(format!("{event:?} from {source:?} never fires: {why}"));
     match code {
@@ -2103,7 +2115,7 @@ fn trigger_problem(
         return None;
     }
     if let Some(watch) = source.strip_prefix("watch.") {
-        if !watches.iter().any(|(w, _)| w.name == watch) {
+        if !watches.contains(watch) {
             return never(format!("there is no watch named {watch:?} in watches"));
         }
         if !matches!(
@@ -2120,7 +2132,7 @@ fn trigger_problem(
         );
     }
     let Some(job) = facts.get(source) else {
-        let hint = if watches.iter().any(|(w, _)| w.name == source) {
+        let hint = if watches.contains(source) {
             format!(" (did you mean \"watch.{source}\"?)")
         } else {
             String::new()
