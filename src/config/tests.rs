@@ -727,8 +727,18 @@ fn service_errors() {
         )),
         "jobs[0] \"app\": unknown key \"initialStatus\" (did you mean \"initial_status\"?) (line 1)"
     );
-    // initial_status of a job that is not a service is not checked, as in ContainerPilot.
+    // initial_status, interfaces and the consul block of a job that is not a service are not
+    // checked, as in ContainerPilot.
     assert_eq!(one_job("name: 'a', initial_status: 'bogus'").service, None);
+    assert_eq!(one_job("name: 'a', interfaces: 5").service, None);
+    assert_eq!(
+        one_job("name: 'a', interfaces: ['eth0:inet5']").service,
+        None
+    );
+    assert_eq!(
+        one_job("name: 'a', consul: {deregisterCriticalServiceAfter: 'nope'}").service,
+        None
+    );
     assert_eq!(
         error(&format!(
             "{{consul: 'c', jobs: [{{ {SERVICE}, interfaces: ['eth7'] }}]}}"

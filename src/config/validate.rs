@@ -930,7 +930,7 @@ struct RawJob {
     broken: bool,
     port: Option<Sp<i64>>,
     initial_status: Option<Sp<String>>,
-    interfaces: Option<Sp<Vec<String>>>,
+    interfaces: Option<Value>,
     tags: Vec<String>,
     meta: Option<Sp<Vec<(String, String)>>>,
     consul: Option<RawJobConsul>,
@@ -945,7 +945,8 @@ struct RawJob {
 
 struct RawJobConsul {
     enable_tag_override: bool,
-    deregister: Option<Sp<GoDuration>>,
+    /// Read only for services, as ContainerPilot did.
+    deregister: Option<Value>,
 }
 
 struct RawHealth {
@@ -1052,18 +1053,8 @@ fn decode_job(index: usize, mut obj: Obj<'_>, problems: &mut Vec<Problem>) -> Ra
         }
     });
     let initial_status = get_string(&mut obj, "initial_status", &mut r);
-    let interfaces = obj
-        .get("interfaces")
-        .and_then(|v| match decode::string_or_list(v) {
-            Ok(list) => Some(Sp {
-                v: list,
-                line: v.pos.line,
-            }),
-            Err(e) => {
-                r.key("interfaces", e, v.pos.line);
-                None
-            }
-        });
+    // Read only for services, as ContainerPilot did: a job without a port may carry anything.
+    let interfaces = obj.get("interfaces").cloned();
     let tags = obj
         .get("tags")
         .and_then(|v| match decode::string_list(v) {
@@ -1234,12 +1225,7 @@ fn job_consul(value: &Value, r: &mut Reporter<'_>) -> Option<RawJobConsul> {
         }),
         None => false,
     };
-    let deregister = get_duration(
-        &mut obj,
-        "deregisterCriticalServiceAfter",
-        "consul.deregisterCriticalServiceAfter",
-        r,
-    );
+    let deregister = obj.get("deregisterCriticalServiceAfter").cloned();
     obj.finish(r, "consul", JOB_CONSUL_KEYS);
     Some(RawJobConsul {
         enable_tag_override,
@@ -1820,19 +1806,30 @@ fn validate_service(
                 None
             }
         });
-    let (specs, specs_line) = match &job.interfaces {
-        Some(list) if !list.v.is_empty() => (list.v.clone(), list.line),
-        _ => (
-            DEFAULT_INTERFACES.iter().map(|s| s.to_string()).collect(),
-            job.line,
-        ),
-    };
-    let address = match hosts.resolve(&specs) {
-        Ok(ip) => Some(ip),
-        Err(e) => {
-            r.key("interfaces", e, specs_line);
-            None
+    let mut specs: Vec<String> = DEFAULT_INTERFACES.iter().map(|s| s.to_string()).collect();
+    let mut specs_line = job.line;
+    let mut specs_ok = true;
+    if let Some(v) = &job.interfaces {
+        specs_line = v.pos.line;
+        match decode::string_or_list(v) {
+            Ok(list) if list.is_empty() => {}
+            Ok(list) => specs = list,
+            Err(e) => {
+                r.key("interfaces", e, v.pos.line);
+                specs_ok = false;
+            }
         }
+    }
+    let address = if specs_ok {
+        match hosts.resolve(&specs) {
+            Ok(ip) => Some(ip),
+            Err(e) => {
+                r.key("interfaces", e, specs_line);
+                None
+            }
+        }
+    } else {
+        None
     };
     let mut meta = BTreeMap::new();
     if let Some(pairs) = &job.meta {
@@ -1842,15 +1839,20 @@ fn validate_service(
     let (enable_tag_override, deregister) = match &job.consul {
         None => (false, None),
         Some(c) => {
-            let deregister = c.deregister.as_ref().and_then(|d| {
-                if d.v.is_positive() {
-                    Some(d.v.to_std())
-                } else {
+            let key = "consul.deregisterCriticalServiceAfter";
+            let deregister = c.deregister.as_ref().and_then(|v| match weak_duration(v) {
+                Ok(None) => None,
+                Ok(Some(d)) if d.is_positive() => Some(d.to_std()),
+                Ok(Some(d)) => {
                     r.key(
-                        "consul.deregisterCriticalServiceAfter",
-                        format!("must be greater than zero, got {}", d.v),
-                        d.line,
+                        key,
+                        format!("must be greater than zero, got {d}"),
+                        v.pos.line,
                     );
+                    None
+                }
+                Err(e) => {
+                    r.key(key, e, v.pos.line);
                     None
                 }
             });
