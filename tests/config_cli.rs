@@ -5,37 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn pilot_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pilot")
-}
+mod common;
 
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("pilot-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{Scratch, pilot_bin};
 
 /// Runs pilot with `args` and exactly the environment `env` (plus PATH).
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -270,19 +242,53 @@ fn config_path_precedence() {
 }
 
 #[test]
-fn running_a_config_is_not_there_yet() {
+fn a_config_runs_from_the_flag_or_the_environment() {
     let dir = Scratch::new("run");
     let config = dir.write("c.json5", VALID);
+    for (args, env) in [
+        (vec!["-config", p(&config)], vec![("WHO", "from-flag")]),
+        (
+            vec![],
+            vec![("CONTAINERPILOT", p(&config)), ("WHO", "from-env")],
+        ),
+        (
+            vec![],
+            vec![("PILOT_CONFIG", p(&config)), ("WHO", "from-env")],
+        ),
+    ] {
+        let out = run(&args, &env);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let who = env.iter().find(|(k, _)| *k == "WHO").unwrap().1;
+        assert!(
+            text(&out.stdout)
+                .lines()
+                .any(|l| l.contains(" app ") && l.ends_with(who)),
+            "{args:?} {env:?}: {}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn running_an_invalid_config_exits_2_with_every_problem() {
+    let dir = Scratch::new("run-invalid");
+    let config = dir.write(
+        "c.json5",
+        "{ consul: \"localhost:8500\", jobs: [{ name: \"a\", exec: \"true\", restarts: -1 }, { name: \"a\", exec: \"true\" }] }",
+    );
     let out = run(&["-config", p(&config)], &[]);
     assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("pilot: invalid config"), "{stderr}");
     assert!(
-        text(&out.stderr).starts_with("pilot: running a config is not supported yet"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("restarts") && stderr.contains("\"a\""),
+        "{stderr}"
     );
-    let out = run(&[], &[("CONTAINERPILOT", p(&config))]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("is not supported yet"));
+    assert_eq!(
+        stderr.lines().count(),
+        3,
+        "one line per problem after the heading: {stderr}"
+    );
 }
 
 #[test]
