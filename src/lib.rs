@@ -5,7 +5,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod consul;
 pub mod events;
+pub mod health;
 pub mod init;
 pub mod jobs;
 pub mod logging;
