@@ -133,8 +133,8 @@ impl Checker {
     }
 
     /// Stops the checker; a running command check is SIGKILLed with its process group, and this
-    /// returns once the checker's task has ended.
-    pub async fn stop(mut self) {
+    /// returns once the checker's task has ended. Calling it again does nothing.
+    pub async fn stop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
