@@ -420,8 +420,13 @@ impl Task {
                     tracing::debug!("deregistering failed: {err}");
                     self.status
                         .send_modify(|s| s.last_error = Some(err.to_string()));
+                    // An agent that cannot be reached and never got this service registered has
+                    // nothing to remove that pilot knows of: do not hold up the shutdown.
+                    let unreachable = matches!(err, ConsulError::Connect { .. });
                     let pause = backoff.next_delay();
-                    if Instant::now() + pause >= deadline {
+                    if (unreachable && self.presence != Presence::Registered)
+                        || Instant::now() + pause >= deadline
+                    {
                         tracing::info!("deregistering failed: {err}");
                         break false;
                     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper::{Method, Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -15,10 +15,11 @@ use crate::config::Check;
 use crate::consul::transport::{self, Connector};
 use crate::supervisor::describe_io_error;
 
-/// The HTTP client of one checker. Connections are not kept between checks: each check proves
+/// The HTTP client of one checker (with the Consul client's body type, so that the binary holds
+/// one copy of hyper's client code, not two). Connections are not kept between checks: each check proves
 /// that a new connection can be made, as Consul's HTTP checks do.
 pub(super) struct Prober {
-    http: Option<Client<Connector, Empty<Bytes>>>,
+    http: Option<Client<Connector, Full<Bytes>>>,
 }
 
 impl Prober {
@@ -56,7 +57,7 @@ impl Prober {
     }
 }
 
-fn build(connector: Connector) -> Client<Connector, Empty<Bytes>> {
+fn build(connector: Connector) -> Client<Connector, Full<Bytes>> {
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
@@ -76,7 +77,7 @@ pub async fn http_check(url: &str, timeout: Duration) -> (bool, String) {
 }
 
 async fn get(
-    client: &Client<Connector, Empty<Bytes>>,
+    client: &Client<Connector, Full<Bytes>>,
     url: &str,
     timeout: Duration,
 ) -> (bool, String) {
@@ -90,7 +91,7 @@ async fn get(
         .method(Method::GET)
         .uri(uri)
         .header("User-Agent", "pilot health check")
-        .body(Empty::new())
+        .body(Full::new(Bytes::new()))
     {
         Ok(request) => request,
         Err(err) => return (false, format!("HTTP GET {url}: {err}")),
