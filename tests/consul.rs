@@ -399,6 +399,16 @@ async fn an_agent_that_lost_its_state_gets_the_registration_back_404() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_old_agent_that_lost_its_state_gets_the_registration_back() {
+    // Consul 1.0.8, the version ContainerPilot 3.8 was built against.
+    let cfg = Config {
+        version: consul_double::ConsulVersion::V1_0_8,
+        ..Config::default()
+    };
+    lost_state_is_restored_on_the_next_heartbeat(cfg).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn maintenance_deregisters_and_leaving_it_registers_again() {
     let u = unix_double(Config::default()).await;
     let reg = Registration::spawn(

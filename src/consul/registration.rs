@@ -16,6 +16,12 @@
 //! - failed calls are retried with backoff, on the task's own schedule, instead of once per
 //!   heartbeat inside the job's loop.
 //!
+//! The telemetry service (`containerpilot`: no check, TTL 15 s, heartbeat every 5 s) is a service
+//! like any other here: its job heartbeats it, and maintenance deregisters it too, as PRODUCT.md
+//! says of every service, and registers it again afterwards. ContainerPilot kept heartbeating it
+//! during maintenance after deregistering it, which only produced a warning every 5 s; here the
+//! reports received during maintenance are held back.
+//!
 //! The check output is what the job reports: pilot's checks report stable texts (`ok`, or
 //! `HTTP GET <url>: 200 OK`), because Consul writes a changed output to its catalog.
 
