@@ -6,7 +6,9 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod consul;
 pub mod events;
+pub mod health;
 pub mod init;
 pub mod jobs;
 pub mod logging;
