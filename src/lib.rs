@@ -12,7 +12,9 @@ pub mod health;
 pub mod init;
 pub mod jobs;
 pub mod logging;
+pub mod render;
 pub mod supervisor;
+pub mod watches;
 
 use std::ffi::OsString;
 use std::io::Write;

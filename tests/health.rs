@@ -445,7 +445,7 @@ async fn no_check_means_a_heartbeat_every_interval(sup: Supervisor) {
     for _ in 0..3 {
         let result = r.next().await;
         assert_eq!(result, HealthResult::Heartbeat);
-        assert_eq!(result.output(), "ok");
+        assert_eq!(result.detail(), "ok");
         assert!(result.passed());
     }
     // Three ticks of the interval, not earlier.

@@ -5,12 +5,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 
-/// One instance of a service, from `/v1/health/service/<name>`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+/// One instance of a service, from `/v1/health/service/<name>`. It serialises with Consul's
+/// capitalised field names (`ID`, `Address`...), the names templates use, for `/v3/watches`.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "PascalCase")]
 pub struct Instance {
     /// The node's name.
     pub node: String,
     /// The service ID (`<name>-<hostname>` for pilot's services).
+    #[serde(rename = "ID")]
     pub id: String,
     /// The service name.
     pub name: String,

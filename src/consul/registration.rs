@@ -196,6 +196,11 @@ impl Registration {
         self.status.borrow().clone()
     }
 
+    /// A receiver of the status, for whoever reports it (`/v3/status`).
+    pub fn subscribe(&self) -> watch::Receiver<RegistrationStatus> {
+        self.status.clone()
+    }
+
     /// The service ID, `<name>-<hostname>`.
     pub fn service_id(&self) -> &str {
         &self.service_id

@@ -53,7 +53,7 @@ pub enum HealthResult {
 
 impl HealthResult {
     /// The output for Consul: [`HEARTBEAT_OUTPUT`] for a heartbeat.
-    pub fn output(&self) -> &str {
+    pub fn detail(&self) -> &str {
         match self {
             HealthResult::Heartbeat => HEARTBEAT_OUTPUT,
             HealthResult::Checked { output, .. } => output,

@@ -18,8 +18,6 @@
 //! The watch data comes from the control socket (`GET /v3/watches`); this module renders and
 //! writes, the subcommand in `subcommand.rs` talks to the socket and runs COMMAND.
 
-pub mod subcommand;
-
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -49,9 +47,15 @@ impl Target {
         let template = parts.next().unwrap_or_default();
         let dest = parts.next().unwrap_or_default();
         if template.is_empty() || dest.is_empty() {
-            return Err(format!("-render {spec:?}: expected TEMPLATE:DEST[:COMMAND]"));
+            return Err(format!(
+                "-render {spec:?}: expected TEMPLATE:DEST[:COMMAND]"
+            ));
         }
-        let command = parts.next().map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
+        let command = parts
+            .next()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         Ok(Target {
             template: template.into(),
             dest: dest.into(),
@@ -61,10 +65,17 @@ impl Target {
 }
 
 /// Renders `text` over `watches`, with `env` as the data and for `env`.
-pub fn render(text: &str, watches: &[Snapshot], env: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+pub fn render(
+    text: &str,
+    watches: &[Snapshot],
+    env: &BTreeMap<String, String>,
+) -> Result<String, TemplateError> {
     let watches: Arc<Vec<Snapshot>> = Arc::new(watches.to_vec());
     let mut extra = gotmpl::FuncMap::new();
-    extra.insert("service".into(), Arc::new(move |args: &[Value]| service(&watches, args)));
+    extra.insert(
+        "service".into(),
+        Arc::new(move |args: &[Value]| service(&watches, args)),
+    );
     render_with(text, env, extra)
 }
 
@@ -97,13 +108,19 @@ fn service(watches: &[Snapshot], args: &[Value]) -> gotmpl::Result<Value> {
         };
         return Err(err(format!(
             "service {wanted}: no watch follows it (watches: {})",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         )));
     };
     // Before Consul's first answer a watch knows no instance: render none rather than fail, so
     // that a pre-start render works; the first answer with instances is a `changed` event.
     let instances = watch.instances.as_deref().unwrap_or_default();
-    Ok(Value::List(instances.iter().map(instance).collect::<Vec<_>>().into()))
+    Ok(Value::List(
+        instances.iter().map(instance).collect::<Vec<_>>().into(),
+    ))
 }
 
 fn instance(i: &Instance) -> Value {
@@ -114,8 +131,15 @@ fn instance(i: &Instance) -> Value {
     fields.insert("Name".into(), text(&i.name));
     fields.insert("Address".into(), text(&i.address));
     fields.insert("Port".into(), Value::Int(i64::from(i.port)));
-    fields.insert("Tags".into(), Value::List(i.tags.iter().map(|t| text(t)).collect::<Vec<_>>().into()));
-    let meta: BTreeMap<Arc<str>, Value> = i.meta.iter().map(|(k, v)| (Arc::from(k.as_str()), text(v))).collect();
+    fields.insert(
+        "Tags".into(),
+        Value::List(i.tags.iter().map(|t| text(t)).collect::<Vec<_>>().into()),
+    );
+    let meta: BTreeMap<Arc<str>, Value> = i
+        .meta
+        .iter()
+        .map(|(k, v)| (Arc::from(k.as_str()), text(v)))
+        .collect();
     fields.insert("Meta".into(), Value::Map(Arc::new(meta)));
     Value::Map(Arc::new(fields))
 }
@@ -139,7 +163,10 @@ pub fn write_if_changed(dest: &Path, content: &str) -> io::Result<bool> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = dir.join(format!(".{name}.pilot-{}", std::process::id()));
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
@@ -183,7 +210,9 @@ mod tests {
             address: address.into(),
             port,
             tags: vec!["v1".into()],
-            meta: [("zone".to_string(), "a".to_string())].into_iter().collect(),
+            meta: [("zone".to_string(), "a".to_string())]
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -193,17 +222,33 @@ mod tests {
     fn renders_no_one_and_many_instances() {
         let env = BTreeMap::new();
         let none = render(UPSTREAM, &[watch("hello", None, Some(vec![]))], &env).unwrap();
-        assert_eq!(none, "upstream hello {\n  server 127.0.0.1:65535 down;\n}\n");
-        let one = render(UPSTREAM, &[watch("hello", None, Some(vec![instance("a", "10.0.0.1", 80)]))], &env).unwrap();
+        assert_eq!(
+            none,
+            "upstream hello {\n  server 127.0.0.1:65535 down;\n}\n"
+        );
+        let one = render(
+            UPSTREAM,
+            &[watch(
+                "hello",
+                None,
+                Some(vec![instance("a", "10.0.0.1", 80)]),
+            )],
+            &env,
+        )
+        .unwrap();
         assert_eq!(one, "upstream hello {\n  server 10.0.0.1:80;\n}\n");
-        let many: Vec<Instance> = (1..=10).map(|i| instance(&format!("h{i:02}"), &format!("10.0.0.{i}"), 8000)).collect();
+        let many: Vec<Instance> = (1..=10)
+            .map(|i| instance(&format!("h{i:02}"), &format!("10.0.0.{i}"), 8000))
+            .collect();
         let text = render(UPSTREAM, &[watch("hello", None, Some(many))], &env).unwrap();
         assert_eq!(text.matches("server 10.0.0.").count(), 10);
     }
 
     #[test]
     fn every_instance_field_and_the_config_functions_are_there() {
-        let env: BTreeMap<String, String> = [("ZONE".to_string(), "eu".to_string())].into_iter().collect();
+        let env: BTreeMap<String, String> = [("ZONE".to_string(), "eu".to_string())]
+            .into_iter()
+            .collect();
         let text = render(
             "{{ range service \"hello\" }}{{ .ID }} {{ .Node }} {{ .Name }} {{ .Address }} {{ .Port }} {{ join \",\" .Tags }} {{ .Meta.zone }} {{ env \"ZONE\" }} {{ .ZONE | default \"x\" }}{{ end }}",
             &[watch("hello", None, Some(vec![instance("a", "10.0.0.1", 80)]))],
@@ -216,18 +261,40 @@ mod tests {
     #[test]
     fn a_tag_picks_between_watches_of_one_service() {
         let watches = [
-            watch("hello", Some("blue"), Some(vec![instance("b", "10.0.0.2", 80)])),
-            watch("hello", Some("green"), Some(vec![instance("g", "10.0.0.3", 80)])),
+            watch(
+                "hello",
+                Some("blue"),
+                Some(vec![instance("b", "10.0.0.2", 80)]),
+            ),
+            watch(
+                "hello",
+                Some("green"),
+                Some(vec![instance("g", "10.0.0.3", 80)]),
+            ),
         ];
         let env = BTreeMap::new();
-        let text = render("{{ range service \"hello\" \"green\" }}{{ .ID }}{{ end }}", &watches, &env).unwrap();
+        let text = render(
+            "{{ range service \"hello\" \"green\" }}{{ .ID }}{{ end }}",
+            &watches,
+            &env,
+        )
+        .unwrap();
         assert_eq!(text, "g");
     }
 
     #[test]
     fn an_unknown_watch_is_an_error_that_lists_the_known_ones() {
-        let err = render("{{ service \"nope\" }}", &[watch("hello", None, None)], &BTreeMap::new()).unwrap_err();
-        assert!(err.0.contains("service \"nope\": no watch follows it (watches: hello)"), "{err}");
+        let err = render(
+            "{{ service \"nope\" }}",
+            &[watch("hello", None, None)],
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.0
+                .contains("service \"nope\": no watch follows it (watches: hello)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -247,7 +314,13 @@ mod tests {
             }
         );
         assert_eq!(Target::parse("a:b").unwrap().command, None);
-        assert_eq!(Target::parse("a:b:sh -c 'echo a:b'").unwrap().command.as_deref(), Some("sh -c 'echo a:b'"));
+        assert_eq!(
+            Target::parse("a:b:sh -c 'echo a:b'")
+                .unwrap()
+                .command
+                .as_deref(),
+            Some("sh -c 'echo a:b'")
+        );
         assert!(Target::parse("a").is_err());
         assert!(Target::parse(":b").is_err());
     }
@@ -259,17 +332,34 @@ mod tests {
         let dest = dir.join("out.conf");
         let _ = std::fs::remove_file(&dest);
         assert!(write_if_changed(&dest, "one\n").unwrap());
-        assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(!write_if_changed(&dest, "one\n").unwrap(), "same content: no change");
+        assert!(
+            !write_if_changed(&dest, "one\n").unwrap(),
+            "same content: no change"
+        );
         let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dest).unwrap());
         assert!(write_if_changed(&dest, "two\n").unwrap());
         let meta = std::fs::metadata(&dest).unwrap();
-        assert_ne!(std::os::unix::fs::MetadataExt::ino(&meta), inode, "replaced by a rename");
+        assert_ne!(
+            std::os::unix::fs::MetadataExt::ino(&meta),
+            inode,
+            "replaced by a rename"
+        );
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "the mode is kept");
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "two\n");
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name() != "out.conf").collect();
-        assert!(leftovers.is_empty(), "no temporary file left: {leftovers:?}");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "out.conf")
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "no temporary file left: {leftovers:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -31,7 +31,9 @@ pub fn events(previous: Option<&[Instance]>, current: &[Instance]) -> Vec<EventC
 #[cfg(test)]
 mod tests {
     use super::*;
-    use EventCode::{StatusChanged as Changed, StatusHealthy as Healthy, StatusUnhealthy as Unhealthy};
+    use EventCode::{
+        StatusChanged as Changed, StatusHealthy as Healthy, StatusUnhealthy as Unhealthy,
+    };
 
     fn instance(id: &str, address: &str) -> Instance {
         Instance {
@@ -59,7 +61,10 @@ mod tests {
 
     #[test]
     fn a_first_answer_with_instances_is_a_change_and_healthy() {
-        assert_eq!(events(None, &[instance("a", "10.0.0.1")]), [Changed, Healthy]);
+        assert_eq!(
+            events(None, &[instance("a", "10.0.0.1")]),
+            [Changed, Healthy]
+        );
     }
 
     #[test]
@@ -85,7 +90,14 @@ mod tests {
         v.node = "n2".into();
         variants.push(v);
         for changed in variants {
-            assert_eq!(events(Some(&[base.clone()]), &[changed.clone()]), [Changed], "{changed:?}");
+            assert_eq!(
+                events(
+                    Some(std::slice::from_ref(&base)),
+                    std::slice::from_ref(&changed)
+                ),
+                [Changed],
+                "{changed:?}"
+            );
         }
     }
 

@@ -17,7 +17,7 @@ mod change;
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
@@ -38,7 +38,8 @@ const BURST: f64 = 5.0;
 const PER_SECOND: f64 = 5.0;
 
 /// What a watch knows about its service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Snapshot {
     /// The Consul service name.
     pub service: String,
@@ -90,7 +91,13 @@ pub fn spawn(cfg: config::Watch, client: Client, bus: Bus) -> WatchHandle {
     }
 }
 
-async fn run(cfg: config::Watch, client: Client, bus: Bus, source: Arc<str>, snapshot: watch::Sender<Snapshot>) {
+async fn run(
+    cfg: config::Watch,
+    client: Client,
+    bus: Bus,
+    source: Arc<str>,
+    snapshot: watch::Sender<Snapshot>,
+) {
     let wait = cfg.interval.clamp(MIN_WAIT, MAX_WAIT);
     let mut backoff = Backoff::new(RETRY_BASE, cfg.interval.max(RETRY_BASE));
     let mut limiter = Limiter::new();
@@ -110,7 +117,10 @@ async fn run(cfg: config::Watch, client: Client, bus: Bus, source: Arc<str>, sna
             Err(err) => {
                 let delay = backoff.next_delay();
                 if backoff.failures() == 1 {
-                    tracing::warn!("watch {source}: {err}; retrying every {:?} at most", cfg.interval);
+                    tracing::warn!(
+                        "watch {source}: {err}; retrying every {:?} at most",
+                        cfg.interval
+                    );
                 } else {
                     tracing::debug!("watch {source}: {err}; retrying in {delay:?}");
                 }
@@ -128,7 +138,9 @@ async fn run(cfg: config::Watch, client: Client, bus: Bus, source: Arc<str>, sna
         }
         let new_index = answer.index.max(1);
         if new_index < index {
-            tracing::debug!("watch {source}: the index went back from {index} to {new_index}; asking again");
+            tracing::debug!(
+                "watch {source}: the index went back from {index} to {new_index}; asking again"
+            );
             index = 0;
             continue;
         }
@@ -163,7 +175,8 @@ impl Limiter {
 
     async fn take(&mut self) {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * PER_SECOND).min(BURST);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * PER_SECOND).min(BURST);
         self.last = now;
         if self.tokens < 1.0 {
             let wait = Duration::from_secs_f64((1.0 - self.tokens) / PER_SECOND);
@@ -191,6 +204,9 @@ mod tests {
             limiter.take().await;
         }
         let elapsed = start.elapsed().as_secs_f64();
-        assert!((1.9..2.1).contains(&elapsed), "10 more at 5 per second: {elapsed}");
+        assert!(
+            (1.9..2.1).contains(&elapsed),
+            "10 more at 5 per second: {elapsed}"
+        );
     }
 }
