@@ -12,9 +12,15 @@ use consul_double::{
 };
 
 fn double() -> BackgroundDouble {
-    let mut cfg = DoubleConfig::default();
-    cfg.timing = DoubleConfig::fast_timing();
-    BackgroundDouble::start(cfg).expect("start the Consul double")
+    BackgroundDouble::start(fast()).expect("start the Consul double")
+}
+
+/// The double with test timings (no jitter, a 1 s DCSA floor, a fast reaper).
+fn fast() -> DoubleConfig {
+    DoubleConfig {
+        timing: DoubleConfig::fast_timing(),
+        ..DoubleConfig::default()
+    }
 }
 
 fn address(double: &BackgroundDouble) -> String {
