@@ -225,12 +225,13 @@ fn tls_with_a_test_ca_verify_on_and_off() {
     let other = consul_double::generate_localhost_pki().unwrap();
     let other_dir = Scratch::new("tls-other-ca");
     let other_files = other.write_to(&other_dir.dir).unwrap();
-    let mut cfg = DoubleConfig::default();
-    cfg.timing = DoubleConfig::fast_timing();
-    cfg.listen = vec![Listen::Tls(
-        "127.0.0.1:0".parse().unwrap(),
-        pki.server.clone(),
-    )];
+    let cfg = DoubleConfig {
+        listen: vec![Listen::Tls(
+            "127.0.0.1:0".parse().unwrap(),
+            pki.server.clone(),
+        )],
+        ..fast()
+    };
     let double = BackgroundDouble::start(cfg).unwrap();
     let consul_double::BoundAddr::Tls(tls_addr) = double.addrs()[0].clone() else {
         panic!("a TLS listener");
@@ -289,13 +290,14 @@ fn tls_with_a_test_ca_verify_on_and_off() {
 
 #[test]
 fn a_wrong_token_gives_a_clear_error_that_never_shows_the_token() {
-    let mut cfg = DoubleConfig::default();
-    cfg.timing = DoubleConfig::fast_timing();
-    cfg.acl = Some(AclConfig {
-        tokens: [("right-token".to_string(), TokenRights::Write)]
-            .into_iter()
-            .collect(),
-    });
+    let cfg = DoubleConfig {
+        acl: Some(AclConfig {
+            tokens: [("right-token".to_string(), TokenRights::Write)]
+                .into_iter()
+                .collect(),
+        }),
+        ..fast()
+    };
     let double = BackgroundDouble::start(cfg).unwrap();
     let dir = Scratch::new("token");
     let ok = dir.write("ok", "");
