@@ -5,11 +5,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod events;
 pub mod init;
 pub mod jobs;
 pub mod logging;
 pub mod supervisor;
+pub mod telemetry;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -36,6 +38,9 @@ fn dispatch(args: &[OsString]) -> i32 {
     if args.help {
         print!("{}", cli::usage());
         return 0;
+    }
+    if control::subcommand::requested(&args) {
+        return control::subcommand::run(&args);
     }
     if args.version {
         println!("Version: {VERSION}\nGitHash: {GIT_HASH}");
