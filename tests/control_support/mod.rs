@@ -292,3 +292,46 @@ pub fn samples(text: &str, name: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Writes `bytes` on a new TCP connection and reads the answer until the server closes it.
+pub async fn exchange_tcp(address: std::net::SocketAddr, bytes: &[u8]) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    tokio::time::timeout(PATIENCE, async {
+        let _ = stream.write_all(bytes).await;
+        read_answer(&mut stream).await
+    })
+    .await
+    .expect("an answer within the patience")
+}
+
+/// Parses a metrics text with the Prometheus client library's parser (Python's
+/// `prometheus_client`, installed by `scripts/deps.sh`) and returns its families.
+pub async fn parse_with_prometheus(text: String) -> serde_json::Value {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parse_metrics.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 is needed to parse /metrics: run scripts/deps.sh");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the Prometheus parser refused /metrics ({}): {}\n{text}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
