@@ -152,6 +152,74 @@ def reaping_rate():
     return [("orphaned zombies reaped per second (PID 1)", f"{statistics.median(rates):,.0f} per second ({count:,} orphans exiting at once, median of {len(rates)})", ">= 10,000 per second")]
 
 
+def write_config(name, text):
+    path = os.path.join(WORK, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def start_to_first_job():
+    """Config mode: from starting pilot to its first job's exec."""
+    runs = 30 if QUICK else 200
+    config = write_config(
+        "first-job.json5",
+        '{ consul: "127.0.0.1:1", logging: { format: "default" }, jobs: [{ name: "stamp", exec: "%s" }] }' % helper("stamp"),
+    )
+    samples = []
+    for _ in range(runs):
+        start = time.monotonic_ns()
+        out = subprocess.run([PILOT, "-config", config], stdout=subprocess.PIPE, check=True).stdout.decode()
+        # `<time> stamp <pid> <nanoseconds>`
+        line = next(l for l in out.splitlines() if " stamp " in l)
+        samples.append((int(line.split()[-1]) - start) / 1e6)
+    return [("start to first job running (config mode)", f"p50 {statistics.median(samples):.2f} ms, p99 {percentile(samples, 99):.2f} ms ({runs} runs)", "<= 10 ms")]
+
+
+def shutdown_latency():
+    """pilot as PID 1 with three jobs that exit at once on SIGTERM: SIGTERM to exit."""
+    runs = 10 if QUICK else 50
+    config = write_config(
+        "shutdown.json5",
+        '{ consul: "127.0.0.1:1", jobs: [%s] }'
+        % ", ".join('{ name: "j%d", exec: ["sleep", "1000"] }' % i for i in range(3)),
+    )
+    samples = []
+    for _ in range(runs):
+        outer = subprocess.Popen(pid1("-config", config), stdout=subprocess.DEVNULL)
+        pilot = wait_for_child(outer.pid)
+        while len(children_of(pilot)) < 3:
+            time.sleep(0.005)
+        start = time.monotonic()
+        os.kill(pilot, 15)
+        outer.wait()
+        samples.append((time.monotonic() - start) * 1000)
+    return [("SIGTERM to exit, jobs that exit at once (PID 1)", f"p50 {statistics.median(samples):.1f} ms, p99 {percentile(samples, 99):.1f} ms ({runs} runs)", "<= 100 ms")]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu():
+    """The job engine at rest: pilot as PID 1 supervising one long-running job."""
+    window = 10 if QUICK else 60
+    config = write_config("idle.json5", '{ consul: "127.0.0.1:1", jobs: [{ name: "app", exec: ["sleep", "100000"] }] }')
+    outer = subprocess.Popen(pid1("-config", config), stdout=subprocess.DEVNULL)
+    try:
+        pilot = wait_for_child(outer.pid)
+        time.sleep(1)
+        before = cpu_seconds(pilot)
+        time.sleep(window)
+        used = cpu_seconds(pilot) - before
+    finally:
+        os.kill(pilot, 15)
+        outer.wait()
+    return [("idle CPU, job engine (one job, no health check)", f"{used:.2f} s CPU over {window} s ({used / window * 100:.2f} %)", "")]
+
+
 def machine():
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as f:
@@ -176,7 +244,7 @@ def main():
         sys.exit("bench.py needs root (PID namespaces)")
     build()
     rows = []
-    for figure in (binary_size, resident_memory, exec_latency, reaping_rate):
+    for figure in (binary_size, resident_memory, exec_latency, start_to_first_job, shutdown_latency, reaping_rate, idle_cpu):
         rows.extend(figure())
     print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}{' (quick run)' if QUICK else ''}.\n")
     print("| figure | pilot | target |")

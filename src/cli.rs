@@ -12,6 +12,14 @@ pub struct Args {
     pub control: ControlFlags,
     pub help: bool,
     pub version: bool,
+    /// `-config FILE`: the config file (else `PILOT_CONFIG`, else `CONTAINERPILOT`).
+    pub config: Option<String>,
+    /// `-template`: print the rendered config and quit.
+    pub template: bool,
+    /// `-out FILE`: where `-template` writes (`-` or empty for stdout).
+    pub out: Option<String>,
+    /// `-validate`: load and validate the config, print its problems, and quit.
+    pub validate: bool,
     /// Everything after the flags: the command to supervise.
     pub command: Vec<OsString>,
 }
@@ -33,11 +41,6 @@ pub struct ControlFlags {
     /// `-maintenance enable|disable`, unchecked.
     pub maintenance: Option<String>,
     pub ping: bool,
-    /// `-config FILE`, to find the socket.
-    // TODO(config-merge): the config branch adds `Args::config` and the `-config` flag; once it
-    // is merged, drop this field and the `config` entry of `CONTROL_FLAGS`, and read
-    // `args.config` in `control::subcommand::config_flag`.
-    pub config: Option<String>,
 }
 
 /// Whether a flag takes a value.
@@ -57,6 +60,11 @@ struct Flag {
 /// Every flag, in the alphabetical order the usage text shows them in.
 const FLAGS: &[Flag] = &[
     Flag {
+        name: "config",
+        takes: Takes::Value("FILE", |a, v| a.config = Some(v)),
+        help: "The JSON5 config file. Defaults to the PILOT_CONFIG, then the CONTAINERPILOT\n    \tenvironment variable.",
+    },
+    Flag {
         name: "h",
         takes: Takes::Bool(|a, v| a.help = v),
         help: "Same as -help.",
@@ -65,6 +73,21 @@ const FLAGS: &[Flag] = &[
         name: "help",
         takes: Takes::Bool(|a, v| a.help = v),
         help: "Show this help and quit.",
+    },
+    Flag {
+        name: "out",
+        takes: Takes::Value("FILE", |a, v| a.out = Some(v)),
+        help: "Where -template writes the rendered config. Defaults to stdout ('-').",
+    },
+    Flag {
+        name: "template",
+        takes: Takes::Bool(|a, v| a.template = v),
+        help: "Render the config template, print it and quit.",
+    },
+    Flag {
+        name: "validate",
+        takes: Takes::Bool(|a, v| a.validate = v),
+        help: "Load and validate the config, print every problem, and quit: exit 0 when it\n    \tis valid, 2 when it is not.",
     },
     Flag {
         name: "version",
@@ -76,11 +99,6 @@ const FLAGS: &[Flag] = &[
 /// The flags of the control-socket subcommands, in alphabetical order. They are kept apart
 /// from `FLAGS` so that each table can change without the other; `usage` merges both.
 const CONTROL_FLAGS: &[Flag] = &[
-    Flag {
-        name: "config",
-        takes: Takes::Value("FILE", |a, v| a.control.config = Some(v)),
-        help: "The JSON5 config file. Defaults to the PILOT_CONFIG, then the CONTAINERPILOT\n    \tenvironment variable.",
-    },
     Flag {
         name: "maintenance",
         takes: Takes::Value("enable|disable", |a, v| a.control.maintenance = Some(v)),
@@ -191,6 +209,8 @@ pub fn usage() -> String {
          \n\
          \x20 pilot -- COMMAND [ARG...]    run COMMAND as an init: reap zombies, forward signals,\n\
          \x20                              and exit with COMMAND's status\n\
+         \x20 pilot -validate -config FILE check a config file and print its problems\n\
+         \x20 pilot -template -config FILE print a config file rendered as a template\n\
          \n\
          Flags (one or two dashes; -flag=value or -flag value):\n",
     );
@@ -260,6 +280,35 @@ mod tests {
     }
 
     #[test]
+    fn config_flags() {
+        let parsed = parse(&args(&[
+            "-config",
+            "a.json5",
+            "--template",
+            "-out=x",
+            "-validate",
+        ]))
+        .unwrap();
+        assert_eq!(parsed.config.as_deref(), Some("a.json5"));
+        assert!(parsed.template);
+        assert_eq!(parsed.out.as_deref(), Some("x"));
+        assert!(parsed.validate);
+        let parsed = parse(&args(&["--config=b.json5", "-config", "c.json5"])).unwrap();
+        assert_eq!(
+            parsed.config.as_deref(),
+            Some("c.json5"),
+            "the last one wins"
+        );
+        assert_eq!(
+            parse(&args(&["-config"])).unwrap_err(),
+            UsageError("flag needs an argument: -config".into())
+        );
+        let parsed = parse(&args(&["-config", "f", "--", "node", "app.js"])).unwrap();
+        assert_eq!(parsed.command, args(&["node", "app.js"]));
+        assert!(!parse(&args(&["-template=false"])).unwrap().template);
+    }
+
+    #[test]
     fn usage_lists_every_flag() {
         let text = usage();
         for flag in FLAGS {
@@ -278,8 +327,6 @@ mod tests {
             "-maintenance=enable",
             "-reload",
             "--ping",
-            "-config",
-            "f.json5",
         ]))
         .unwrap();
         assert_eq!(
@@ -290,7 +337,6 @@ mod tests {
                 reload: true,
                 maintenance: Some("enable".into()),
                 ping: true,
-                config: Some("f.json5".into()),
             }
         );
         assert_eq!(

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the code map and the invariants. `run` is the whole program; the
 //! binary's `main` only converts `argv` and exits with what `run` returns.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -39,15 +40,24 @@ fn dispatch(args: &[OsString]) -> i32 {
         print!("{}", cli::usage());
         return 0;
     }
-    if control::subcommand::requested(&args) {
-        return control::subcommand::run(&args);
-    }
     if args.version {
         println!("Version: {VERSION}\nGitHash: {GIT_HASH}");
         return 0;
     }
-    if args.command.is_empty() {
-        return usage_error("nothing to run: give a COMMAND");
+    if args.template {
+        return template_mode(&args);
+    }
+    if args.validate {
+        return validate_mode(&args);
+    }
+    if control::subcommand::requested(&args) {
+        return control::subcommand::run(&args);
+    }
+    let config_path = config::resolve_path(args.config.as_deref(), &config::process_env());
+    if config_path.is_none() && args.command.is_empty() {
+        return usage_error(
+            "nothing to run: give -config FILE (or set PILOT_CONFIG), or a COMMAND",
+        );
     }
     // Signals are taken over before anything else, in particular before any thread exists.
     let ownership = match supervisor::take_over() {
@@ -61,7 +71,85 @@ fn dispatch(args: &[OsString]) -> i32 {
         }
     };
     supervisor::mark_inherited_fds_cloexec();
-    init::run(ownership, args.command)
+    match config_path {
+        Some(config_path) => app::run(
+            ownership,
+            app::Options {
+                config_path,
+                main_command: args.command,
+            },
+        ),
+        None => init::run(ownership, args.command),
+    }
+}
+
+/// `-template`: prints the rendered config, or writes it to `-out` (mode 0644). Exit status 2
+/// for a config that cannot be read or rendered, 1 when the output cannot be written.
+fn template_mode(args: &cli::Args) -> i32 {
+    let env = config::process_env();
+    let Some(path) = config::resolve_path(args.config.as_deref(), &env) else {
+        return usage_error("-template needs a config: give -config FILE, or set PILOT_CONFIG");
+    };
+    let text = match config::render_file(&path, &env) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("pilot: {err}");
+            return 2;
+        }
+    };
+    let written = match args.out.as_deref() {
+        None | Some("") | Some("-") => {
+            let mut stdout = std::io::stdout();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+        }
+        Some(out) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(out)
+                .and_then(|mut file| file.write_all(text.as_bytes()))
+        }
+    };
+    match written {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!(
+                "pilot: could not write config file {}: {}",
+                args.out.as_deref().unwrap_or("-"),
+                supervisor::describe_io_error(&err)
+            );
+            1
+        }
+    }
+}
+
+/// `-validate`: loads the config as the daemon would and prints every problem. Exit status 0
+/// when it is valid, 2 when it is not (or cannot be read).
+fn validate_mode(args: &cli::Args) -> i32 {
+    let ctx = config::LoadContext::from_process();
+    let Some(path) = config::resolve_path(args.config.as_deref(), &ctx.env) else {
+        return usage_error("-validate needs a config: give -config FILE, or set PILOT_CONFIG");
+    };
+    match config::load(&path, &ctx) {
+        Ok(config) => {
+            println!(
+                "config {} is valid: {} job(s), {} watch(es)",
+                path.display(),
+                config.jobs.len(),
+                config.watches.len()
+            );
+            0
+        }
+        Err(err) => {
+            eprintln!("pilot: {err}");
+            2
+        }
+    }
 }
 
 fn usage_error(message: &str) -> i32 {

@@ -9,8 +9,12 @@ use std::ffi::{CStr, OsString, c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 
 /// Called by the C runtime with the process's arguments.
+///
+/// # Safety
+///
+/// `argv` must point to `argc` valid, NUL-terminated strings, as the C runtime guarantees.
 #[unsafe(no_mangle)]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let args = (0..argc.max(0) as usize)
         .map(|i| {
             // SAFETY: the C runtime passes `argc` valid, NUL-terminated strings in `argv`.

@@ -715,6 +715,26 @@ fn ping_subcommand() {
 }
 
 #[test]
+fn the_socket_path_is_rendered_from_the_config_template() {
+    runtime_test(async {
+        let h = Harness::start();
+        let config = h.dir.path().join("templated.json5");
+        std::fs::write(
+            &config,
+            "{control: {socket: \"{{ .SOCKET_DIR }}/pilot.socket\"}, jobs: [{bogus: true}]}",
+        )
+        .unwrap();
+        let dir = h.dir.path().to_str().unwrap();
+        let run = pilot(
+            &["-ping", "-config", config.to_str().unwrap()],
+            &[("SOCKET_DIR", dir)],
+        )
+        .await;
+        assert_eq!((run.code, run.stdout.as_str()), (0, "ok\n"), "{run:?}");
+    });
+}
+
+#[test]
 fn putenv_subcommand() {
     runtime_test(async {
         let h = Harness::start();

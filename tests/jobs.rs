@@ -560,7 +560,7 @@ fn no_process_outlives_pilot() {
 #[test]
 fn child_output_arrives_complete_and_in_order() {
     for mode in modes() {
-        let dir = Scratch::new("output");
+        let dir = Scratch::new("output-script");
         let script = dir.write(
             "talk.py",
             "import sys\nfor i in range(1000):\n    print(f'line {i}')\nprint('x' * 50000)\nsys.stdout.write('last without newline')\n",
@@ -640,5 +640,93 @@ fn a_jobs_stop_timeout_bounds_the_wait_for_its_pre_stop_hook() {
         running.signal(libc::SIGTERM); // a second SIGTERM ends the rest at once
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}");
+    }
+}
+
+#[test]
+fn job_output_is_wrapped_in_each_log_format_unless_raw() {
+    let mode = Mode::Plain;
+    let jobs = r#"jobs: [
+    { name: "wrapped", exec: ["echo", "hello"] },
+    { name: "bare", exec: ["echo", "raw hello"], logging: { raw: true } },
+  ]"#;
+    for format in ["default", "text", "json"] {
+        let dir = Scratch::new(&format!("format-{format}"));
+        let cfg = dir.write(
+            "pilot.json5",
+            &format!("{{ consul: \"127.0.0.1:1\", logging: {{ format: \"{format}\" }}, {jobs} }}"),
+        );
+        let (status, stdout, stderr) = run(pilot(mode, config_args(&cfg)));
+        assert_eq!(code(status), 0, "{format}: {stderr}");
+        let stdout = lines(&stdout);
+        assert!(
+            stdout.iter().any(|l| l == "raw hello"),
+            "{format}: raw output is not wrapped: {stdout:#?}"
+        );
+        let wrapped = stdout
+            .iter()
+            .find(|l| l.contains("hello") && *l != "raw hello")
+            .unwrap();
+        match format {
+            "default" => assert!(job_output(wrapped, "wrapped") == Some("hello"), "{wrapped}"),
+            "text" => {
+                assert!(wrapped.starts_with("time=\""), "{wrapped}");
+                assert!(
+                    wrapped.contains(" level=info msg=hello job=wrapped pid="),
+                    "{wrapped}"
+                );
+            }
+            _ => {
+                let entry: serde_json::Value =
+                    serde_json::from_str(wrapped).expect("one JSON object per line");
+                assert_eq!(entry["msg"], "hello");
+                assert_eq!(entry["job"], "wrapped");
+                assert_eq!(entry["level"], "info");
+                assert!(
+                    entry["pid"].is_i64() && entry["time"].is_string(),
+                    "{wrapped}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_log_file_is_reopened_on_sigusr1() {
+    for mode in modes() {
+        let dir = Scratch::new("reopen");
+        let log = dir.path("pilot.log");
+        let cfg = dir.write(
+            "pilot.json5",
+            &format!(
+                r#"{{ consul: "127.0.0.1:1", logging: {{ output: "{}" }},
+  jobs: [{{ name: "hello", exec: ["echo", "hello world!"], when: {{ interval: "100ms" }} }}] }}"#,
+                log.display()
+            ),
+        );
+        let running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        let contains_hello = |path: &std::path::Path| {
+            std::fs::read_to_string(path).is_ok_and(|t| t.contains("hello world!"))
+        };
+        wait_for(
+            || contains_hello(&log).then_some(()),
+            "output in the log file",
+        );
+        let moved = dir.path("pilot.log.1");
+        std::fs::rename(&log, &moved).unwrap();
+        // Until SIGUSR1, pilot keeps writing to the file it has open, now under the new name.
+        let before = std::fs::read_to_string(&moved).unwrap().len();
+        wait_for(
+            || (std::fs::read_to_string(&moved).unwrap().len() > before).then_some(()),
+            "the moved file growing",
+        );
+        running.signal(libc::SIGUSR1);
+        wait_for(
+            || contains_hello(&log).then_some(()),
+            "output in a new file after SIGUSR1",
+        );
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
     }
 }

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
-use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, SystemInterfaces, When};
+use crate::config::{
+    self, Config, Exec, Job, JobKind, LoadContext, Restarts, SystemInterfaces, When,
+};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
 use crate::jobs::{self, Context, Environment, JobHandle, Outcome, ip_var_name};
 use crate::logging::{self, Logger};
@@ -61,7 +63,10 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
     let runtime = match crate::runtime() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("pilot: cannot start: {}", supervisor::describe_io_error(&err));
+            eprintln!(
+                "pilot: cannot start: {}",
+                supervisor::describe_io_error(&err)
+            );
             return 1;
         }
     };
@@ -69,7 +74,10 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
         let (sup, signals) = match Supervisor::start(ownership) {
             Ok(started) => started,
             Err(err) => {
-                eprintln!("pilot: cannot start the supervisor: {}", supervisor::describe_io_error(&err));
+                eprintln!(
+                    "pilot: cannot start the supervisor: {}",
+                    supervisor::describe_io_error(&err)
+                );
                 return 1;
             }
         };
@@ -102,7 +110,10 @@ fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), 
         ));
     }
     let program = command.remove(0).to_string_lossy().into_owned();
-    let args = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     cfg.jobs.push(Job {
         name: MAIN_JOB.to_string(),
         kind: JobKind::MainCommand,
@@ -138,7 +149,13 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn new(cfg: Config, sup: Supervisor, signals: Signals, env: Environment, logger: Logger) -> Daemon {
+    fn new(
+        cfg: Config,
+        sup: Supervisor,
+        signals: Signals,
+        env: Environment,
+        logger: Logger,
+    ) -> Daemon {
         Daemon {
             cfg,
             sup,
@@ -157,8 +174,10 @@ impl Daemon {
     async fn run(mut self) -> i32 {
         for job in &self.cfg.jobs {
             if let Some(service) = &job.service {
-                self.env
-                    .set_both(&format!("{}_IP", ip_var_name(&job.name)), &service.address.to_string());
+                self.env.set_both(
+                    &format!("{}_IP", ip_var_name(&job.name)),
+                    &service.address.to_string(),
+                );
             }
         }
         let ctx = Arc::new(Context {
@@ -191,7 +210,10 @@ impl Daemon {
             }
         }
         // No process may outlive pilot, including what the jobs left behind.
-        let deadline = self.deadline.borrow().unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
+        let deadline = self
+            .deadline
+            .borrow()
+            .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
         self.sup.terminate_all(deadline).await;
         self.exit_code()
     }

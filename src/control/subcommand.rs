@@ -14,9 +14,7 @@ use hyper::Method;
 
 use super::client::Client;
 use crate::cli::{self, Args};
-
-/// Where pilot listens when the config does not say.
-pub const DEFAULT_SOCKET: &str = "/var/run/containerpilot.socket";
+use crate::config;
 
 /// How long a reload may take: the server gives the daemon two minutes.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(150);
@@ -33,17 +31,11 @@ enum Subcommand {
     Ping,
 }
 
-/// Whether the command line asks for one of these subcommands. `-help` and `-version` win, as
-/// `-version` did in ContainerPilot.
+/// Whether the command line asks for one of these subcommands. (`-version`, `-template` and
+/// `-validate` come first, as in ContainerPilot: the caller checks them before.)
 pub fn requested(args: &Args) -> bool {
     let c = &args.control;
-    !args.help
-        && !args.version
-        && (c.reload
-            || c.ping
-            || c.maintenance.is_some()
-            || !c.putenv.is_empty()
-            || !c.putmetric.is_empty())
+    c.reload || c.ping || c.maintenance.is_some() || !c.putenv.is_empty() || !c.putmetric.is_empty()
 }
 
 /// Runs the subcommand of `args` and returns the exit status.
@@ -56,7 +48,7 @@ pub fn run(args: &Args) -> i32 {
             return 2;
         }
     };
-    let socket = match socket_path(config_flag(args)) {
+    let socket = match socket_path(args.config.as_deref()) {
         Ok(socket) => socket,
         Err(message) => {
             eprintln!("pilot: {message}");
@@ -74,12 +66,6 @@ pub fn run(args: &Args) -> i32 {
         }
     };
     runtime.block_on(send(&Client::new(socket), subcommand))
-}
-
-/// The value of `-config`.
-// TODO(config-merge): `args.config` once the config branch is merged (see `cli::ControlFlags`).
-fn config_flag(args: &Args) -> Option<&str> {
-    args.control.config.as_deref()
 }
 
 fn parse(args: &Args) -> Result<Subcommand, String> {
@@ -146,17 +132,13 @@ fn pairs(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, Stri
     Ok(map)
 }
 
-/// The control socket: `control.socket` of the config, or the default without a config.
+/// The control socket: `control.socket` of the config (`-config`, else `PILOT_CONFIG`, else
+/// `CONTAINERPILOT`), rendered but not validated, or the default without a config.
 fn socket_path(flag: Option<&str>) -> Result<PathBuf, String> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let config = flag
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-        .or_else(|| env("PILOT_CONFIG"))
-        .or_else(|| env("CONTAINERPILOT"));
-    match config {
-        None => Ok(PathBuf::from(DEFAULT_SOCKET)),
-        Some(path) => interim_config::control_socket(std::path::Path::new(&path)),
+    let ctx = config::LoadContext::from_process();
+    match config::resolve_path(flag, &ctx.env) {
+        None => Ok(PathBuf::from(config::DEFAULT_CONTROL_SOCKET)),
+        Some(path) => config::control_socket(&path, &ctx).map_err(|e| e.to_string()),
     }
 }
 
@@ -190,83 +172,6 @@ async fn send(client: &Client, subcommand: Subcommand) -> i32 {
 fn to_json(map: &BTreeMap<String, String>) -> String {
     // A map of strings always serialises.
     serde_json::to_string(map).unwrap_or_default()
-}
-
-/// A stand-in for `config::control_socket`, which reads `control.socket` from a config without
-/// validating the rest.
-// TODO(config-merge): replace this module with `config::control_socket(path, &ctx)` (and
-// `config::resolve_path`) once the config branch is merged. It reads the file without
-// rendering its template, with a lenient scan of the JSON5 text for `control: {socket: "..."}`.
-mod interim_config {
-    use std::path::{Path, PathBuf};
-
-    pub fn control_socket(path: &Path) -> Result<PathBuf, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "could not read config file {}: {}",
-                path.display(),
-                crate::supervisor::describe_io_error(&e)
-            )
-        })?;
-        match find_socket(&text) {
-            Some(socket) if socket.is_empty() => Err(format!(
-                "invalid config {}: control.socket must not be empty",
-                path.display()
-            )),
-            Some(socket) => Ok(PathBuf::from(socket)),
-            None => Ok(PathBuf::from(super::DEFAULT_SOCKET)),
-        }
-    }
-
-    /// The string value of `socket` inside the object value of `control`, keys quoted or not.
-    pub fn find_socket(text: &str) -> Option<String> {
-        let after_control = after_key(text, "control")?;
-        let body = after_control.trim_start().strip_prefix('{')?;
-        let after_socket = after_key(body, "socket")?;
-        quoted(after_socket.trim_start())
-    }
-
-    /// The text after `key:` (the key bare, or in single or double quotes).
-    fn after_key<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-        let mut from = 0;
-        while let Some(found) = text[from..].find(key) {
-            let start = from + found;
-            let end = start + key.len();
-            from = end;
-            let before = text[..start].chars().next_back();
-            let (open, rest) = match before {
-                Some(q @ ('"' | '\'')) => (Some(q), &text[end..]),
-                Some(c) if c.is_alphanumeric() || c == '_' => continue,
-                _ => (None, &text[end..]),
-            };
-            let rest = match open {
-                Some(q) => match rest.strip_prefix(q) {
-                    Some(r) => r,
-                    None => continue,
-                },
-                None if rest.starts_with(|c: char| c.is_alphanumeric() || c == '_') => continue,
-                None => rest,
-            };
-            if let Some(value) = rest.trim_start().strip_prefix(':') {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    fn quoted(text: &str) -> Option<String> {
-        let quote = text.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-        let mut out = String::new();
-        let mut chars = text[1..].chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => out.push(chars.next()?),
-                c if c == quote => return Some(out),
-                c => out.push(c),
-            }
-        }
-        None
-    }
 }
 
 #[cfg(test)]
@@ -335,31 +240,17 @@ mod tests {
     }
 
     #[test]
-    fn help_and_version_win() {
-        assert!(requested(&args(&["-ping"])));
-        assert!(!requested(&args(&["-ping", "-version"])));
-        assert!(!requested(&args(&["-help", "-reload"])));
+    fn requested_by_any_of_the_flags() {
+        for list in [
+            &["-ping"][..],
+            &["-reload"],
+            &["-maintenance", "x"],
+            &["-putenv", "A=1"],
+            &["-putmetric", "m=1"],
+        ] {
+            assert!(requested(&args(list)), "{list:?}");
+        }
+        assert!(!requested(&args(&["-version", "--", "x"])));
         assert!(!requested(&args(&[])));
-    }
-
-    #[test]
-    fn interim_socket_scan() {
-        use interim_config::find_socket;
-        assert_eq!(
-            find_socket("{consul: 'x', control: {socket: '/tmp/a.sock'}}").as_deref(),
-            Some("/tmp/a.sock")
-        );
-        assert_eq!(
-            find_socket(r#"{"control": {"socket": "/tmp/b.sock"}}"#).as_deref(),
-            Some("/tmp/b.sock")
-        );
-        assert_eq!(
-            find_socket(
-                "{\n  // comment\n  controlx: {},\n  control: {\n    socket: \"/c\",\n  },\n}"
-            )
-            .as_deref(),
-            Some("/c")
-        );
-        assert_eq!(find_socket("{consul: 'localhost:8500'}"), None);
     }
 }

@@ -257,7 +257,7 @@ impl Task {
         match process::start(&self.ctx.sup, launch) {
             Ok(run) => {
                 let pid = run.pid();
-                tracing::debug!(job = %self.name, pid, "{} started", self.name);
+                tracing::debug!(job = %self.name, "{} started with pid {pid}", self.name);
                 // Visible to the processes started after this one, as in ContainerPilot.
                 self.ctx.env.set_both(
                     &format!("{}_PID", pid_var_name(&self.name)),

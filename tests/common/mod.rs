@@ -95,6 +95,8 @@ pub struct Running {
     pub mode: Mode,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
+    /// Indexes in `seen` of the lines an expectation has matched.
+    matched: Vec<usize>,
     stderr: Option<thread::JoinHandle<String>>,
 }
 
@@ -125,22 +127,28 @@ impl Running {
             mode,
             lines,
             seen: Vec::new(),
+            matched: Vec::new(),
             stderr: Some(stderr),
         }
     }
 
-    /// Waits for a stdout line that satisfies `want`, and returns it.
+    /// Waits for a stdout line that satisfies `want` and that no earlier expectation matched,
+    /// and returns it. Lines that arrived earlier count too, so two expectations about lines
+    /// from different processes do not depend on the order the lines arrive in.
     pub fn expect_line(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PATIENCE;
+        let mut checked = 0;
         loop {
+            for i in checked..self.seen.len() {
+                if !self.matched.contains(&i) && want(&self.seen[i]) {
+                    self.matched.push(i);
+                    return self.seen[i].clone();
+                }
+            }
+            checked = self.seen.len();
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
+                Ok(line) => self.seen.push(line),
                 Err(_) => panic!(
                     "no line {what} within {PATIENCE:?}; stdout so far: {:#?}",
                     self.seen
@@ -310,7 +318,7 @@ pub fn process_running(cmdline: &str) -> bool {
 
 /// A scratch directory for one test, removed when dropped.
 pub struct Scratch {
-    pub path: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Scratch {
@@ -318,12 +326,17 @@ impl Scratch {
         let path = std::env::temp_dir().join(format!("pilot-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create scratch dir");
-        Scratch { path }
+        Scratch { dir: path }
+    }
+
+    /// The path of `name` in the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
     /// Writes `text` to `name` in the directory and returns its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path.join(name);
+        let path = self.dir.join(name);
         std::fs::write(&path, text).expect("write scratch file");
         path
     }
@@ -331,7 +344,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
