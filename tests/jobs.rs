@@ -209,28 +209,37 @@ fn a_three_job_chain_runs_in_event_order() {
 fn triggers_during_a_run_coalesce_into_one_more_run() {
     for mode in modes() {
         let dir = Scratch::new("coalesce");
+        let release = dir.path("release");
+        // Each run waits until the test creates `release`, so every trigger below arrives while
+        // the first run is going, however slow the machine.
         let cfg = dir.write(
             "pilot.json5",
-            &config(
+            &config(&format!(
                 r#"jobs: [
-    { name: "keeper", exec: ["sleep", "1000"] },
-    { name: "hook", exec: ["sh", "-c", "echo run; sleep 1"], when: { source: "SIGHUP" } },
+    {{ name: "keeper", exec: ["sleep", "1000"] }},
+    {{ name: "hook", exec: ["sh", "-c", "echo run; until [ -e {} ]; do sleep 0.02; done"], when: {{ source: "SIGHUP" }} }},
   ]"#,
-            ),
+                release.display()
+            )),
         );
         let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
         running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
         running.signal(libc::SIGHUP);
         running.expect_line("first run", |l| job_output(l, "hook") == Some("run"));
         for _ in 0..4 {
-            std::thread::sleep(Duration::from_millis(50));
             running.signal(libc::SIGHUP);
+            running.expect_line("the SIGHUP event", |l| {
+                l.ends_with("event: {Signal SIGHUP}")
+            });
         }
+        std::fs::write(&release, "").unwrap();
         running.expect_line("the coalesced run", |l| {
             job_output(l, "hook") == Some("run")
         });
-        // Long enough for a third run to have started if the triggers had queued.
-        std::thread::sleep(Duration::from_millis(2000));
+        running.expect_line("its exit", |l| l.ends_with("event: {ExitSuccess hook}"));
+        running.expect_line("its exit", |l| l.ends_with("event: {ExitSuccess hook}"));
+        // Had the triggers queued, a third run would start right after the second.
+        std::thread::sleep(Duration::from_millis(1000));
         running.signal(libc::SIGTERM);
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}");

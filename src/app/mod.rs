@@ -11,11 +11,14 @@
 //! A shutdown is a deadline, not a sleep: pilot exits as soon as every job has stopped and no
 //! process is left, and SIGKILLs whatever is left at `stopTimeout` after it began.
 
+mod reload;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
@@ -23,7 +26,7 @@ use crate::config::{
     self, Config, Exec, Job, JobKind, LoadContext, Restarts, SystemInterfaces, When,
 };
 use crate::events::{Bus, Event, EventCode, GLOBAL};
-use crate::jobs::{self, Context, Environment, JobHandle, Outcome, ip_var_name};
+use crate::jobs::{self, Context, Current, Environment, JobHandle, Outcome, ip_var_name};
 use crate::logging::{self, Logger};
 use crate::supervisor::{self, Ownership, Received, Signals, Supervisor};
 
@@ -47,11 +50,11 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
             return 2;
         }
     };
-    if !options.main_command.is_empty() {
-        if let Err(message) = add_main_command(&mut cfg, options.main_command) {
-            eprintln!("pilot: {message}");
-            return 2;
-        }
+    if !options.main_command.is_empty()
+        && let Err(message) = add_main_command(&mut cfg, options.main_command)
+    {
+        eprintln!("pilot: {message}");
+        return 2;
     }
     let logger = match logging::init(&cfg.logging) {
         Ok(logger) => logger,
@@ -81,7 +84,9 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
                 return 1;
             }
         };
-        Daemon::new(cfg, sup, signals, env, logger).run().await
+        Daemon::new(options.config_path, cfg, sup, signals, env, logger)
+            .run()
+            .await
     })
 }
 
@@ -132,6 +137,8 @@ fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), 
 }
 
 struct Daemon {
+    config_path: PathBuf,
+    /// The running config, the main command's job included.
     cfg: Config,
     sup: Supervisor,
     signals: Signals,
@@ -139,7 +146,16 @@ struct Daemon {
     env: Environment,
     logger: Logger,
     deadline: watch::Sender<Option<Instant>>,
-    handles: Vec<JobHandle>,
+    current: watch::Sender<Current>,
+    ctx: Arc<Context>,
+    /// The jobs with a live task.
+    jobs: BTreeMap<Arc<str>, JobHandle>,
+    tasks: JoinSet<Outcome>,
+    /// Jobs that stopped for good (and were not started again by a reload).
+    completed: BTreeSet<Arc<str>>,
+    /// Every (code, source) published so far that a job started by a reload may need to know.
+    happened: Arc<Mutex<reload::History>>,
+    reload: Option<PendingReload>,
     /// Shutdown was asked for by SIGTERM or SIGINT.
     signalled: bool,
     /// The main process's last status, once it has exited for good.
@@ -148,23 +164,59 @@ struct Daemon {
     failed: bool,
 }
 
+/// A reload waiting for the jobs it stops.
+struct PendingReload {
+    cfg: Config,
+    plan: reload::Plan,
+    stopping: BTreeSet<Arc<str>>,
+    replies: Vec<oneshot::Sender<Result<(), String>>>,
+    /// Reload requests that arrived meanwhile: they get a reload of their own afterwards, so each
+    /// is answered by a reload that read the file after the request.
+    queued: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
 impl Daemon {
     fn new(
+        config_path: PathBuf,
         cfg: Config,
         sup: Supervisor,
         signals: Signals,
         env: Environment,
         logger: Logger,
     ) -> Daemon {
+        let bus = Bus::new();
+        let happened = Arc::new(Mutex::new(HashSet::new()));
+        let seen = happened.clone();
+        bus.observe(Arc::new(move |event: &Event| {
+            if reload::remembered(event) {
+                lock(&seen).insert((event.code, event.source.clone()));
+            }
+        }));
+        let deadline = watch::Sender::new(None);
+        let current = watch::Sender::new(current_of(&cfg));
+        let ctx = Arc::new(Context {
+            sup: sup.clone(),
+            bus: bus.clone(),
+            env: env.clone(),
+            deadline: deadline.subscribe(),
+            current: current.subscribe(),
+        });
         Daemon {
+            config_path,
             cfg,
             sup,
             signals,
-            bus: Bus::new(),
+            bus,
             env,
             logger,
-            deadline: watch::Sender::new(None),
-            handles: Vec::new(),
+            deadline,
+            current,
+            ctx,
+            jobs: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            completed: BTreeSet::new(),
+            happened,
+            reload: None,
             signalled: false,
             main_exit: None,
             failed: false,
@@ -172,39 +224,22 @@ impl Daemon {
     }
 
     async fn run(mut self) -> i32 {
-        for job in &self.cfg.jobs {
-            if let Some(service) = &job.service {
-                self.env.set_both(
-                    &format!("{}_IP", ip_var_name(&job.name)),
-                    &service.address.to_string(),
-                );
-            }
+        self.set_service_ips();
+        for job in self.cfg.jobs.clone() {
+            self.spawn(Arc::new(job), Vec::new());
         }
-        let ctx = Arc::new(Context {
-            sup: self.sup.clone(),
-            bus: self.bus.clone(),
-            env: self.env.clone(),
-            deadline: self.deadline.subscribe(),
-            stop_timeout: self.cfg.stop_timeout,
-        });
-        let jobs: Vec<Arc<Job>> = self.cfg.jobs.iter().cloned().map(Arc::new).collect();
-        let mut tasks = JoinSet::new();
-        self.handles = jobs::spawn_all(&jobs, &ctx, &mut tasks);
         // Every job is subscribed: none can miss what another publishes from here on.
         self.bus.publish(Event::new(EventCode::Startup, GLOBAL));
 
-        loop {
+        while !self.tasks.is_empty() {
             let deadline = *self.deadline.borrow();
             tokio::select! {
                 Some(received) = self.signals.recv() => self.on_signal(received).await,
-                joined = tasks.join_next() => match joined {
-                    Some(result) => self.on_job_done(result),
-                    None => break,
-                },
+                Some(joined) = self.tasks.join_next() => self.on_job_done(joined),
                 () = sleep_until(deadline) => {
                     tracing::warn!("stop deadline reached: killing every process that is left");
                     self.sup.kill_all().await;
-                    tasks.abort_all();
+                    self.tasks.abort_all();
                     break;
                 }
             }
@@ -216,6 +251,26 @@ impl Daemon {
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
         self.sup.terminate_all(deadline).await;
         self.exit_code()
+    }
+
+    fn spawn(&mut self, job: Arc<Job>, replay: Vec<Event>) {
+        let name: Arc<str> = job.name.as_str().into();
+        self.completed.remove(&name);
+        let handle = jobs::spawn(job, self.ctx.clone(), replay, &mut self.tasks);
+        self.jobs.insert(name, handle);
+    }
+
+    /// `CONTAINERPILOT_<JOB>_IP` (and `PILOT_<JOB>_IP`) for every service, as ContainerPilot
+    /// sets them. Like ContainerPilot, pilot never removes one a reload made stale.
+    fn set_service_ips(&self) {
+        for job in &self.cfg.jobs {
+            if let Some(service) = &job.service {
+                self.env.set_both(
+                    &format!("{}_IP", ip_var_name(&job.name)),
+                    &service.address.to_string(),
+                );
+            }
+        }
     }
 
     async fn on_signal(&mut self, received: Received) {
@@ -252,9 +307,8 @@ impl Daemon {
 
     fn main_pid(&self) -> Option<i32> {
         let main = self.cfg.jobs.iter().find(|j| j.main)?;
-        self.handles
-            .iter()
-            .find(|h| *h.name == main.name)
+        self.jobs
+            .get(main.name.as_str())
             .and_then(|h| h.status().pid)
     }
 
@@ -263,6 +317,11 @@ impl Daemon {
             return;
         }
         tracing::info!("shutting down ({why})");
+        if let Some(pending) = self.reload.take() {
+            for reply in pending.replies.into_iter().chain(pending.queued) {
+                let _ = reply.send(Err("pilot is shutting down".to_string()));
+            }
+        }
         self.deadline
             .send_replace(Some(Instant::now() + self.cfg.stop_timeout));
         self.bus.publish(Event::new(EventCode::Shutdown, GLOBAL));
@@ -279,6 +338,16 @@ impl Daemon {
                 return;
             }
         };
+        self.jobs.remove(&outcome.name);
+        if let Some(pending) = &mut self.reload
+            && pending.stopping.remove(&outcome.name)
+        {
+            if pending.stopping.is_empty() {
+                self.finish_reload();
+            }
+            return;
+        }
+        self.completed.insert(outcome.name.clone());
         if outcome.last_exit.is_some_and(|s| !s.success()) {
             self.failed = true;
         }
@@ -289,12 +358,125 @@ impl Daemon {
         }
     }
 
+    /// Re-reads the config. An invalid one is answered with its problems and changes nothing;
+    /// otherwise the jobs whose definition changed are stopped and started again, added jobs are
+    /// started and removed ones stopped, and `reply` is answered once the new jobs are running.
+    fn reload(&mut self, reply: oneshot::Sender<Result<(), String>>) {
+        if self.deadline.borrow().is_some() {
+            let _ = reply.send(Err("pilot is shutting down".to_string()));
+            return;
+        }
+        if let Some(pending) = &mut self.reload {
+            pending.queued.push(reply);
+            return;
+        }
+        let mut cfg = match load(&self.config_path, &self.env) {
+            Ok(cfg) => cfg,
+            Err(err) => {
+                tracing::error!("reload failed, the running config stays: {err}");
+                let _ = reply.send(Err(err.to_string()));
+                return;
+            }
+        };
+        // The command given after `--` is not in the file: it carries over.
+        cfg.jobs.extend(
+            self.cfg
+                .jobs
+                .iter()
+                .filter(|j| j.kind == JobKind::MainCommand)
+                .cloned(),
+        );
+        if cfg.logging != self.cfg.logging
+            && let Err(err) = self.logger.reconfigure(&cfg.logging)
+        {
+            tracing::error!("reload failed, the running config stays: {err}");
+            let _ = reply.send(Err(err.to_string()));
+            return;
+        }
+        let running: BTreeSet<Arc<str>> = self.jobs.keys().cloned().collect();
+        let plan = reload::plan(&self.cfg, &cfg, &running, &self.completed);
+        tracing::info!(
+            "reloading {}: stopping {:?}, then starting {:?}",
+            self.config_path.display(),
+            plan.stop,
+            plan.start
+        );
+        let stopping: BTreeSet<Arc<str>> =
+            plan.stop.iter().map(|n| Arc::from(n.as_str())).collect();
+        for name in &stopping {
+            if let Some(handle) = self.jobs.get(name) {
+                handle.stop();
+            }
+        }
+        self.reload = Some(PendingReload {
+            cfg,
+            plan,
+            stopping,
+            replies: vec![reply],
+            queued: Vec::new(),
+        });
+        if self.reload.as_ref().is_some_and(|p| p.stopping.is_empty()) {
+            self.finish_reload();
+        }
+    }
+
+    fn finish_reload(&mut self) {
+        let Some(pending) = self.reload.take() else {
+            return;
+        };
+        self.cfg = pending.cfg;
+        self.current.send_replace(current_of(&self.cfg));
+        self.set_service_ips();
+        let starting: BTreeSet<&str> = pending.plan.start.iter().map(String::as_str).collect();
+        let gone: Vec<Arc<str>> = self
+            .completed
+            .iter()
+            .filter(|name| !starting.contains(&***name))
+            .cloned()
+            .collect();
+        let happened = lock(&self.happened).clone();
+        for name in &pending.plan.start {
+            if let Some(job) = self.cfg.job(name) {
+                let replay = reload::replay(job, &happened, &gone);
+                self.spawn(Arc::new(job.clone()), replay);
+            }
+        }
+        tracing::info!("reloaded {}", self.config_path.display());
+        for reply in pending.replies {
+            let _ = reply.send(Ok(()));
+        }
+        let mut queued = pending.queued.into_iter();
+        if let Some(first) = queued.next() {
+            self.reload(first);
+            if let Some(next) = &mut self.reload {
+                next.replies.extend(queued);
+            } else {
+                // The queued reload finished at once or failed; answer the rest the same way by
+                // running each (a failed load is answered immediately).
+                for reply in queued {
+                    self.reload(reply);
+                }
+            }
+        }
+    }
+
     fn exit_code(&self) -> i32 {
         if let Some(code) = self.main_exit {
             return code;
         }
         if self.signalled || !self.failed { 0 } else { 1 }
     }
+}
+
+fn current_of(cfg: &Config) -> Current {
+    Current {
+        jobs: Arc::new(cfg.jobs.iter().cloned().map(Arc::new).collect()),
+        stop_timeout: cfg.stop_timeout,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

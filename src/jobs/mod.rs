@@ -22,7 +22,7 @@ pub use environment::{Environment, ip_var_name, pid_var_name};
 pub use process::{Backoff, CRASH_RUN, MAX_BACKOFF};
 
 use crate::config::{Job, When};
-use crate::events::{Bus, EventCode};
+use crate::events::{Bus, Event, EventCode};
 use crate::supervisor::{ExitStatus, Supervisor};
 
 /// What every job shares.
@@ -32,6 +32,14 @@ pub struct Context {
     pub env: Environment,
     /// Once shutdown has begun: the moment pilot SIGKILLs whatever is left.
     pub deadline: watch::Receiver<Option<Instant>>,
+    /// The running config's jobs and stop timeout; a reload replaces them.
+    pub current: watch::Receiver<Current>,
+}
+
+/// What a reload can change that running jobs need to know.
+#[derive(Clone, Debug)]
+pub struct Current {
+    pub jobs: Arc<Vec<Arc<Job>>>,
     /// How long a job's stop may take outside shutdown (the global `stopTimeout`).
     pub stop_timeout: Duration,
 }
@@ -91,26 +99,14 @@ impl JobHandle {
     }
 }
 
-/// Starts every job of `jobs` as a task in `tasks`. All of them are subscribed to the bus before
-/// this returns, so none misses an event another one publishes; they start acting once the
-/// caller yields (publish `Startup` right after).
-pub fn spawn_all(
-    jobs: &[Arc<Job>],
-    ctx: &Arc<Context>,
-    tasks: &mut JoinSet<Outcome>,
-) -> Vec<JobHandle> {
-    jobs.iter()
-        .map(|job| {
-            let dependents = stop_dependents(job, jobs);
-            spawn(job.clone(), ctx.clone(), dependents, tasks)
-        })
-        .collect()
-}
-
-fn spawn(
+/// Starts `job` as a task in `tasks`. It is subscribed to the bus before this returns, so it
+/// misses nothing published afterwards; it starts acting once the caller yields. `replay` are
+/// events it handles first, before anything from the bus: after a reload, a new job learns
+/// what already happened (ContainerPilot restarted every job instead).
+pub fn spawn(
     job: Arc<Job>,
     ctx: Arc<Context>,
-    stop_dependents: Vec<String>,
+    replay: Vec<Event>,
     tasks: &mut JoinSet<Outcome>,
 ) -> JobHandle {
     let events = ctx.bus.subscribe();
@@ -122,7 +118,7 @@ fn spawn(
         last_exit: None,
     });
     let name: Arc<str> = job.name.as_str().into();
-    let task = task::Task::new(job, ctx, events, control_rx, status_tx, stop_dependents);
+    let task = task::Task::new(job, ctx, events, replay, control_rx, status_tx);
     tasks.spawn(task.run());
     JobHandle {
         name,
@@ -133,7 +129,7 @@ fn spawn(
 
 /// The jobs that run on `job`'s `stopping` event (its pre-stop hooks). ContainerPilot honoured
 /// only the last one; pilot waits for all of them.
-fn stop_dependents(job: &Job, all: &[Arc<Job>]) -> Vec<String> {
+pub(crate) fn stop_dependents(job: &Job, all: &[Arc<Job>]) -> Vec<String> {
     all.iter()
         .filter(|other| {
             matches!(&other.when, When::Event { code: EventCode::Stopping, source, .. } if *source == job.name)

@@ -46,8 +46,8 @@ pub(super) struct Task {
     control: mpsc::UnboundedReceiver<Control>,
     status: watch::Sender<JobStatus>,
     policy: Policy,
-    /// The jobs that run on this job's `stopping` event: it waits for them when it stops.
-    stop_dependents: Vec<String>,
+    /// Events to handle before anything from the bus (see `jobs::spawn`).
+    replay: std::collections::VecDeque<Event>,
     run: Option<Run>,
     /// An input produced while handling another one (a failed start), handled next.
     queued: Option<Input>,
@@ -68,9 +68,9 @@ impl Task {
         cfg: Arc<Job>,
         ctx: Arc<Context>,
         events: Subscription,
+        replay: Vec<Event>,
         control: mpsc::UnboundedReceiver<Control>,
         status: watch::Sender<JobStatus>,
-        stop_dependents: Vec<String>,
     ) -> Task {
         let now = Instant::now();
         let ticker = match cfg.when {
@@ -96,7 +96,7 @@ impl Task {
             events,
             control,
             status,
-            stop_dependents,
+            replay: replay.into(),
             run: None,
             queued: None,
             run_deadline: None,
@@ -127,6 +127,9 @@ impl Task {
     async fn next_input(&mut self) -> Input {
         if let Some(input) = self.queued.take() {
             return input;
+        }
+        if let Some(event) = self.replay.pop_front() {
+            return Input::Event(event);
         }
         let ticker = self.ticker.as_mut();
         tokio::select! {
@@ -386,14 +389,14 @@ impl Task {
         self.ctx
             .deadline
             .borrow()
-            .unwrap_or_else(|| Instant::now() + self.ctx.stop_timeout)
+            .unwrap_or_else(|| Instant::now() + self.ctx.current.borrow().stop_timeout)
     }
 
     /// Waits until every job that runs on this job's `stopping` has stopped, at most the job's
     /// `stopTimeout` (and never past the stop deadline).
     async fn wait_for_stop_dependents(&mut self) {
-        let mut waiting: Vec<String> = self
-            .stop_dependents
+        let dependents = super::stop_dependents(&self.cfg, &self.ctx.current.borrow().jobs);
+        let mut waiting: Vec<String> = dependents
             .iter()
             .filter(|d| !self.stopped_jobs.contains(d.as_str()))
             .cloned()

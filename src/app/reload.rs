@@ -1,0 +1,300 @@
+//! Reload planning: which jobs a new config stops, which it starts, and what a started job is
+//! told about the past.
+//!
+//! ContainerPilot stopped every job on reload and started the whole config again. pilot keeps
+//! every job whose definition is unchanged running: it stops the jobs that changed or were
+//! removed (with their stop hooks and Consul deregistration) and starts the changed and added
+//! ones. A job that had already completed is started again only when the job it waits for is
+//! (re)started: it is that job's hook or follower, and would otherwise be gone for its new
+//! instance.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use crate::config::{Config, Job, Repeat, When};
+use crate::events::{Event, EventCode, GLOBAL};
+
+/// Every (code, source) pair published so far that a job started by a reload may need.
+pub type History = HashSet<(EventCode, Arc<str>)>;
+
+/// What a reload does.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Running jobs to stop first: changed or removed.
+    pub stop: Vec<String>,
+    /// Jobs to start once those have stopped, in config order.
+    pub start: Vec<String>,
+}
+
+/// Plans going from `old` to `new`. `running` are the jobs with a live task; `completed` the
+/// jobs that stopped for good.
+pub fn plan(
+    old: &Config,
+    new: &Config,
+    running: &BTreeSet<Arc<str>>,
+    completed: &BTreeSet<Arc<str>>,
+) -> Plan {
+    let changed = |name: &str| old.job(name) != new.job(name);
+    let stop: Vec<String> = old
+        .jobs
+        .iter()
+        .filter(|j| running.contains(j.name.as_str()) && changed(&j.name))
+        .map(|j| j.name.clone())
+        .collect();
+    let mut start: HashSet<&str> = new
+        .jobs
+        .iter()
+        .filter(|j| changed(&j.name))
+        .map(|j| j.name.as_str())
+        .collect();
+    // Completed followers of a (re)started job come back with it.
+    loop {
+        let before = start.len();
+        for job in &new.jobs {
+            if completed.contains(job.name.as_str())
+                && !start.contains(job.name.as_str())
+                && trigger_source(job).is_some_and(|s| start.contains(s))
+            {
+                start.insert(&job.name);
+            }
+        }
+        if start.len() == before {
+            break;
+        }
+    }
+    Plan {
+        stop,
+        start: new
+            .jobs
+            .iter()
+            .filter(|j| start.contains(j.name.as_str()))
+            .map(|j| j.name.clone())
+            .collect(),
+    }
+}
+
+fn trigger_source(job: &Job) -> Option<&str> {
+    match &job.when {
+        When::Event { source, .. } => Some(source.as_str()),
+        _ => None,
+    }
+}
+
+/// The events a job started by a reload handles first:
+/// - `Startup` for a job that starts at startup (or on an interval): pilot's startup is past;
+/// - its `once` trigger, if that event already happened (the `exitSuccess` of a pre-start job
+///   that ran long ago), except `stopping`/`stopped` triggers, which belong to the next stop;
+/// - `Stopped` for every job that has stopped for good and is not started again, so that a job
+///   waiting on one of them knows it never will.
+pub fn replay(
+    job: &Job,
+    happened: &HashSet<(EventCode, Arc<str>)>,
+    gone: &[Arc<str>],
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    match &job.when {
+        When::Startup | When::Interval(_) => events.push(Event::new(EventCode::Startup, GLOBAL)),
+        When::Event {
+            code,
+            source,
+            repeat: Repeat::Once,
+            ..
+        } if !matches!(code, EventCode::Stopping | EventCode::Stopped)
+            && happened.contains(&(*code, Arc::from(source.as_str()))) =>
+        {
+            events.push(Event::new(*code, source.as_str()));
+        }
+        _ => {}
+    }
+    events.extend(
+        gone.iter()
+            .map(|name| Event::new(EventCode::Stopped, name.clone())),
+    );
+    events
+}
+
+/// Whether an event is worth remembering for `replay`. Error and metric events carry arbitrary
+/// text in their source, and nothing can wait for them; everything else has a bounded set of
+/// sources (job, check, watch and signal names, `global`).
+pub fn remembered(event: &Event) -> bool {
+    !matches!(event.code, EventCode::Error | EventCode::Metric)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        Consul, Control, Exec, JobKind, LogFormat, LogLevel, LogOutput, Logging, Restarts, Scheme,
+        Tls,
+    };
+    use std::time::Duration;
+
+    fn job(name: &str, program: &str, when: When) -> Job {
+        Job {
+            name: name.into(),
+            kind: JobKind::User,
+            exec: Some(Exec {
+                program: program.into(),
+                args: vec![],
+            }),
+            raw_output: false,
+            when,
+            timeout: None,
+            stop_timeout: None,
+            restarts: Restarts::Never,
+            health: None,
+            service: None,
+            main: false,
+        }
+    }
+
+    fn after(source: &str, code: EventCode) -> When {
+        When::Event {
+            code,
+            source: source.into(),
+            repeat: Repeat::Once,
+            timeout: None,
+        }
+    }
+
+    fn config(jobs: Vec<Job>) -> Config {
+        Config {
+            consul: Consul {
+                scheme: Scheme::Http,
+                address: "127.0.0.1:8500".into(),
+                token: None,
+                tls: Tls {
+                    ca_file: None,
+                    ca_path: None,
+                    client_cert: None,
+                    client_key: None,
+                    server_name: None,
+                    verify: true,
+                },
+            },
+            logging: Logging {
+                level: LogLevel::Info,
+                format: LogFormat::Default,
+                output: LogOutput::Stdout,
+            },
+            stop_timeout: Duration::from_secs(5),
+            jobs,
+            watches: vec![],
+            control: Control {
+                socket: "/tmp/x.sock".into(),
+                mode: 0o600,
+            },
+            telemetry: None,
+        }
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<Arc<str>> {
+        list.iter().map(|s| Arc::from(*s)).collect()
+    }
+
+    #[test]
+    fn only_changed_removed_and_added_jobs_are_touched() {
+        let old = config(vec![
+            job("same", "a", When::Startup),
+            job("changed", "b", When::Startup),
+            job("removed", "c", When::Startup),
+        ]);
+        let new = config(vec![
+            job("same", "a", When::Startup),
+            job("changed", "b2", When::Startup),
+            job("added", "d", When::Startup),
+        ]);
+        let plan = plan(
+            &old,
+            &new,
+            &names(&["same", "changed", "removed"]),
+            &names(&[]),
+        );
+        assert_eq!(plan.stop, ["changed", "removed"]);
+        assert_eq!(plan.start, ["changed", "added"]);
+    }
+
+    #[test]
+    fn a_completed_unchanged_job_stays_completed_unless_its_source_restarts() {
+        let old = config(vec![
+            job("setup", "s", When::Startup),
+            job("app", "a", after("setup", EventCode::ExitSuccess)),
+            job("preStop", "p", after("app", EventCode::Stopping)),
+            job("other", "o", When::Startup),
+        ]);
+        let mut new = config(old.jobs.clone());
+        new.jobs[1] = job("app", "a2", after("setup", EventCode::ExitSuccess));
+        let plan = plan(
+            &old,
+            &new,
+            &names(&["app", "preStop"]),
+            &names(&["setup", "other"]),
+        );
+        assert_eq!(plan.stop, ["app"]);
+        // preStop is still running (waiting for app's stop) and unchanged: it is kept.
+        assert_eq!(plan.start, ["app"]);
+
+        // Once preStop has fired and completed, a restarted app brings it back.
+        let plan2 = plan_for(&old, &new, &["app"], &["setup", "other", "preStop"]);
+        assert_eq!(plan2.start, ["app", "preStop"]);
+    }
+
+    fn plan_for(old: &Config, new: &Config, running: &[&str], completed: &[&str]) -> Plan {
+        plan(old, new, &names(running), &names(completed))
+    }
+
+    #[test]
+    fn nothing_changes_for_an_identical_config() {
+        let old = config(vec![
+            job("a", "x", When::Startup),
+            job("b", "y", after("a", EventCode::ExitSuccess)),
+        ]);
+        let plan = plan_for(&old, &old, &["a"], &["b"]);
+        assert_eq!(
+            plan,
+            Plan {
+                stop: vec![],
+                start: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn a_started_job_learns_what_already_happened() {
+        let happened: History = [
+            (EventCode::ExitSuccess, Arc::from("setup")),
+            (EventCode::Stopping, Arc::from("app")),
+            (EventCode::StatusHealthy, Arc::from("db")),
+        ]
+        .into_iter()
+        .collect();
+        let gone = [Arc::from("setup")];
+        let replayed = |j: &Job| -> Vec<String> {
+            replay(j, &happened, &gone)
+                .iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        assert_eq!(
+            replayed(&job("a", "x", When::Startup)),
+            ["{Startup global}", "{Stopped setup}"]
+        );
+        assert_eq!(
+            replayed(&job("a", "x", after("setup", EventCode::ExitSuccess))),
+            ["{ExitSuccess setup}", "{Stopped setup}"]
+        );
+        // Stop hooks wait for the next stop, not the last one.
+        assert_eq!(
+            replayed(&job("a", "x", after("app", EventCode::Stopping))),
+            ["{Stopped setup}"]
+        );
+        // `each` triggers wait for the next occurrence.
+        let each = When::Event {
+            code: EventCode::StatusHealthy,
+            source: "db".into(),
+            repeat: Repeat::Each,
+            timeout: None,
+        };
+        assert_eq!(replayed(&job("a", "x", each)), ["{Stopped setup}"]);
+    }
+}
