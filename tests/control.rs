@@ -190,6 +190,20 @@ fn a_body_over_the_limit_is_a_413() {
 }
 
 #[test]
+fn oversized_headers_are_refused() {
+    runtime_test(async {
+        let h = Harness::start();
+        let head = format!(
+            "GET /v3/ping HTTP/1.1\r\nHost: control\r\nX-Big: {}\r\n\r\n",
+            "x".repeat(64 * 1024)
+        );
+        let answer = exchange(&h.socket, head.as_bytes()).await;
+        assert_eq!(answer.status, 431);
+        assert_eq!(h.send("GET", "/v3/ping", None).await.status, 200);
+    });
+}
+
+#[test]
 fn a_ten_megabyte_body_streamed_in_full_is_refused_without_being_kept() {
     runtime_test(async {
         let h = Harness::start();
