@@ -204,6 +204,49 @@ fn oversized_headers_are_refused() {
 }
 
 #[test]
+fn garbage_is_answered_or_closed_and_the_server_goes_on() {
+    runtime_test(async {
+        let limits = Limits {
+            header_timeout: Duration::from_millis(300),
+            body_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let h = Harness::start_with(0o600, limits);
+        let inputs: Vec<Vec<u8>> = vec![
+            b"\x00\xff\xfe garbage\r\n\r\n".to_vec(),
+            b"GET\r\n\r\n".to_vec(),
+            b"GET /v3/ping HTTP/9.9\r\n\r\n".to_vec(),
+            b"POST /v3/environ HTTP/1.1\r\nContent-Length: -5\r\n\r\n".to_vec(),
+            b"POST /v3/environ HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"
+                .to_vec(),
+            b"POST /v3/metric HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx"
+                .to_vec(),
+            b"POST /v3/environ HTTP/1.1\r\nContent-Length: 6\r\n\r\n{\"\xff\":1}".to_vec(),
+            b"POST /v3/metric HTTP/1.1\r\nContent-Length: 30\r\n\r\n{\"app_hits\":1e999999}"
+                .to_vec(),
+            b"POST /v3/metric HTTP/1.1\r\nContent-Length: 27\r\n\r\n[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                .to_vec(),
+            format!("GET /{} HTTP/1.1\r\n\r\n", "%".repeat(5000)).into_bytes(),
+        ];
+        for input in &inputs {
+            let mut stream = tokio::net::UnixStream::connect(&h.socket).await.unwrap();
+            let _ = stream.write_all(input).await;
+            let mut out = Vec::new();
+            let read = tokio::time::timeout(
+                PATIENCE,
+                tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut out),
+            )
+            .await;
+            assert!(read.is_ok(), "answered or closed: {input:?}");
+            let text = String::from_utf8_lossy(&out);
+            assert!(!text.starts_with("HTTP/1.1 200"), "{input:?} got {text:?}");
+        }
+        assert_eq!(h.send("GET", "/v3/ping", None).await.status, 200);
+        assert_eq!(samples(&h.metrics.encode(), "app_hits"), ["app_hits 0"]);
+    });
+}
+
+#[test]
 fn a_ten_megabyte_body_streamed_in_full_is_refused_without_being_kept() {
     runtime_test(async {
         let h = Harness::start();

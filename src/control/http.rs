@@ -121,13 +121,6 @@ pub async fn serve<L: Listener>(
     name: &'static str,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(false);
-    let builder = Arc::new(builder);
     loop {
         let stream = tokio::select! {
             biased;
@@ -148,22 +141,36 @@ pub async fn serve<L: Listener>(
             continue;
         };
         let handler = handler.clone();
-        let builder = builder.clone();
-        let deadline = limits.connection_deadline();
+        let limits = limits.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service = hyper::service::service_fn(move |req| {
-                let answer = handler(req);
-                async move { Ok::<_, Infallible>(answer.await) }
-            });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(deadline, connection).await {
-                Ok(Ok(())) => {}
-                // Clients that hang up, time out or send garbage: nothing to do about them.
-                Ok(Err(err)) => tracing::debug!("{name}: connection ended: {err}"),
-                Err(_) => tracing::debug!("{name}: connection dropped after {deadline:?}"),
-            }
+            serve_connection(stream, &limits, handler, name).await;
         });
+    }
+}
+
+/// Serves one connection to its end, within the limits.
+pub async fn serve_connection<I>(io: I, limits: &Limits, handler: Handler, name: &str)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(false);
+    let service = hyper::service::service_fn(move |req| {
+        let answer = handler(req);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let deadline = limits.connection_deadline();
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    match tokio::time::timeout(deadline, connection).await {
+        Ok(Ok(())) => {}
+        // Clients that hang up, time out or send garbage: nothing to do about them.
+        Ok(Err(err)) => tracing::debug!("{name}: connection ended: {err}"),
+        Err(_) => tracing::debug!("{name}: connection dropped after {deadline:?}"),
     }
 }
 
