@@ -6,13 +6,17 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod consul;
 pub mod control;
 pub mod events;
+pub mod health;
 pub mod init;
 pub mod jobs;
 pub mod logging;
+pub mod render;
 pub mod supervisor;
 pub mod telemetry;
+pub mod watches;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -25,10 +25,12 @@ use tokio::time::Instant;
 use crate::config::{
     self, Config, Exec, Job, JobKind, LoadContext, Restarts, SystemInterfaces, When,
 };
+use crate::consul;
 use crate::events::{Bus, Event, EventCode, GLOBAL};
 use crate::jobs::{self, Context, Current, Environment, JobHandle, Outcome, ip_var_name};
 use crate::logging::{self, Logger};
 use crate::supervisor::{self, Ownership, Received, Signals, Supervisor};
+use crate::watches::{self, WatchHandle};
 
 /// The name of the job pilot makes of the command given after `--`.
 pub const MAIN_JOB: &str = "main";
@@ -84,7 +86,14 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
                 return 1;
             }
         };
-        Daemon::new(options.config_path, cfg, sup, signals, env, logger)
+        let consul = match consul::Client::new(&cfg.consul) {
+            Ok(client) => client,
+            Err(err) => {
+                eprintln!("pilot: {err}");
+                return 2;
+            }
+        };
+        Daemon::new(options.config_path, cfg, consul, sup, signals, env, logger)
             .run()
             .await
     })
@@ -150,6 +159,7 @@ struct Daemon {
     ctx: Arc<Context>,
     /// The jobs with a live task.
     jobs: BTreeMap<Arc<str>, JobHandle>,
+    watches: Vec<WatchHandle>,
     tasks: JoinSet<Outcome>,
     /// Jobs that stopped for good (and were not started again by a reload).
     completed: BTreeSet<Arc<str>>,
@@ -179,6 +189,7 @@ impl Daemon {
     fn new(
         config_path: PathBuf,
         cfg: Config,
+        consul: consul::Client,
         sup: Supervisor,
         signals: Signals,
         env: Environment,
@@ -193,7 +204,7 @@ impl Daemon {
             }
         }));
         let deadline = watch::Sender::new(None);
-        let current = watch::Sender::new(current_of(&cfg));
+        let current = watch::Sender::new(current_of(&cfg, consul));
         let ctx = Arc::new(Context {
             sup: sup.clone(),
             bus: bus.clone(),
@@ -213,6 +224,7 @@ impl Daemon {
             current,
             ctx,
             jobs: BTreeMap::new(),
+            watches: Vec::new(),
             tasks: JoinSet::new(),
             completed: BTreeSet::new(),
             happened,
@@ -228,6 +240,7 @@ impl Daemon {
         for job in self.cfg.jobs.clone() {
             self.spawn(Arc::new(job), Vec::new());
         }
+        self.start_watches();
         // Every job is subscribed: none can miss what another publishes from here on.
         self.bus.publish(Event::new(EventCode::Startup, GLOBAL));
 
@@ -251,6 +264,24 @@ impl Daemon {
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
         self.sup.terminate_all(deadline).await;
         self.exit_code()
+    }
+
+    /// Starts a watch for every configured watch that is not running yet, and stops the watches
+    /// no longer configured. An unchanged watch keeps its state (so a reload does not fire
+    /// `changed` again for it).
+    fn start_watches(&mut self) {
+        let wanted = &self.cfg.watches;
+        self.watches.retain(|w| wanted.contains(&w.config));
+        let consul = self.current.borrow().consul.clone();
+        for watch in wanted {
+            if !self.watches.iter().any(|w| &w.config == watch) {
+                self.watches.push(watches::spawn(
+                    watch.clone(),
+                    consul.clone(),
+                    self.bus.clone(),
+                ));
+            }
+        }
     }
 
     fn spawn(&mut self, job: Arc<Job>, replay: Vec<Event>) {
@@ -378,6 +409,13 @@ impl Daemon {
                 return;
             }
         };
+        if cfg.consul != self.cfg.consul
+            && let Err(err) = consul::Client::new(&cfg.consul)
+        {
+            tracing::error!("reload failed, the running config stays: {err}");
+            let _ = reply.send(Err(err.to_string()));
+            return;
+        }
         // The command given after `--` is not in the file: it carries over.
         cfg.jobs.extend(
             self.cfg
@@ -424,8 +462,26 @@ impl Daemon {
         let Some(pending) = self.reload.take() else {
             return;
         };
+        let consul = if pending.cfg.consul == self.cfg.consul {
+            self.current.borrow().consul.clone()
+        } else {
+            match consul::Client::new(&pending.cfg.consul) {
+                Ok(client) => client,
+                Err(err) => {
+                    // Checked when the reload began; keep the running client if it fails now.
+                    tracing::error!("reload: {err}; keeping the previous Consul client");
+                    self.current.borrow().consul.clone()
+                }
+            }
+        };
+        let consul_changed = pending.cfg.consul != self.cfg.consul;
         self.cfg = pending.cfg;
-        self.current.send_replace(current_of(&self.cfg));
+        self.current.send_replace(current_of(&self.cfg, consul));
+        if consul_changed {
+            // Every watch follows the new agent.
+            self.watches.clear();
+        }
+        self.start_watches();
         self.set_service_ips();
         let starting: BTreeSet<&str> = pending.plan.start.iter().map(String::as_str).collect();
         let gone: Vec<Arc<str>> = self
@@ -468,10 +524,11 @@ impl Daemon {
     }
 }
 
-fn current_of(cfg: &Config) -> Current {
+fn current_of(cfg: &Config, consul: consul::Client) -> Current {
     Current {
         jobs: Arc::new(cfg.jobs.iter().cloned().map(Arc::new).collect()),
         stop_timeout: cfg.stop_timeout,
+        consul,
     }
 }
 

@@ -48,11 +48,22 @@ impl std::error::Error for TemplateError {}
 
 /// Renders `text` with `env` as the data (`{{ .NAME }}`) and as what `env` looks up.
 pub fn render(text: &str, env: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+    render_with(text, env, gotmpl::FuncMap::new())
+}
+
+/// Like `render`, with `extra` functions besides ContainerPilot's (`pilot -render` adds
+/// `service`). An extra function with the name of a built-in one replaces it.
+pub fn render_with(
+    text: &str,
+    env: &BTreeMap<String, String>,
+    extra: gotmpl::FuncMap,
+) -> Result<String, TemplateError> {
     let budget = Arc::new(AtomicUsize::new(WORK_BUDGET_BYTES));
     let env = Arc::new(env.clone());
     let template = Template::new("config")
         .max_range_iters(MAX_RANGE_ITERATIONS)
         .funcs(functions(&env, &budget))
+        .funcs(extra)
         .parse(text)
         .map_err(|e| TemplateError(e.to_string()))?;
 
@@ -170,7 +181,7 @@ fn collect_expr(expr: &Expr, fields: &mut BTreeSet<String>) {
 
 type Func = Arc<dyn Fn(&[Value]) -> gotmpl::Result<Value> + Send + Sync>;
 
-fn err(message: impl Into<String>) -> gotmpl::TemplateError {
+pub(crate) fn err(message: impl Into<String>) -> gotmpl::TemplateError {
     gotmpl::TemplateError::Exec(message.into())
 }
 
@@ -248,7 +259,7 @@ fn arg_count(name: &str, want: usize, got: usize) -> gotmpl::TemplateError {
     ))
 }
 
-fn string_arg(value: &Value) -> gotmpl::Result<&str> {
+pub(crate) fn string_arg(value: &Value) -> gotmpl::Result<&str> {
     match value {
         Value::String(s) => Ok(s),
         other => Err(err(format!(

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::config;
-use crate::jobs::{JobStatus, Phase};
+use crate::jobs::{self, JobStatus, Phase};
 use crate::supervisor::ExitStatus;
 
 /// The daemon's answer to `DaemonRequest::Status`.
@@ -41,16 +41,16 @@ pub struct JobReport {
 }
 
 impl JobReport {
-    /// A report from what the job actor publishes (`JobHandle::status`), the job's health, and
-    /// its config (for the service).
-    pub fn new(job: &config::Job, status: &JobStatus, health: Health) -> JobReport {
+    /// A report from what the job actor publishes (`JobHandle::status`) and its config (for the
+    /// service).
+    pub fn new(job: &config::Job, status: &JobStatus) -> JobReport {
         JobReport {
             name: job.name.clone(),
             state: status.phase.into(),
             pid: status.pid,
             restarts: status.restarts,
             last_exit: status.last_exit.as_ref().map(ExitReport::from),
-            health,
+            health: status.health.into(),
             service: job.service.as_ref().map(ServiceReport::from),
         }
     }
@@ -99,7 +99,7 @@ impl From<&ExitStatus> for ExitReport {
     }
 }
 
-/// A job's status in ContainerPilot's words (its section 3.5).
+/// A job's status in ContainerPilot's words (its section 3.5): `jobs::Health`, serialisable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
@@ -110,6 +110,17 @@ pub enum Health {
     Unhealthy,
     /// Maintenance mode is on.
     Maintenance,
+}
+
+impl From<jobs::Health> for Health {
+    fn from(health: jobs::Health) -> Health {
+        match health {
+            jobs::Health::Unknown => Health::Unknown,
+            jobs::Health::Healthy => Health::Healthy,
+            jobs::Health::Unhealthy => Health::Unhealthy,
+            jobs::Health::Maintenance => Health::Maintenance,
+        }
+    }
 }
 
 impl Health {
@@ -358,8 +369,10 @@ mod tests {
             pid: None,
             restarts: 3,
             last_exit: Some(ExitStatus::Exited(2)),
+            health: jobs::Health::Unhealthy,
         };
-        let report = JobReport::new(&cfg, &status, Health::Unhealthy);
+        let report = JobReport::new(&cfg, &status);
+        assert_eq!(report.health, Health::Unhealthy);
         assert_eq!(report.state, JobState::Stopped);
         assert_eq!(report.restarts, 3);
         assert_eq!(

@@ -22,6 +22,7 @@ pub use environment::{Environment, ip_var_name, pid_var_name};
 pub use process::{Backoff, CRASH_RUN, MAX_BACKOFF};
 
 use crate::config::{Job, When};
+use crate::consul::{Client, RegistrationStatus};
 use crate::events::{Bus, Event, EventCode};
 use crate::supervisor::{ExitStatus, Supervisor};
 
@@ -37,11 +38,13 @@ pub struct Context {
 }
 
 /// What a reload can change that running jobs need to know.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Current {
     pub jobs: Arc<Vec<Arc<Job>>>,
     /// How long a job's stop may take outside shutdown (the global `stopTimeout`).
     pub stop_timeout: Duration,
+    /// The client jobs started from now on register their services with.
+    pub consul: Client,
 }
 
 /// Requests to a job from outside (reload).
@@ -61,6 +64,17 @@ pub enum Phase {
     Stopped,
 }
 
+/// What a job's health checks last said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// No check has run yet (or the job has no `health`).
+    Unknown,
+    Healthy,
+    Unhealthy,
+    /// Maintenance mode: checks are paused and the service is out of Consul.
+    Maintenance,
+}
+
 /// A job's state as `/v3/status` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobStatus {
@@ -69,6 +83,7 @@ pub struct JobStatus {
     /// How many times the exec was restarted.
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
+    pub health: Health,
 }
 
 /// How a job ended.
@@ -85,6 +100,8 @@ pub struct JobHandle {
     pub name: Arc<str>,
     control: mpsc::UnboundedSender<Control>,
     status: watch::Receiver<JobStatus>,
+    /// The Consul registration of the job's service, if it has one.
+    registration: Option<watch::Receiver<RegistrationStatus>>,
 }
 
 impl JobHandle {
@@ -96,6 +113,11 @@ impl JobHandle {
 
     pub fn status(&self) -> JobStatus {
         self.status.borrow().clone()
+    }
+
+    /// Where the job's service stands in Consul, if it has one.
+    pub fn registration(&self) -> Option<RegistrationStatus> {
+        self.registration.as_ref().map(|r| r.borrow().clone())
     }
 }
 
@@ -116,14 +138,17 @@ pub fn spawn(
         pid: None,
         restarts: 0,
         last_exit: None,
+        health: Health::Unknown,
     });
     let name: Arc<str> = job.name.as_str().into();
     let task = task::Task::new(job, ctx, events, replay, control_rx, status_tx);
+    let registration = task.registration_status();
     tasks.spawn(task.run());
     JobHandle {
         name,
         control: control_tx,
         status: status_rx,
+        registration,
     }
 }
 

@@ -11,9 +11,11 @@ use tokio::time::{Duration, Instant, Interval, MissedTickBehavior};
 use super::environment::pid_var_name;
 use super::policy::{Decision, Policy};
 use super::process::{self, Backoff, Launch, Run};
-use super::{Context, Control, JobStatus, Outcome, Phase};
+use super::{Context, Control, Health, JobStatus, Outcome, Phase};
 use crate::config::{Job, JobKind, When};
+use crate::consul::{Registration, RegistrationStatus};
 use crate::events::{Event, EventCode, GLOBAL, Subscription};
+use crate::health::{CheckSpec, Checker, HealthResult};
 use crate::supervisor::{ExitStatus, SpawnError};
 
 /// One thing that happened to the job.
@@ -26,11 +28,15 @@ enum Input {
     NothingToRun,
     RunTimedOut,
     Tick,
+    Health(HealthResult),
     WaitTimedOut,
     RestartDue,
     Control(Control),
     BusClosed,
 }
+
+/// The longest a stopping job waits for Consul to deregister its service.
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(PartialEq, Eq)]
 enum Flow {
@@ -61,6 +67,14 @@ pub(super) struct Task {
     /// Jobs whose `Stopped` event has been seen.
     stopped_jobs: HashSet<Arc<str>>,
     last_exit: Option<ExitStatus>,
+    /// The Consul registration of the job's service, if it has one.
+    registration: Option<Registration>,
+    /// The job's health checker and where its results arrive, if it has `health`.
+    checker: Option<(Checker, mpsc::UnboundedReceiver<HealthResult>)>,
+    /// Maintenance mode is on: checks are paused and the service is out of Consul.
+    maintenance: bool,
+    /// The job has started at least once (checks run from then on).
+    started: bool,
 }
 
 impl Task {
@@ -88,8 +102,28 @@ impl Task {
             } => Some(now + timeout),
             _ => None,
         };
+        let name: Arc<str> = cfg.name.as_str().into();
+        let registration =
+            cfg.service
+                .as_ref()
+                .zip(cfg.health.as_ref())
+                .map(|(service, health)| {
+                    let client = ctx.current.borrow().consul.clone();
+                    Registration::spawn(client, Arc::new(service.clone()), health.ttl)
+                });
+        let checker = cfg.health.as_ref().map(|health| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let spec = CheckSpec {
+                job: name.clone(),
+                health: health.clone(),
+                sup: ctx.sup.clone(),
+                env: ctx.env.clone(),
+                bus: Some(ctx.bus.clone()),
+            };
+            (Checker::spawn(spec, tx), rx)
+        });
         Task {
-            name: cfg.name.as_str().into(),
+            name,
             policy: Policy::new(&cfg),
             cfg,
             ctx,
@@ -106,7 +140,18 @@ impl Task {
             backoff: Backoff::default(),
             stopped_jobs: HashSet::new(),
             last_exit: None,
+            registration,
+            checker,
+            maintenance: false,
+            started: false,
         }
+    }
+
+    /// The registration's status, for the job's handle.
+    pub(super) fn registration_status(
+        &self,
+    ) -> Option<tokio::sync::watch::Receiver<RegistrationStatus>> {
+        self.registration.as_ref().map(Registration::subscribe)
     }
 
     pub(super) async fn run(mut self) -> Outcome {
@@ -132,7 +177,9 @@ impl Task {
             return Input::Event(event);
         }
         let ticker = self.ticker.as_mut();
+        let results = self.checker.as_mut().map(|(_, rx)| rx);
         tokio::select! {
+            Some(result) = health_result(results) => Input::Health(result),
             event = self.events.recv() => event.map_or(Input::BusClosed, Input::Event),
             Some(control) = self.control.recv() => Input::Control(control),
             status = exited(self.run.as_mut()) => Input::Exited(status),
@@ -160,6 +207,10 @@ impl Task {
                 let decision = self.policy.on_tick();
                 self.apply(decision, Duration::ZERO)
             }
+            Input::Health(result) => {
+                self.on_health(result);
+                Flow::Continue
+            }
             Input::WaitTimedOut => {
                 self.wait_deadline = None;
                 tracing::info!(job = %self.name, "{} gave up waiting for its trigger", self.name);
@@ -179,9 +230,16 @@ impl Task {
     }
 
     fn on_event(&mut self, event: Event) -> Flow {
-        if event.code == EventCode::Shutdown && &*event.source == GLOBAL {
-            let decision = self.policy.on_quit(self.cfg.exec.is_some());
-            return self.apply(decision, Duration::ZERO);
+        if &*event.source == GLOBAL {
+            match event.code {
+                EventCode::Shutdown => {
+                    let decision = self.policy.on_quit(self.cfg.exec.is_some());
+                    return self.apply(decision, Duration::ZERO);
+                }
+                EventCode::EnterMaintenance => self.enter_maintenance(),
+                EventCode::ExitMaintenance => self.exit_maintenance(),
+                _ => {}
+            }
         }
         if self.policy.matches(&event) {
             let decision = self.policy.on_trigger();
@@ -239,6 +297,11 @@ impl Task {
     fn start(&mut self) {
         self.wait_deadline = None;
         self.policy.started();
+        if !self.started {
+            // Health checks (and heartbeats) run from the job's first start on.
+            self.started = true;
+            self.resume_checks();
+        }
         let Some(exec) = &self.cfg.exec else {
             // A job without exec that registers a service or runs health checks stays up until
             // it is stopped; any other has nothing to do.
@@ -349,6 +412,69 @@ impl Task {
         self.ctx.sup.signal_group(run.pid(), libc::SIGKILL);
     }
 
+    fn on_health(&mut self, result: HealthResult) {
+        if self.maintenance {
+            return;
+        }
+        let Some(registration) = &self.registration else {
+            return self.publish_health(&result);
+        };
+        if result.passed() {
+            registration.passing(result.detail());
+        } else {
+            registration.failing(result.detail());
+        }
+        self.publish_health(&result);
+    }
+
+    /// A check's result becomes `healthy` or `unhealthy` on the bus, every time, as in
+    /// ContainerPilot (a heartbeat without a check publishes nothing).
+    fn publish_health(&self, result: &HealthResult) {
+        let HealthResult::Checked { passed, .. } = result else {
+            return;
+        };
+        let (code, health) = if *passed {
+            (EventCode::StatusHealthy, Health::Healthy)
+        } else {
+            (EventCode::StatusUnhealthy, Health::Unhealthy)
+        };
+        self.status.send_modify(|s| s.health = health);
+        self.ctx.bus.publish(Event::new(code, self.name.clone()));
+    }
+
+    fn resume_checks(&self) {
+        if let Some((checker, _)) = &self.checker
+            && !self.maintenance
+        {
+            checker.resume();
+        }
+    }
+
+    /// Maintenance: checks pause and the service leaves Consul.
+    fn enter_maintenance(&mut self) {
+        self.maintenance = true;
+        if let Some((checker, _)) = &self.checker {
+            checker.pause();
+        }
+        if let Some(registration) = &self.registration {
+            registration.enter_maintenance();
+        }
+        self.status.send_modify(|s| s.health = Health::Maintenance);
+    }
+
+    /// The end of maintenance: checks resume (if the job has started) and the service is
+    /// registered again (ContainerPilot 3.8 left it out of Consul until a restart).
+    fn exit_maintenance(&mut self) {
+        self.maintenance = false;
+        if self.started {
+            self.resume_checks();
+        }
+        if let Some(registration) = &self.registration {
+            registration.exit_maintenance();
+        }
+        self.status.send_modify(|s| s.health = Health::Unknown);
+    }
+
     fn set_phase(&self, phase: Phase, pid: Option<i32>) {
         self.status.send_modify(|s| {
             s.phase = phase;
@@ -364,6 +490,17 @@ impl Task {
             .bus
             .publish(Event::new(EventCode::Stopping, self.name.clone()));
         self.wait_for_stop_dependents().await;
+        if let Some((checker, _)) = &mut self.checker {
+            checker.stop().await;
+        }
+        // Out of Consul before the process is signalled, so that no client is sent to an
+        // instance that is going away.
+        if let Some(registration) = &self.registration {
+            let left = self
+                .stop_deadline()
+                .saturating_duration_since(Instant::now());
+            registration.deregister(left.min(DEREGISTER_TIMEOUT)).await;
+        }
         if let Some(mut run) = self.run.take() {
             let deadline = self.stop_deadline();
             let status = process::stop(&self.ctx.sup, &mut run, deadline).await;
@@ -435,6 +572,15 @@ impl Task {
 async fn exited(run: Option<&mut Run>) -> ExitStatus {
     match run {
         Some(run) => run.child.exited().await,
+        None => pending().await,
+    }
+}
+
+async fn health_result(
+    results: Option<&mut mpsc::UnboundedReceiver<HealthResult>>,
+) -> Option<HealthResult> {
+    match results {
+        Some(results) => results.recv().await,
         None => pending().await,
     }
 }

@@ -1,0 +1,668 @@
+//! The Consul HTTP client: the few agent and health endpoints pilot uses, each with a timeout and
+//! a typed error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::Serialize;
+
+use super::decode::{self, DecodeError, Instance};
+use super::go_duration;
+use super::transport::{self, Connector, TlsError};
+use crate::config::{self, CheckStatus, Scheme};
+use crate::supervisor::describe_io_error;
+
+/// How long a write (register, deregister, TTL update) or a non-blocking read may take, from
+/// connecting to the last byte of the answer. A local agent answers in milliseconds; this only
+/// bounds a hung one.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Added to a blocking query's wait (itself plus Consul's jitter of up to wait/16) before the
+/// client gives up on it.
+pub const READ_MARGIN: Duration = Duration::from_secs(5);
+
+/// The largest answer read (a health list of thousands of instances is a few MB).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// How much of an error answer is kept in the error message.
+const MAX_ERROR_BODY: usize = 512;
+
+/// Why a Consul call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsulError {
+    /// The consul settings cannot make a client (the address, the TLS files).
+    #[error("invalid consul address {address:?}: {reason}")]
+    Address { address: String, reason: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// No connection could be made (refused, unresolvable name, TLS handshake refused).
+    #[error("{op}: cannot connect to consul at {target}: {reason}")]
+    Connect {
+        op: String,
+        target: String,
+        reason: String,
+    },
+    /// The agent did not answer in time.
+    #[error("{op}: consul at {target} did not answer within {after:?}")]
+    Timeout {
+        op: String,
+        target: String,
+        after: Duration,
+    },
+    /// The connection broke during the exchange.
+    #[error("{op}: connection to consul at {target} failed: {reason}")]
+    Transport {
+        op: String,
+        target: String,
+        reason: String,
+    },
+    /// The agent answered with an error status. `body` is its (plain-text) explanation.
+    #[error("{op}: consul answered {status}: {body}")]
+    Status {
+        op: String,
+        status: u16,
+        body: String,
+    },
+    /// The answer could not be decoded.
+    #[error("{op}: cannot decode consul's answer: {source}")]
+    Decode {
+        op: String,
+        #[source]
+        source: DecodeError,
+    },
+}
+
+impl ConsulError {
+    /// The agent does not know the check: 404 `Unknown check ID` (Consul 1.11.2 and later), or
+    /// 500 `... does not have associated TTL` (earlier ones). Either way the agent lost the
+    /// registration (it restarted without its state) and the service must be registered again.
+    pub fn is_unknown_check(&self) -> bool {
+        match self {
+            ConsulError::Status {
+                status: 404, body, ..
+            } => body.contains("Unknown check ID"),
+            ConsulError::Status {
+                status: 500, body, ..
+            } => body.contains("does not have associated TTL"),
+            _ => false,
+        }
+    }
+
+    /// Deregistering a service the agent does not know: 404 `Unknown service ID` on 1.11 and
+    /// later (earlier agents answer 200). The service is gone, which is what was asked.
+    pub fn is_unknown_service(&self) -> bool {
+        matches!(self, ConsulError::Status { status: 404, body, .. } if body.contains("Unknown service"))
+    }
+
+    /// The token was refused (403: unknown token or missing permission).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, ConsulError::Status { status: 403, .. })
+    }
+
+    /// Trying again later may succeed without anyone changing anything: the agent was
+    /// unreachable, slow, leaderless (500) or rate-limiting (429).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ConsulError::Connect { .. }
+            | ConsulError::Timeout { .. }
+            | ConsulError::Transport { .. } => true,
+            ConsulError::Status { status, .. } => {
+                (*status >= 500 || *status == 429) && !self.is_unknown_check()
+            }
+            _ => false,
+        }
+    }
+
+    /// The agent answered (with an error): it is reachable.
+    pub fn is_answer(&self) -> bool {
+        matches!(
+            self,
+            ConsulError::Status { .. } | ConsulError::Decode { .. }
+        )
+    }
+}
+
+/// The body of `PUT /v1/agent/service/register` as ContainerPilot sends it (reference section
+/// 5.2), plus `Meta`. Empty tags and meta and a false `EnableTagOverride` are left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServiceRegistration {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    pub port: u16,
+    pub address: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enable_tag_override: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    pub check: TtlCheck,
+}
+
+/// The TTL check embedded in a registration. Consul names it `service:<ID>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TtlCheck {
+    /// `"<ttl>s"`.
+    #[serde(rename = "TTL")]
+    pub ttl: String,
+    pub status: &'static str,
+    pub notes: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deregister_critical_service_after: Option<String>,
+}
+
+impl ServiceRegistration {
+    /// The registration of `service` with a TTL check of `ttl` starting at `status`.
+    pub fn new(service: &config::Service, ttl: Duration, status: CheckStatus) -> Self {
+        ServiceRegistration {
+            id: service.id.clone(),
+            name: service.name.clone(),
+            tags: service.tags.clone(),
+            port: service.port,
+            address: service.address.to_string(),
+            enable_tag_override: service.enable_tag_override,
+            meta: service.meta.clone(),
+            check: TtlCheck {
+                ttl: if ttl.subsec_nanos() == 0 {
+                    format!("{}s", ttl.as_secs())
+                } else {
+                    go_duration(ttl)
+                },
+                status: status.as_str(),
+                notes: super::check_notes(&service.name),
+                deregister_critical_service_after: service
+                    .deregister_critical_service_after
+                    .map(go_duration),
+            },
+        }
+    }
+}
+
+/// A `GET /v1/health/service/<service>` query.
+#[derive(Clone, Debug, Default)]
+pub struct HealthQuery<'a> {
+    pub service: &'a str,
+    /// Only instances whose every check passes (`?passing`).
+    pub passing: bool,
+    pub tag: Option<&'a str>,
+    pub dc: Option<&'a str>,
+    /// Block until the result's index is past this one (0: answer at once).
+    pub index: u64,
+    /// How long the agent may block (Consul's default is 5 minutes, its cap 10).
+    pub wait: Option<Duration>,
+}
+
+/// The answer to a [`HealthQuery`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthAnswer {
+    /// `X-Consul-Index`, or 0 when the agent sent none or garbage. Opaque: compare it, never
+    /// compute with it.
+    pub index: u64,
+    pub instances: Vec<Instance>,
+}
+
+/// A Consul agent client. Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: HttpClient<Connector, Full<Bytes>>,
+    /// `http://host:port`, `https://host:port`, or `http://localhost` for a unix socket.
+    base: String,
+    /// The address, for messages.
+    target: String,
+    /// Marked sensitive, so that hyper never prints it either.
+    token: Option<HeaderValue>,
+    /// The token's text, to blank it out of anything the agent sends back.
+    token_text: Option<config::Secret>,
+    write_timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base)
+            .field("target", &self.inner.target)
+            .field("token", &self.inner.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client for the agent `cfg` describes. Fails on an unusable address or TLS files; it
+    /// does not contact the agent.
+    pub fn new(cfg: &config::Consul) -> Result<Client, ConsulError> {
+        let bad = |reason: &str| ConsulError::Address {
+            address: cfg.address.clone(),
+            reason: reason.to_string(),
+        };
+        let (connector, base) = match cfg.scheme {
+            Scheme::Unix => {
+                if cfg.address.is_empty() {
+                    return Err(bad("empty socket path"));
+                }
+                (
+                    Connector::unix(std::path::Path::new(&cfg.address)),
+                    "http://localhost".to_string(),
+                )
+            }
+            Scheme::Http => (
+                Connector::tcp(None, None),
+                format!("http://{}", cfg.address),
+            ),
+            Scheme::Https => {
+                let tls = transport::client_config(&cfg.tls)?;
+                (
+                    Connector::tcp(Some(Arc::new(tls)), cfg.tls.server_name.clone()),
+                    format!("https://{}", cfg.address),
+                )
+            }
+        };
+        match base.parse::<Uri>() {
+            Ok(uri) if uri.host().is_some_and(|h| !h.is_empty()) && uri.path() == "/" => {}
+            _ => return Err(bad("expected host:port")),
+        }
+        let token = match &cfg.token {
+            Some(secret) if !secret.expose().is_empty() => {
+                let mut value = HeaderValue::from_str(secret.expose())
+                    .map_err(|_| bad("the token is not a valid header value"))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            _ => None,
+        };
+        let http = HttpClient::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            // Go's agent closes idle connections after a while; reconnecting is cheap.
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(4)
+            .build(connector);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                target: match cfg.scheme {
+                    Scheme::Unix => format!("unix://{}", cfg.address),
+                    _ => cfg.address.clone(),
+                },
+                token,
+                token_text: cfg.token.clone().filter(|t| !t.expose().is_empty()),
+                write_timeout: WRITE_TIMEOUT,
+            }),
+        })
+    }
+
+    /// The same client with another timeout for writes and non-blocking reads.
+    pub fn with_write_timeout(&self, timeout: Duration) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base: self.inner.base.clone(),
+                target: self.inner.target.clone(),
+                token: self.inner.token.clone(),
+                token_text: self.inner.token_text.clone(),
+                write_timeout: timeout,
+            }),
+        }
+    }
+
+    /// The agent's address, as messages name it.
+    pub fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    /// `PUT /v1/agent/service/register`.
+    pub async fn register_service(&self, reg: &ServiceRegistration) -> Result<(), ConsulError> {
+        // Serialising these plain structs cannot fail.
+        let body = serde_json::to_vec(reg).unwrap_or_default();
+        self.write(Method::PUT, "/v1/agent/service/register".into(), Some(body))
+            .await
+    }
+
+    /// `PUT /v1/agent/service/deregister/<id>`. Deregistering a service the agent does not
+    /// know succeeds.
+    pub async fn deregister_service(&self, id: &str) -> Result<(), ConsulError> {
+        let path = format!("/v1/agent/service/deregister/{}", escape(id));
+        match self.write(Method::PUT, path, None).await {
+            Err(err) if err.is_unknown_service() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// `PUT /v1/agent/check/update/<check_id>` with `{"Status", "Output"}`.
+    pub async fn update_ttl(
+        &self,
+        check_id: &str,
+        status: CheckStatus,
+        output: &str,
+    ) -> Result<(), ConsulError> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Update<'a> {
+            status: &'a str,
+            output: &'a str,
+        }
+        let body = serde_json::to_vec(&Update {
+            status: status.as_str(),
+            output,
+        })
+        .unwrap_or_default();
+        let path = format!("/v1/agent/check/update/{}", escape(check_id));
+        self.write(Method::PUT, path, Some(body)).await
+    }
+
+    /// `GET /v1/health/service/<name>`, blocking when `query.index` is set. The timeout is the
+    /// wait plus Consul's jitter (wait/16) plus [`READ_MARGIN`].
+    pub async fn health_service(
+        &self,
+        query: &HealthQuery<'_>,
+    ) -> Result<HealthAnswer, ConsulError> {
+        let mut path = format!("/v1/health/service/{}", escape(query.service));
+        let mut params: Vec<String> = Vec::new();
+        if query.passing {
+            params.push("passing=1".into());
+        }
+        if let Some(tag) = query.tag {
+            params.push(format!("tag={}", escape(tag)));
+        }
+        if let Some(dc) = query.dc {
+            params.push(format!("dc={}", escape(dc)));
+        }
+        let mut timeout = self.inner.write_timeout;
+        if query.index > 0 {
+            params.push(format!("index={}", query.index));
+            // Consul blocks 5 minutes when no wait is given.
+            let wait = query.wait.unwrap_or(Duration::from_secs(300));
+            params.push(format!("wait={}ms", wait.as_millis().max(1)));
+            timeout = wait + wait / 16 + READ_MARGIN;
+        }
+        if !params.is_empty() {
+            path.push('?');
+            path.push_str(&params.join("&"));
+        }
+        let op = self.op(&Method::GET, &path);
+        let (headers, body) = self
+            .exchange(&op, Method::GET, &path, None, timeout)
+            .await?;
+        let instances =
+            decode::decode_health_service(&body).map_err(|source| ConsulError::Decode {
+                op: op.clone(),
+                source,
+            })?;
+        let index = headers
+            .get("x-consul-index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(HealthAnswer { index, instances })
+    }
+
+    /// `GET /v1/status/leader`: a cheap probe that the agent answers. Returns the leader's
+    /// address (empty when the cluster has none).
+    pub async fn leader(&self) -> Result<String, ConsulError> {
+        let path = "/v1/status/leader".to_string();
+        let op = self.op(&Method::GET, &path);
+        let timeout = self.inner.write_timeout;
+        let (_, body) = self
+            .exchange(&op, Method::GET, &path, None, timeout)
+            .await?;
+        decode::decode_leader(&body).map_err(|source| ConsulError::Decode { op, source })
+    }
+
+    fn op(&self, method: &Method, path: &str) -> String {
+        format!("consul {method} {}", path.split('?').next().unwrap_or(path))
+    }
+
+    async fn write(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), ConsulError> {
+        let op = self.op(&method, &path);
+        let timeout = self.inner.write_timeout;
+        self.exchange(&op, method, &path, body, timeout).await?;
+        Ok(())
+    }
+
+    /// One request and its whole answer, within `timeout`. A non-2xx answer is an error.
+    async fn exchange(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(hyper::HeaderMap, Bytes), ConsulError> {
+        let inner = &self.inner;
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", inner.base, path));
+        if let Some(token) = &inner.token {
+            request = request.header("X-Consul-Token", token.clone());
+        }
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ConsulError::Transport {
+                op: op.to_string(),
+                target: inner.target.clone(),
+                reason: e.to_string(),
+            })?;
+        let exchange = async {
+            let response = inner.http.request(request).await.map_err(|err| {
+                let reason = self.redact(&error_chain(&err));
+                if err.is_connect() {
+                    ConsulError::Connect {
+                        op: op.to_string(),
+                        target: inner.target.clone(),
+                        reason,
+                    }
+                } else {
+                    ConsulError::Transport {
+                        op: op.to_string(),
+                        target: inner.target.clone(),
+                        reason,
+                    }
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_BODY)
+                .collect()
+                .await
+                .map_err(|err| ConsulError::Transport {
+                    op: op.to_string(),
+                    target: inner.target.clone(),
+                    reason: self.redact(&error_chain(&*err)),
+                })?
+                .to_bytes();
+            Ok::<_, ConsulError>((parts.status, parts.headers, body))
+        };
+        let (status, headers, body) =
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| ConsulError::Timeout {
+                    op: op.to_string(),
+                    target: inner.target.clone(),
+                    after: timeout,
+                })??;
+        if !status.is_success() {
+            return Err(ConsulError::Status {
+                op: op.to_string(),
+                status: status.as_u16(),
+                body: self.error_body(status, &body),
+            });
+        }
+        Ok((headers, body))
+    }
+
+    /// The agent's explanation of an error, on one line, shortened, without the token.
+    fn error_body(&self, status: StatusCode, body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if text.is_empty() {
+            return status
+                .canonical_reason()
+                .unwrap_or("no explanation")
+                .to_lowercase();
+        }
+        let mut line: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if line.len() > MAX_ERROR_BODY {
+            let mut cut = MAX_ERROR_BODY;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push_str("...");
+        }
+        self.redact(&line)
+    }
+
+    /// `text` with the token, should the agent or a proxy ever echo it, blanked out.
+    fn redact(&self, text: &str) -> String {
+        match &self.inner.token_text {
+            Some(token) => text.replace(token.expose(), "<redacted>"),
+            None => text.to_string(),
+        }
+    }
+}
+
+/// The most precise description in an error's chain: the innermost cause, with OS errors in
+/// words (`connection refused`).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(source) = last.source() {
+        last = source;
+    }
+    match last.downcast_ref::<std::io::Error>() {
+        Some(io) => describe_io_error(io),
+        None => last.to_string(),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for a path segment or a
+/// query value.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_ids_readable_and_slashes_out() {
+        assert_eq!(
+            escape("service:app-3f2a9c1e0b7d"),
+            "service:app-3f2a9c1e0b7d"
+        );
+        assert_eq!(escape("a/b c"), "a%2Fb%20c");
+        assert_eq!(escape("é"), "%C3%A9");
+    }
+
+    fn status(status: u16, body: &str) -> ConsulError {
+        ConsulError::Status {
+            op: "consul PUT /x".into(),
+            status,
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn unknown_check_answers_of_old_and_new_agents() {
+        assert!(
+            status(500, r#"CheckID "service:a" does not have associated TTL"#).is_unknown_check()
+        );
+        assert!(
+            status(
+                404,
+                r#"Unknown check ID "service:a". Ensure that the check ID is passed, not the check name."#
+            )
+            .is_unknown_check()
+        );
+        assert!(!status(500, "No cluster leader").is_unknown_check());
+        assert!(!status(404, "").is_unknown_check());
+        assert!(status(500, "No cluster leader").is_retryable());
+        assert!(!status(500, r#"CheckID "x" does not have associated TTL"#).is_retryable());
+        assert!(status(429, "rate limit exceeded").is_retryable());
+        assert!(!status(403, "ACL not found").is_retryable());
+        assert!(status(403, "ACL not found").is_permission_denied());
+        assert!(!status(400, "Request decode failed").is_retryable());
+    }
+
+    #[test]
+    fn registration_payload_is_containerpilots() {
+        let service = config::Service {
+            id: "app-3f2a9c1e0b7d".into(),
+            name: "app".into(),
+            port: 8000,
+            address: "172.18.0.3".parse().unwrap(),
+            tags: vec!["application".into()],
+            meta: BTreeMap::new(),
+            initial_status: None,
+            enable_tag_override: true,
+            deregister_critical_service_after: Some(Duration::from_secs(600)),
+        };
+        let reg = ServiceRegistration::new(&service, Duration::from_secs(5), CheckStatus::Passing);
+        let json: serde_json::Value = serde_json::to_value(&reg).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "ID": "app-3f2a9c1e0b7d", "Name": "app", "Tags": ["application"], "Port": 8000,
+                "Address": "172.18.0.3", "EnableTagOverride": true,
+                "Check": {
+                    "TTL": "5s", "Status": "passing", "Notes": "TTL for app set by containerpilot",
+                    "DeregisterCriticalServiceAfter": "10m0s"
+                }
+            })
+        );
+        let bare = config::Service {
+            tags: vec![],
+            enable_tag_override: false,
+            deregister_critical_service_after: None,
+            meta: [("v".to_string(), "1".to_string())].into(),
+            ..service
+        };
+        let json = serde_json::to_value(ServiceRegistration::new(
+            &bare,
+            Duration::from_secs(15),
+            CheckStatus::Warning,
+        ))
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "ID": "app-3f2a9c1e0b7d", "Name": "app", "Port": 8000, "Address": "172.18.0.3",
+                "Meta": {"v": "1"},
+                "Check": {"TTL": "15s", "Status": "warning", "Notes": "TTL for app set by containerpilot"}
+            })
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Watches: each watch follows `/v1/health/service/<name>?passing` with Consul blocking queries,
+//! publishes `changed`, `healthy` and `unhealthy` for `watch.<name>`, and keeps a snapshot of the
+//! instances for `GET /v3/watches` and `pilot -render`.
+//!
+//! The loop follows the index rules of Consul's blocking-query documentation: block on the last
+//! `X-Consul-Index`; treat an index of 0 as 1; when the index goes backwards (a snapshot restore,
+//! an agent that lost its state), drop the answer and ask again without blocking; after an error,
+//! back off and ask without blocking. A token bucket bounds the query rate, so an agent that
+//! answers at once every time (with or without a change) can never make a watch spin.
+//!
+//! Each watch has its own task and state: two watches on one service with different tags never
+//! interfere (ContainerPilot keyed its state by service name). `interval` sets the blocking
+//! `wait`, which bounds how stale a watch can be when Consul stops answering without closing
+//! the connection, and caps the retry delay when it is down.
+
+mod change;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Duration, Instant};
+
+use crate::config;
+use crate::consul::{Backoff, Client, HealthQuery, Instance};
+use crate::events::{Bus, Event};
+
+pub use change::events as change_events;
+
+/// The shortest and longest blocking `wait` (Consul caps it at 10 minutes).
+const MIN_WAIT: Duration = Duration::from_secs(1);
+const MAX_WAIT: Duration = Duration::from_secs(600);
+/// The first retry delay after an error (the backoff doubles up to the watch's interval).
+const RETRY_BASE: Duration = Duration::from_millis(250);
+/// Queries a watch may make in a burst, and how many per second after that.
+const BURST: f64 = 5.0;
+const PER_SECOND: f64 = 5.0;
+
+/// What a watch knows about its service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Snapshot {
+    /// The Consul service name.
+    pub service: String,
+    pub tag: Option<String>,
+    pub dc: Option<String>,
+    /// The healthy instances, sorted; `None` before the first answer.
+    pub instances: Option<Vec<Instance>>,
+    /// Why the last query failed, while Consul does not answer.
+    pub error: Option<String>,
+}
+
+/// A running watch.
+pub struct WatchHandle {
+    /// `watch.<name>`, the source of its events.
+    pub source: Arc<str>,
+    pub config: config::Watch,
+    snapshot: watch::Receiver<Snapshot>,
+    task: JoinHandle<()>,
+}
+
+impl WatchHandle {
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.borrow().clone()
+    }
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a watch. It runs until its handle is dropped.
+pub fn spawn(cfg: config::Watch, client: Client, bus: Bus) -> WatchHandle {
+    let source: Arc<str> = cfg.source().into();
+    let (tx, rx) = watch::channel(Snapshot {
+        service: cfg.name.clone(),
+        tag: cfg.tag.clone(),
+        dc: cfg.dc.clone(),
+        instances: None,
+        error: None,
+    });
+    let task = tokio::spawn(run(cfg.clone(), client, bus, source.clone(), tx));
+    WatchHandle {
+        source,
+        config: cfg,
+        snapshot: rx,
+        task,
+    }
+}
+
+async fn run(
+    cfg: config::Watch,
+    client: Client,
+    bus: Bus,
+    source: Arc<str>,
+    snapshot: watch::Sender<Snapshot>,
+) {
+    let wait = cfg.interval.clamp(MIN_WAIT, MAX_WAIT);
+    let mut backoff = Backoff::new(RETRY_BASE, cfg.interval.max(RETRY_BASE));
+    let mut limiter = Limiter::new();
+    let mut index: u64 = 0;
+    loop {
+        limiter.take().await;
+        let query = HealthQuery {
+            service: &cfg.name,
+            passing: true,
+            tag: cfg.tag.as_deref(),
+            dc: cfg.dc.as_deref(),
+            index,
+            wait: Some(wait),
+        };
+        let answer = match client.health_service(&query).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                let delay = backoff.next_delay();
+                if backoff.failures() == 1 {
+                    tracing::warn!(
+                        "watch {source}: {err}; retrying every {:?} at most",
+                        cfg.interval
+                    );
+                } else {
+                    tracing::debug!("watch {source}: {err}; retrying in {delay:?}");
+                }
+                snapshot.send_modify(|s| s.error = Some(err.to_string()));
+                // The agent may come back with its state (and its index) reset: ask without
+                // blocking, or the query could wait for an index it will not reach for a while.
+                index = 0;
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        if backoff.failures() > 0 {
+            tracing::info!("watch {source}: Consul answers again");
+            backoff.reset();
+        }
+        let new_index = answer.index.max(1);
+        if new_index < index {
+            tracing::debug!(
+                "watch {source}: the index went back from {index} to {new_index}; asking again"
+            );
+            index = 0;
+            continue;
+        }
+        index = new_index;
+        let mut instances = answer.instances;
+        instances.sort();
+        let previous = snapshot.borrow().instances.clone();
+        let events = change::events(previous.as_deref(), &instances);
+        snapshot.send_modify(|s| {
+            s.instances = Some(instances);
+            s.error = None;
+        });
+        for code in events {
+            bus.publish(Event::new(code, source.clone()));
+        }
+    }
+}
+
+/// A token bucket: `BURST` queries at once, then `PER_SECOND`.
+struct Limiter {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Limiter {
+    fn new() -> Limiter {
+        Limiter {
+            tokens: BURST,
+            last: Instant::now(),
+        }
+    }
+
+    async fn take(&mut self) {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * PER_SECOND).min(BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / PER_SECOND);
+            tokio::time::sleep(wait).await;
+            self.tokens = 1.0;
+            self.last = Instant::now();
+        }
+        self.tokens -= 1.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_allows_a_burst_then_a_steady_rate() {
+        let mut limiter = Limiter::new();
+        let start = Instant::now();
+        for _ in 0..5 {
+            limiter.take().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst is free");
+        for _ in 0..10 {
+            limiter.take().await;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!(
+            (1.9..2.1).contains(&elapsed),
+            "10 more at 5 per second: {elapsed}"
+        );
+    }
+}
