@@ -208,6 +208,7 @@ fn report() -> StatusReport {
             tag: None,
             dc: None,
             instances: None,
+            error: None,
         }],
         ..StatusReport::default()
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config;
 use crate::jobs::{self, JobStatus, Phase};
 use crate::supervisor::ExitStatus;
+use crate::watches;
 
 /// The daemon's answer to `DaemonRequest::Status`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -163,6 +164,28 @@ pub struct WatchReport {
     pub dc: Option<String>,
     /// The healthy instances of the last answer; `None` until Consul has answered once.
     pub instances: Option<Vec<InstanceReport>>,
+    /// Why the last query failed, while Consul does not answer.
+    pub error: Option<String>,
+}
+
+impl From<&watches::Snapshot> for WatchReport {
+    fn from(snapshot: &watches::Snapshot) -> WatchReport {
+        WatchReport {
+            name: snapshot.service.clone(),
+            tag: snapshot.tag.clone(),
+            dc: snapshot.dc.clone(),
+            instances: snapshot.instances.as_ref().map(|list| {
+                list.iter()
+                    .map(|i| InstanceReport {
+                        id: i.id.clone(),
+                        address: i.address.clone(),
+                        port: i.port,
+                    })
+                    .collect()
+            }),
+            error: snapshot.error.clone(),
+        }
+    }
 }
 
 /// One instance of a watched service.
@@ -282,6 +305,7 @@ mod tests {
                     address: "10.0.0.3".into(),
                     port: 5432,
                 }]),
+                error: None,
             }],
             maintenance: false,
             consul: ConsulReport {
@@ -306,7 +330,8 @@ mod tests {
                     "service": {"id": "app-host", "name": "app", "address": "10.0.0.2", "port": 8000}
                 }],
                 "watches": [{"name": "db", "tag": null, "dc": null,
-                             "instances": [{"id": "db-1", "address": "10.0.0.3", "port": 5432}]}],
+                             "instances": [{"id": "db-1", "address": "10.0.0.3", "port": 5432}],
+                             "error": null}],
                 "maintenance": false,
                 "consul": {"address": "localhost:8500", "reachable": true, "error": null}
             })
@@ -330,6 +355,7 @@ mod tests {
                 tag: None,
                 dc: None,
                 instances: None,
+                error: None,
             }],
             ..StatusReport::default()
         };
@@ -346,6 +372,30 @@ mod tests {
         assert_eq!(
             text,
             r#"{"Version":"","Jobs":[],"Services":[],"Watches":[]}"#
+        );
+    }
+
+    #[test]
+    fn watch_report_from_a_watch_snapshot() {
+        let snapshot: watches::Snapshot = serde_json::from_value(serde_json::json!({
+            "Service": "db", "Tag": "primary", "Dc": null, "Error": null,
+            "Instances": [{"Node": "n1", "ID": "db-1", "Name": "db", "Address": "10.0.0.3",
+                           "Port": 5432, "Tags": [], "Meta": {}}]
+        }))
+        .unwrap();
+        assert_eq!(
+            WatchReport::from(&snapshot),
+            WatchReport {
+                name: "db".into(),
+                tag: Some("primary".into()),
+                dc: None,
+                instances: Some(vec![InstanceReport {
+                    id: "db-1".into(),
+                    address: "10.0.0.3".into(),
+                    port: 5432
+                }]),
+                error: None,
+            }
         );
     }
 
