@@ -21,5 +21,19 @@ if [ "${#packages[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
+# The telemetry test parses /metrics with the Prometheus client library's own parser (PyPI's
+# prometheus-client; Debian's python3-prometheus-client where pip cannot install).
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "installing: prometheus-client (python)"
+  python3 -m pip install -q prometheus-client 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages prometheus-client 2>/dev/null \
+    || {
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends python3-prometheus-client >/dev/null
+    }
+  python3 -c 'import prometheus_client'
+fi
+
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
   || rustup target add x86_64-unknown-linux-musl

@@ -8,6 +8,8 @@ use std::ffi::OsString;
 /// The parsed command line.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Args {
+    /// The control-socket subcommands (`-putenv`, `-reload`...).
+    pub control: ControlFlags,
     pub help: bool,
     pub version: bool,
     /// `-config FILE`: the config file (else `PILOT_CONFIG`, else `CONTAINERPILOT`).
@@ -26,6 +28,20 @@ pub struct Args {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// The flags of the subcommands that talk to a running pilot through its control socket
+/// (`control::subcommand` acts on them).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ControlFlags {
+    /// `-putenv K=V`, repeatable, unparsed (the subcommand reports a malformed one).
+    pub putenv: Vec<String>,
+    /// `-putmetric K=V`, repeatable, unparsed.
+    pub putmetric: Vec<String>,
+    pub reload: bool,
+    /// `-maintenance enable|disable`, unchecked.
+    pub maintenance: Option<String>,
+    pub ping: bool,
+}
 
 /// Whether a flag takes a value.
 enum Takes {
@@ -80,6 +96,36 @@ const FLAGS: &[Flag] = &[
     },
 ];
 
+/// The flags of the control-socket subcommands, in alphabetical order. They are kept apart
+/// from `FLAGS` so that each table can change without the other; `usage` merges both.
+const CONTROL_FLAGS: &[Flag] = &[
+    Flag {
+        name: "maintenance",
+        takes: Takes::Value("enable|disable", |a, v| a.control.maintenance = Some(v)),
+        help: "Turn maintenance mode of the running pilot on or off, through its control socket.",
+    },
+    Flag {
+        name: "ping",
+        takes: Takes::Bool(|a, v| a.control.ping = v),
+        help: "Check that the running pilot answers on its control socket; prints ok.",
+    },
+    Flag {
+        name: "putenv",
+        takes: Takes::Value("KEY=VALUE", |a, v| a.control.putenv.push(v)),
+        help: "Set an environment variable of the running pilot's future children (repeatable;\n    \tKEY= unsets it), through its control socket.",
+    },
+    Flag {
+        name: "putmetric",
+        takes: Takes::Value("KEY=VALUE", |a, v| a.control.putmetric.push(v)),
+        help: "Add to a counter, set a gauge, or observe a value in a histogram or summary of\n    \tthe running pilot (repeatable), through its control socket.",
+    },
+    Flag {
+        name: "reload",
+        takes: Takes::Bool(|a, v| a.control.reload = v),
+        help: "Make the running pilot reload its config, through its control socket.",
+    },
+];
+
 /// Parses the arguments after the program name.
 pub fn parse(args: &[OsString]) -> Result<Args, UsageError> {
     let mut parsed = Args::default();
@@ -104,7 +150,7 @@ pub fn parse(args: &[OsString]) -> Result<Args, UsageError> {
             Some((name, value)) => (name, Some(value)),
             None => (body, None),
         };
-        let Some(flag) = FLAGS.iter().find(|f| f.name == name) else {
+        let Some(flag) = FLAGS.iter().chain(CONTROL_FLAGS).find(|f| f.name == name) else {
             return Err(UsageError(format!(
                 "flag provided but not defined: -{name}"
             )));
@@ -168,7 +214,9 @@ pub fn usage() -> String {
          \n\
          Flags (one or two dashes; -flag=value or -flag value):\n",
     );
-    for flag in FLAGS {
+    let mut flags: Vec<&Flag> = FLAGS.iter().chain(CONTROL_FLAGS).collect();
+    flags.sort_by_key(|f| f.name);
+    for flag in flags {
         match flag.takes {
             Takes::Bool(_) => text.push_str(&format!("  -{}\n", flag.name)),
             Takes::Value(value, _) => text.push_str(&format!("  -{} {}\n", flag.name, value)),
@@ -265,6 +313,52 @@ mod tests {
         let text = usage();
         for flag in FLAGS {
             assert!(text.contains(&format!("  -{}", flag.name)), "{}", flag.name);
+        }
+    }
+
+    #[test]
+    fn control_flags() {
+        let parsed = parse(&args(&[
+            "-putenv",
+            "A=1",
+            "--putenv=B=2=3",
+            "-putmetric",
+            "m=4",
+            "-maintenance=enable",
+            "-reload",
+            "--ping",
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed.control,
+            ControlFlags {
+                putenv: vec!["A=1".into(), "B=2=3".into()],
+                putmetric: vec!["m=4".into()],
+                reload: true,
+                maintenance: Some("enable".into()),
+                ping: true,
+            }
+        );
+        assert_eq!(
+            parse(&args(&["-putenv"])).unwrap_err(),
+            UsageError("flag needs an argument: -putenv".into())
+        );
+    }
+
+    #[test]
+    fn usage_lists_every_flag_once_in_alphabetical_order() {
+        let text = usage();
+        let listed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("  -"))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(listed, sorted, "sorted, no duplicates");
+        for flag in FLAGS.iter().chain(CONTROL_FLAGS) {
+            assert!(listed.contains(&flag.name), "{}", flag.name);
         }
     }
 }

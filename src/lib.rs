@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod consul;
+pub mod control;
 pub mod events;
 pub mod health;
 pub mod init;
@@ -14,6 +15,7 @@ pub mod jobs;
 pub mod logging;
 pub mod render;
 pub mod supervisor;
+pub mod telemetry;
 pub mod watches;
 
 use std::ffi::OsString;
@@ -51,6 +53,9 @@ fn dispatch(args: &[OsString]) -> i32 {
     }
     if args.validate {
         return validate_mode(&args);
+    }
+    if control::subcommand::requested(&args) {
+        return control::subcommand::run(&args);
     }
     let config_path = config::resolve_path(args.config.as_deref(), &config::process_env());
     if config_path.is_none() && args.command.is_empty() {

@@ -1,0 +1,259 @@
+//! The HTTP/1.1 plumbing shared by the control socket and the telemetry port: an accept loop
+//! with a cap on concurrent connections, a task per connection with hyper's header timeout and
+//! buffer limit, bounded body reads, and one-line plain-text answers.
+//!
+//! Each defence answers one kind of client: one that never finishes its headers is dropped at
+//! `header_timeout`; one that never finishes its body gets a 408 at `body_timeout`; a body over
+//! `max_body` is a 413 as soon as its length is known (before reading it, when it is declared);
+//! past `max_connections` a new connection gets a 503 written without waiting and is closed,
+//! so neither tasks nor memory grow with the number of clients. Keep-alive is off: every
+//! response closes its connection.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, watch};
+
+/// The limits of one server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections served at once; more are refused with a 503.
+    pub max_connections: usize,
+    /// Time for a client to send its request line and headers.
+    pub header_timeout: Duration,
+    /// The largest request head (request line and headers); larger is hyper's 431.
+    pub max_header_bytes: usize,
+    /// Time for a client to send its body, once its headers are in.
+    pub body_timeout: Duration,
+    /// The largest request body; larger is a 413.
+    pub max_body_bytes: usize,
+    /// How long a request waits for the daemon to answer it (status, maintenance).
+    pub daemon_timeout: Duration,
+    /// How long `POST /v3/reload` waits for the new config to be running.
+    pub reload_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 32,
+            header_timeout: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
+            body_timeout: Duration::from_secs(10),
+            max_body_bytes: 64 * 1024,
+            daemon_timeout: Duration::from_secs(10),
+            reload_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Limits {
+    /// The longest a connection can legitimately last; a last resort against a connection that
+    /// somehow outlives every other timeout.
+    fn connection_deadline(&self) -> Duration {
+        self.header_timeout
+            + self.body_timeout
+            + self.daemon_timeout.max(self.reload_timeout)
+            + Duration::from_secs(5)
+    }
+}
+
+/// A response body: always complete in memory.
+pub type Body = Full<Bytes>;
+
+/// What answers one request.
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
+>;
+
+/// A listening socket of either kind.
+pub trait Listener: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&mut self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    /// Writes `bytes` if the socket can take them at once, never waiting.
+    fn try_write(stream: &Self::Stream, bytes: &[u8]);
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept(&mut self) -> io::Result<Self::Stream> {
+        tokio::net::UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+    fn try_write(stream: &Self::Stream, bytes: &[u8]) {
+        let _ = stream.try_write(bytes);
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&mut self) -> io::Result<Self::Stream> {
+        tokio::net::TcpListener::accept(self).await.map(|(s, _)| s)
+    }
+    fn try_write(stream: &Self::Stream, bytes: &[u8]) {
+        let _ = stream.try_write(bytes);
+    }
+}
+
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+    Content-Type: text/plain; charset=utf-8\r\n\
+    Content-Length: 21\r\n\
+    Connection: close\r\n\r\n\
+    too many connections\n";
+
+/// Accepts connections on `listener` until `stop` turns true, serving each with `handler`.
+/// Connections in progress when it stops run to their end.
+pub async fn serve<L: Listener>(
+    mut listener: L,
+    limits: Limits,
+    handler: Handler,
+    mut stop: watch::Receiver<bool>,
+    name: &'static str,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let stream = tokio::select! {
+            biased;
+            // The value only ever turns true; a dropped sender means stop too.
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => stream,
+                Err(err) => {
+                    // EMFILE and the like: back off instead of spinning on the error.
+                    tracing::warn!("{name}: cannot accept a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            L::try_write(&stream, REFUSED);
+            continue;
+        };
+        let handler = handler.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            serve_connection(stream, &limits, handler, name).await;
+        });
+    }
+}
+
+/// Serves one connection to its end, within the limits.
+pub async fn serve_connection<I>(io: I, limits: &Limits, handler: Handler, name: &str)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(false);
+    let service = hyper::service::service_fn(move |req| {
+        let answer = handler(req);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let deadline = limits.connection_deadline();
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    match tokio::time::timeout(deadline, connection).await {
+        Ok(Ok(())) => {}
+        // Clients that hang up, time out or send garbage: nothing to do about them.
+        Ok(Err(err)) => tracing::debug!("{name}: connection ended: {err}"),
+        Err(_) => tracing::debug!("{name}: connection dropped after {deadline:?}"),
+    }
+}
+
+/// A one-line plain-text answer; the line feed is added.
+pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let mut message: String = message.into();
+    // One line, whatever the message holds (a config error lists its problems on lines).
+    message = message.trim_end().replace('\n', "; ");
+    message.push('\n');
+    let mut response = Response::new(Full::new(Bytes::from(message)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A JSON answer, with a final line feed as Go's encoder writes it.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(err) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the answer: {err}"),
+        ),
+    }
+}
+
+/// The 405 for `method` on `path`, naming the allowed one.
+pub fn method_not_allowed(method: &hyper::Method, path: &str, allowed: &str) -> Response<Body> {
+    let mut response = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} not allowed for {path}: use {allowed}"),
+    );
+    if let Ok(value) = HeaderValue::from_str(allowed) {
+        response.headers_mut().insert(hyper::header::ALLOW, value);
+    }
+    response
+}
+
+/// Reads the whole body of `req` within the limits; the error is the answer to send.
+pub async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Response<Body>> {
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body too large: the limit is {} bytes",
+                limits.max_body_bytes
+            ),
+        )
+    };
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_timeout, body.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(err)) => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {err}"),
+        )),
+        Err(_) => Err(text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {}s",
+                limits.body_timeout.as_secs_f64()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,158 @@
+//! The control socket: HTTP/1.1 over a unix socket, and the client the subcommands use
+//! (`-putenv`, `-putmetric`, `-reload`, `-maintenance`, `-ping`).
+//!
+//! The server acts directly on what it shares with the rest of pilot (`Handles`): the children's
+//! `Environment` for `/v3/environ`, the `Metrics` and the event `Bus` for `/v3/metric`. What only
+//! the daemon can do (reload, maintenance, its status) it asks for with a `DaemonRequest` and
+//! waits, with a timeout, for the one-shot reply. It never blocks the daemon: requests are queued
+//! on a bounded channel the daemon reads when it likes.
+//!
+//! This module owns the socket file (created with its mode, replacing a stale one, removed on
+//! stop if it is still its own), the HTTP limits that keep a slow or abusive client from
+//! hurting anyone else (`http`), and the wire format (`docs/control.md`). It must not reload,
+//! stop or start anything itself.
+//!
+//! `GET /v3/watches` (watch instances, for `-render`) is not served yet: its data belongs to the
+//! watches, which will hand it over as a shared snapshot (a `tokio::sync::watch` of the
+//! instances, added to `Handles`), not as a `DaemonRequest`: it is read often, by the renderer
+//! too, and must not queue behind the daemon's loop or be copied through it.
+
+pub mod api;
+pub mod client;
+pub mod http;
+pub mod socket;
+pub mod status;
+pub mod subcommand;
+
+use std::path::{Path, PathBuf};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use http::Limits;
+pub use socket::SocketError;
+pub use status::{
+    CompatStatus, ConsulReport, ExitReport, Health, InstanceReport, JobReport, JobState,
+    ServiceReport, StatusReport, WatchReport,
+};
+
+use crate::config;
+use crate::events::Bus;
+use crate::jobs::Environment;
+use crate::telemetry::Metrics;
+
+/// What the control socket and the telemetry server ask the daemon. Each carries the sender of
+/// its reply; the daemon answers every request it receives (dropping the sender is read as
+/// "pilot is going away").
+#[derive(Debug)]
+pub enum DaemonRequest {
+    /// `POST /v3/reload`: load the config again and apply it. Answer `Ok` once the new config is
+    /// running, or the load error (the old config keeps running).
+    Reload(oneshot::Sender<Result<(), String>>),
+    /// `POST /v3/maintenance/enable|disable`: publish `EnterMaintenance`/`ExitMaintenance` from
+    /// `global` when the mode changes. Answer whether it changed (`{"updated":true}`).
+    Maintenance {
+        enable: bool,
+        reply: oneshot::Sender<bool>,
+    },
+    /// `GET /v3/status` and telemetry `/status`: answer a `StatusReport`.
+    Status(oneshot::Sender<StatusReport>),
+}
+
+/// The capacity of the daemon's request queue: enough for every connection the control socket
+/// and the telemetry port serve at once to wait in it.
+pub const DAEMON_QUEUE: usize = 64;
+
+/// A channel for `DaemonRequest`s with the capacity the servers expect.
+pub fn daemon_channel() -> (mpsc::Sender<DaemonRequest>, mpsc::Receiver<DaemonRequest>) {
+    mpsc::channel(DAEMON_QUEUE)
+}
+
+/// What the control server works with.
+#[derive(Clone)]
+pub struct Handles {
+    /// The environment children get; `/v3/environ` changes it.
+    pub env: Environment,
+    /// `/v3/metric` publishes a `Metric` event (`<key>|<value>`) for each value it applies.
+    pub bus: Bus,
+    /// `/v3/metric` applies values here; every request is counted here.
+    pub metrics: Metrics,
+    pub daemon: mpsc::Sender<DaemonRequest>,
+}
+
+/// Why the control server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error("control socket {}: cannot listen: {}", path.display(), crate::supervisor::describe_io_error(error))]
+    Listen {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// The running control server. Dropping it stops accepting and removes the socket file.
+pub struct Server {
+    path: PathBuf,
+    id: socket::FileId,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Creates the socket at `control.socket` with mode `control.mode` and serves it, with the
+    /// default limits. Must be called inside the tokio runtime.
+    pub fn start(control: &config::Control, handles: Handles) -> Result<Server, ControlError> {
+        Server::start_with(control, handles, Limits::default())
+    }
+
+    /// `start` with other limits (tests).
+    pub fn start_with(
+        control: &config::Control,
+        handles: Handles,
+        limits: Limits,
+    ) -> Result<Server, ControlError> {
+        let path = control.socket.clone();
+        let (std_listener, id) = socket::bind(&path, control.mode)?;
+        let listen_error = |error| ControlError::Listen {
+            path: path.clone(),
+            error,
+        };
+        std_listener.set_nonblocking(true).map_err(listen_error)?;
+        let listener = tokio::net::UnixListener::from_std(std_listener).map_err(|error| {
+            socket::remove(&path, id);
+            listen_error(error)
+        })?;
+        let (stop, stopped) = watch::channel(false);
+        let handler = api::handler(handles, limits.clone());
+        let task = tokio::spawn(http::serve(listener, limits, handler, stopped, "control"));
+        tracing::info!("control: serving at {}", path.display());
+        Ok(Server {
+            path,
+            id,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting connections and removes the socket file. Requests in progress finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        socket::remove(&self.path, self.id);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        socket::remove(&self.path, self.id);
+    }
+}

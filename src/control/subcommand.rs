@@ -1,0 +1,256 @@
+//! The subcommands that talk to a running pilot: `-putenv K=V` (repeatable; `K=` unsets),
+//! `-putmetric K=V` (repeatable), `-reload`, `-maintenance enable|disable` and `-ping`.
+//!
+//! They find the socket from the config (`-config`, else `PILOT_CONFIG`, else `CONTAINERPILOT`),
+//! reading only `control.socket` (ContainerPilot validated the whole config, IP discovery
+//! included, just to find it), or use the default. Exit status: 0 on success, 1 with the
+//! server's message when it refuses or cannot be reached, 2 for a usage or config error.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hyper::Method;
+
+use super::client::Client;
+use crate::cli::{self, Args};
+use crate::config;
+
+/// How long a reload may take: the server gives the daemon two minutes.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(150);
+/// How long any other request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One subcommand, parsed.
+#[derive(Debug, PartialEq, Eq)]
+enum Subcommand {
+    Reload,
+    Maintenance(bool),
+    PutEnv(BTreeMap<String, String>),
+    PutMetric(BTreeMap<String, String>),
+    Ping,
+}
+
+/// Whether the command line asks for one of these subcommands. (`-version`, `-template` and
+/// `-validate` come first, as in ContainerPilot: the caller checks them before.)
+pub fn requested(args: &Args) -> bool {
+    let c = &args.control;
+    c.reload || c.ping || c.maintenance.is_some() || !c.putenv.is_empty() || !c.putmetric.is_empty()
+}
+
+/// Runs the subcommand of `args` and returns the exit status.
+pub fn run(args: &Args) -> i32 {
+    let subcommand = match parse(args) {
+        Ok(subcommand) => subcommand,
+        Err(message) => {
+            eprintln!("pilot: {message}");
+            eprint!("{}", cli::usage());
+            return 2;
+        }
+    };
+    let socket = match socket_path(args.config.as_deref()) {
+        Ok(socket) => socket,
+        Err(message) => {
+            eprintln!("pilot: {message}");
+            return 2;
+        }
+    };
+    let runtime = match crate::runtime() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!(
+                "pilot: cannot start: {}",
+                crate::supervisor::describe_io_error(&err)
+            );
+            return 1;
+        }
+    };
+    runtime.block_on(send(&Client::new(socket), subcommand))
+}
+
+fn parse(args: &Args) -> Result<Subcommand, String> {
+    let c = &args.control;
+    let mut chosen = Vec::new();
+    if c.reload {
+        chosen.push(Subcommand::Reload);
+    }
+    if let Some(value) = &c.maintenance {
+        chosen.push(match value.as_str() {
+            "enable" => Subcommand::Maintenance(true),
+            "disable" => Subcommand::Maintenance(false),
+            // ContainerPilot took any other value for "disable".
+            other => {
+                return Err(format!(
+                    "invalid value {other:?} for flag -maintenance: use enable or disable"
+                ));
+            }
+        });
+    }
+    if !c.putenv.is_empty() {
+        chosen.push(Subcommand::PutEnv(pairs("putenv", &c.putenv)?));
+    }
+    if !c.putmetric.is_empty() {
+        chosen.push(Subcommand::PutMetric(pairs("putmetric", &c.putmetric)?));
+    }
+    if c.ping {
+        chosen.push(Subcommand::Ping);
+    }
+    if chosen.len() > 1 {
+        // ContainerPilot silently ran only the first; doing one of two asked things is a trap.
+        return Err(
+            "give only one of -reload, -maintenance, -putenv, -putmetric and -ping".to_string(),
+        );
+    }
+    if let Some(first) = args.command.first() {
+        return Err(format!(
+            "a control subcommand takes no command to run, got {:?}",
+            first.to_string_lossy()
+        ));
+    }
+    chosen
+        .pop()
+        .ok_or_else(|| "no control subcommand given".to_string())
+}
+
+/// `K=V` values of a repeatable flag; the last value of a key wins, and keys are sorted, as in
+/// ContainerPilot. `V` may hold `=`.
+fn pairs(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for value in values {
+        let Some((key, val)) = value.split_once('=') else {
+            return Err(format!(
+                "invalid value {value:?} for flag -{flag}: flag value '{value}' was not in the format 'key=val'"
+            ));
+        };
+        if key.is_empty() {
+            return Err(format!(
+                "invalid value {value:?} for flag -{flag}: the key is empty"
+            ));
+        }
+        map.insert(key.to_string(), val.to_string());
+    }
+    Ok(map)
+}
+
+/// The control socket: `control.socket` of the config (`-config`, else `PILOT_CONFIG`, else
+/// `CONTAINERPILOT`), rendered but not validated, or the default without a config.
+fn socket_path(flag: Option<&str>) -> Result<PathBuf, String> {
+    let ctx = config::LoadContext::from_process();
+    match config::resolve_path(flag, &ctx.env) {
+        None => Ok(PathBuf::from(config::DEFAULT_CONTROL_SOCKET)),
+        Some(path) => config::control_socket(&path, &ctx).map_err(|e| e.to_string()),
+    }
+}
+
+async fn send(client: &Client, subcommand: Subcommand) -> i32 {
+    let (method, path, body, timeout) = match &subcommand {
+        Subcommand::Reload => (Method::POST, "/v3/reload", None, RELOAD_TIMEOUT),
+        Subcommand::Maintenance(true) => (Method::POST, "/v3/maintenance/enable", None, TIMEOUT),
+        Subcommand::Maintenance(false) => (Method::POST, "/v3/maintenance/disable", None, TIMEOUT),
+        Subcommand::PutEnv(map) => (Method::POST, "/v3/environ", Some(to_json(map)), TIMEOUT),
+        Subcommand::PutMetric(map) => (Method::POST, "/v3/metric", Some(to_json(map)), TIMEOUT),
+        Subcommand::Ping => (Method::GET, "/v3/ping", None, TIMEOUT),
+    };
+    match client.send(method, path, body, timeout).await {
+        Ok(answer) if answer.status.is_success() => {
+            if subcommand == Subcommand::Ping {
+                println!("ok");
+            }
+            0
+        }
+        Ok(answer) => {
+            eprintln!("pilot: {}", answer.message());
+            1
+        }
+        Err(err) => {
+            eprintln!("pilot: {err}");
+            1
+        }
+    }
+}
+
+fn to_json(map: &BTreeMap<String, String>) -> String {
+    // A map of strings always serialises.
+    serde_json::to_string(map).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn args(list: &[&str]) -> Args {
+        let list: Vec<OsString> = list.iter().map(OsString::from).collect();
+        cli::parse(&list).unwrap()
+    }
+
+    #[test]
+    fn parses_each_subcommand() {
+        assert_eq!(parse(&args(&["-reload"])), Ok(Subcommand::Reload));
+        assert_eq!(parse(&args(&["-ping"])), Ok(Subcommand::Ping));
+        assert_eq!(
+            parse(&args(&["-maintenance", "enable"])),
+            Ok(Subcommand::Maintenance(true))
+        );
+        assert_eq!(
+            parse(&args(&["-maintenance=disable"])),
+            Ok(Subcommand::Maintenance(false))
+        );
+        let env = parse(&args(&[
+            "-putenv", "B=x=y", "-putenv", "A=", "-putenv", "B=z",
+        ]));
+        assert_eq!(
+            env,
+            Ok(Subcommand::PutEnv(BTreeMap::from([
+                ("A".into(), "".into()),
+                ("B".into(), "z".into())
+            ])))
+        );
+        assert_eq!(
+            to_json(&BTreeMap::from([
+                ("b".to_string(), "1".to_string()),
+                ("a".to_string(), "x=y".to_string())
+            ])),
+            r#"{"a":"x=y","b":"1"}"#
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(
+            parse(&args(&["-maintenance", "on"])).unwrap_err(),
+            "invalid value \"on\" for flag -maintenance: use enable or disable"
+        );
+        assert_eq!(
+            parse(&args(&["-putenv", "NOEQUALS"])).unwrap_err(),
+            "invalid value \"NOEQUALS\" for flag -putenv: flag value 'NOEQUALS' was not in the format 'key=val'"
+        );
+        assert_eq!(
+            parse(&args(&["-putmetric", "=1"])).unwrap_err(),
+            "invalid value \"=1\" for flag -putmetric: the key is empty"
+        );
+        assert_eq!(
+            parse(&args(&["-reload", "-ping"])).unwrap_err(),
+            "give only one of -reload, -maintenance, -putenv, -putmetric and -ping"
+        );
+        assert_eq!(
+            parse(&args(&["-ping", "--", "sleep"])).unwrap_err(),
+            "a control subcommand takes no command to run, got \"sleep\""
+        );
+    }
+
+    #[test]
+    fn requested_by_any_of_the_flags() {
+        for list in [
+            &["-ping"][..],
+            &["-reload"],
+            &["-maintenance", "x"],
+            &["-putenv", "A=1"],
+            &["-putmetric", "m=1"],
+        ] {
+            assert!(requested(&args(list)), "{list:?}");
+        }
+        assert!(!requested(&args(&["-version", "--", "x"])));
+        assert!(!requested(&args(&[])));
+    }
+}
