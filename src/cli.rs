@@ -41,6 +41,8 @@ pub struct ControlFlags {
     /// `-maintenance enable|disable`, unchecked.
     pub maintenance: Option<String>,
     pub ping: bool,
+    /// `-render TEMPLATE:DEST[:COMMAND]`, repeatable, unparsed (`render::subcommand` acts on it).
+    pub render: Vec<String>,
 }
 
 /// Whether a flag takes a value.
@@ -123,6 +125,11 @@ const CONTROL_FLAGS: &[Flag] = &[
         name: "reload",
         takes: Takes::Bool(|a, v| a.control.reload = v),
         help: "Make the running pilot reload its config, through its control socket.",
+    },
+    Flag {
+        name: "render",
+        takes: Takes::Value("TEMPLATE:DEST[:COMMAND]", |a, v| a.control.render.push(v)),
+        help: "Render TEMPLATE (a Go template; `service \"name\"` gives the instances of a watch\n    \tof the running pilot) into DEST, replacing it atomically, and run COMMAND when\n    \tDEST changed (repeatable).",
     },
 ];
 
@@ -327,6 +334,9 @@ mod tests {
             "-maintenance=enable",
             "-reload",
             "--ping",
+            "-render",
+            "a:b",
+            "--render=c:d:e f",
         ]))
         .unwrap();
         assert_eq!(
@@ -337,6 +347,7 @@ mod tests {
                 reload: true,
                 maintenance: Some("enable".into()),
                 ping: true,
+                render: vec!["a:b".into(), "c:d:e f".into()],
             }
         );
         assert_eq!(

@@ -54,6 +54,9 @@ fn dispatch(args: &[OsString]) -> i32 {
     if args.validate {
         return validate_mode(&args);
     }
+    if !args.control.render.is_empty() {
+        return render::subcommand::run(&args);
+    }
     if control::subcommand::requested(&args) {
         return control::subcommand::run(&args);
     }

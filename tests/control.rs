@@ -400,6 +400,7 @@ fn a_daemon_that_is_gone_or_silent_is_a_503() {
             bus: pilot::events::Bus::new(),
             metrics: pilot::telemetry::Metrics::new(&[]).unwrap(),
             daemon,
+            watches: pilot::watches::Snapshots::default(),
         };
         let control = pilot::config::Control {
             socket: dir.path().join("s"),
@@ -574,6 +575,7 @@ fn a_stale_socket_file_is_replaced() {
             bus: pilot::events::Bus::new(),
             metrics: pilot::telemetry::Metrics::new(&[]).unwrap(),
             daemon,
+            watches: pilot::watches::Snapshots::default(),
         };
         let control = pilot::config::Control {
             socket: path.clone(),

@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
@@ -26,11 +26,13 @@ use crate::config::{
     self, Config, Exec, Job, JobKind, LoadContext, Restarts, SystemInterfaces, When,
 };
 use crate::consul;
+use crate::control::{self, DaemonRequest, StatusReport};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
 use crate::jobs::{self, Context, Current, Environment, JobHandle, Outcome, ip_var_name};
 use crate::logging::{self, Logger};
 use crate::supervisor::{self, Ownership, Received, Signals, Supervisor};
-use crate::watches::{self, WatchHandle};
+use crate::telemetry::{self, Metrics};
+use crate::watches::{self, Snapshots, WatchHandle};
 
 /// The name of the job pilot makes of the command given after `--`.
 pub const MAIN_JOB: &str = "main";
@@ -93,9 +95,25 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
                 return 2;
             }
         };
-        Daemon::new(options.config_path, cfg, consul, sup, signals, env, logger)
-            .run()
-            .await
+        let metrics = match Metrics::new(telemetry_metrics(&cfg)) {
+            Ok(metrics) => metrics,
+            Err(err) => {
+                eprintln!("pilot: {err}");
+                return 2;
+            }
+        };
+        Daemon::new(
+            options.config_path,
+            cfg,
+            consul,
+            metrics,
+            sup,
+            signals,
+            env,
+            logger,
+        )
+        .run()
+        .await
     })
 }
 
@@ -157,9 +175,20 @@ struct Daemon {
     deadline: watch::Sender<Option<Instant>>,
     current: watch::Sender<Current>,
     ctx: Arc<Context>,
-    /// The jobs with a live task.
+    /// Every job of the running config; a completed job's handle keeps its last status.
     jobs: BTreeMap<Arc<str>, JobHandle>,
     watches: Vec<WatchHandle>,
+    /// The watches' snapshots, shared with the control socket.
+    snapshots: Snapshots,
+    metrics: Metrics,
+    control: Option<control::Server>,
+    telemetry: Option<telemetry::Server>,
+    /// What the control socket and the telemetry server ask of the daemon.
+    requests: mpsc::Receiver<DaemonRequest>,
+    requests_tx: mpsc::Sender<DaemonRequest>,
+    maintenance: bool,
+    /// The mode the control socket was created with.
+    control_mode: u32,
     tasks: JoinSet<Outcome>,
     /// Jobs that stopped for good (and were not started again by a reload).
     completed: BTreeSet<Arc<str>>,
@@ -186,10 +215,12 @@ struct PendingReload {
 }
 
 impl Daemon {
+    #[allow(clippy::too_many_arguments)] // each is one of the daemon's parts, built by `run`
     fn new(
         config_path: PathBuf,
         cfg: Config,
         consul: consul::Client,
+        metrics: Metrics,
         sup: Supervisor,
         signals: Signals,
         env: Environment,
@@ -205,6 +236,7 @@ impl Daemon {
         }));
         let deadline = watch::Sender::new(None);
         let current = watch::Sender::new(current_of(&cfg, consul));
+        let (requests_tx, requests) = control::daemon_channel();
         let ctx = Arc::new(Context {
             sup: sup.clone(),
             bus: bus.clone(),
@@ -225,6 +257,14 @@ impl Daemon {
             ctx,
             jobs: BTreeMap::new(),
             watches: Vec::new(),
+            snapshots: Snapshots::default(),
+            metrics,
+            control: None,
+            telemetry: None,
+            requests,
+            requests_tx,
+            maintenance: false,
+            control_mode: 0,
             tasks: JoinSet::new(),
             completed: BTreeSet::new(),
             happened,
@@ -236,6 +276,11 @@ impl Daemon {
     }
 
     async fn run(mut self) -> i32 {
+        self.metrics.observe(&self.bus);
+        if let Err(message) = self.start_servers() {
+            tracing::error!("{message}");
+            return 1;
+        }
         self.set_service_ips();
         for job in self.cfg.jobs.clone() {
             self.spawn(Arc::new(job), Vec::new());
@@ -249,6 +294,7 @@ impl Daemon {
             tokio::select! {
                 Some(received) = self.signals.recv() => self.on_signal(received).await,
                 Some(joined) = self.tasks.join_next() => self.on_job_done(joined),
+                Some(request) = self.requests.recv() => self.on_request(request),
                 () = sleep_until(deadline) => {
                     tracing::warn!("stop deadline reached: killing every process that is left");
                     self.sup.kill_all().await;
@@ -263,7 +309,114 @@ impl Daemon {
             .borrow()
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
         self.sup.terminate_all(deadline).await;
+        // Last: stop hooks may still have used the control socket.
+        if let Some(server) = self.control.take() {
+            server.stop().await;
+        }
         self.exit_code()
+    }
+
+    /// Starts the control socket, and the telemetry server when the config has `telemetry`,
+    /// replacing running ones whose settings changed (a reload).
+    fn start_servers(&mut self) -> Result<(), String> {
+        if self.control.as_ref().is_none_or(|c| {
+            c.path() != self.cfg.control.socket || self.control_mode != self.cfg.control.mode
+        }) {
+            let handles = control::Handles {
+                env: self.env.clone(),
+                bus: self.bus.clone(),
+                metrics: self.metrics.clone(),
+                daemon: self.requests_tx.clone(),
+                watches: self.snapshots.clone(),
+            };
+            let server =
+                control::Server::start(&self.cfg.control, handles).map_err(|e| e.to_string())?;
+            tracing::info!("control: serving at {}", self.cfg.control.socket.display());
+            // The old server (if any) is dropped here, after the new one listens.
+            self.control = Some(server);
+            self.control_mode = self.cfg.control.mode;
+        }
+        match &self.cfg.telemetry {
+            None => self.telemetry = None,
+            Some(cfg) => {
+                let wanted = std::net::SocketAddr::new(cfg.address, cfg.port);
+                if self
+                    .telemetry
+                    .as_ref()
+                    .is_none_or(|t| t.address() != wanted)
+                {
+                    // The old server must let go of the port first.
+                    self.telemetry = None;
+                    let server = telemetry::Server::start(
+                        cfg,
+                        self.metrics.clone(),
+                        self.requests_tx.clone(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    tracing::info!("telemetry: serving at {}", server.address());
+                    self.telemetry = Some(server);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_request(&mut self, request: DaemonRequest) {
+        match request {
+            DaemonRequest::Reload(reply) => self.reload(reply),
+            DaemonRequest::Maintenance { enable, reply } => {
+                let changed = self.maintenance != enable;
+                if changed {
+                    self.maintenance = enable;
+                    let code = if enable {
+                        EventCode::EnterMaintenance
+                    } else {
+                        EventCode::ExitMaintenance
+                    };
+                    tracing::info!("maintenance mode {}", if enable { "on" } else { "off" });
+                    self.bus.publish(Event::new(code, GLOBAL));
+                }
+                let _ = reply.send(changed);
+            }
+            DaemonRequest::Status(reply) => self.report_status(reply),
+        }
+    }
+
+    /// Answers a status request. Whether Consul answers is probed in a task of its own (the
+    /// daemon's loop never waits on the network).
+    fn report_status(&self, reply: oneshot::Sender<StatusReport>) {
+        let jobs = self
+            .cfg
+            .jobs
+            .iter()
+            .filter_map(|job| {
+                let handle = self.jobs.get(job.name.as_str())?;
+                Some(control::JobReport::new(job, &handle.status()))
+            })
+            .collect();
+        let mut report = StatusReport {
+            jobs,
+            watches: self
+                .snapshots
+                .all()
+                .iter()
+                .map(control::WatchReport::from)
+                .collect(),
+            maintenance: self.maintenance,
+            consul: control::ConsulReport::default(),
+        };
+        let client = self.current.borrow().consul.clone();
+        tokio::spawn(async move {
+            report.consul.address = client.target().to_string();
+            match tokio::time::timeout(STATUS_PROBE_TIMEOUT, client.leader()).await {
+                Ok(Ok(_)) => report.consul.reachable = true,
+                Ok(Err(err)) => report.consul.error = Some(err.to_string()),
+                Err(_) => {
+                    report.consul.error = Some(format!("no answer within {STATUS_PROBE_TIMEOUT:?}"))
+                }
+            }
+            let _ = reply.send(report);
+        });
     }
 
     /// Starts a watch for every configured watch that is not running yet, and stops the watches
@@ -275,13 +428,16 @@ impl Daemon {
         let consul = self.current.borrow().consul.clone();
         for watch in wanted {
             if !self.watches.iter().any(|w| &w.config == watch) {
-                self.watches.push(watches::spawn(
+                let handle = watches::spawn(
                     watch.clone(),
                     consul.clone(),
                     self.bus.clone(),
-                ));
+                    self.metrics.clone(),
+                );
+                self.watches.push(handle);
             }
         }
+        self.snapshots.replace(&self.watches);
     }
 
     fn spawn(&mut self, job: Arc<Job>, replay: Vec<Event>) {
@@ -369,7 +525,6 @@ impl Daemon {
                 return;
             }
         };
-        self.jobs.remove(&outcome.name);
         if let Some(pending) = &mut self.reload
             && pending.stopping.remove(&outcome.name)
         {
@@ -431,7 +586,12 @@ impl Daemon {
             let _ = reply.send(Err(err.to_string()));
             return;
         }
-        let running: BTreeSet<Arc<str>> = self.jobs.keys().cloned().collect();
+        let running: BTreeSet<Arc<str>> = self
+            .jobs
+            .keys()
+            .filter(|name| !self.completed.contains(*name))
+            .cloned()
+            .collect();
         let plan = reload::plan(&self.cfg, &cfg, &running, &self.completed);
         tracing::info!(
             "reloading {}: stopping {:?}, then starting {:?}",
@@ -445,6 +605,10 @@ impl Daemon {
             if let Some(handle) = self.jobs.get(name) {
                 handle.stop();
             }
+        }
+        if let Err(err) = self.metrics.configure(telemetry_metrics(&cfg)) {
+            // Checked by the load already; a failure here keeps the old metrics.
+            tracing::error!("reload: {err}");
         }
         self.reload = Some(PendingReload {
             cfg,
@@ -482,6 +646,11 @@ impl Daemon {
             self.watches.clear();
         }
         self.start_watches();
+        self.jobs.retain(|name, _| self.cfg.job(name).is_some());
+        self.completed.retain(|name| self.cfg.job(name).is_some());
+        if let Err(message) = self.start_servers() {
+            tracing::error!("reload: {message}; the previous servers keep running");
+        }
         self.set_service_ips();
         let starting: BTreeSet<&str> = pending.plan.start.iter().map(String::as_str).collect();
         let gone: Vec<Arc<str>> = self
@@ -531,6 +700,14 @@ fn current_of(cfg: &Config, consul: consul::Client) -> Current {
         consul,
     }
 }
+
+/// The user metrics of `telemetry`, if any.
+fn telemetry_metrics(cfg: &Config) -> &[config::Metric] {
+    cfg.telemetry.as_ref().map_or(&[], |t| &t.metrics)
+}
+
+/// How long a status report waits for Consul to say it is there.
+const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

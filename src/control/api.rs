@@ -54,6 +54,7 @@ enum Endpoint {
     Maintenance(bool),
     Ping,
     Status,
+    Watches,
 }
 
 /// The endpoint at `path`, with the `path` label it is counted under.
@@ -68,6 +69,7 @@ fn endpoint(path: &str) -> Option<(&'static str, Endpoint)> {
         "/v3/maintenance/disable" => ("/v3/maintenance/disable", Endpoint::Maintenance(false)),
         "/v3/ping" => ("/v3/ping", Endpoint::Ping),
         "/v3/status" => ("/v3/status", Endpoint::Status),
+        "/v3/watches" => ("/v3/watches", Endpoint::Watches),
         _ => return None,
     })
 }
@@ -78,7 +80,7 @@ impl Endpoint {
         match self {
             // Any method, as in ContainerPilot: its client used GET, some scripts POST.
             Endpoint::Ping => None,
-            Endpoint::Status => Some("GET"),
+            Endpoint::Status | Endpoint::Watches => Some("GET"),
             _ => Some("POST"),
         }
     }
@@ -113,6 +115,8 @@ async fn route(
         Endpoint::Maintenance(enable) => maintenance(state, enable).await,
         Endpoint::Ping => http::text(StatusCode::OK, "ok"),
         Endpoint::Status => status(state).await,
+        // Every watch with its healthy instances, as `-render` reads them.
+        Endpoint::Watches => http::json(StatusCode::OK, &state.handles.watches.all()),
     };
     (label, response)
 }

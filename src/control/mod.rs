@@ -12,10 +12,9 @@
 //! hurting anyone else (`http`), and the wire format (`docs/control.md`). It must not reload,
 //! stop or start anything itself.
 //!
-//! `GET /v3/watches` (watch instances, for `-render`) is not served yet: its data belongs to the
-//! watches, which will hand it over as a shared snapshot (a `tokio::sync::watch` of the
-//! instances, added to `Handles`), not as a `DaemonRequest`: it is read often, by the renderer
-//! too, and must not queue behind the daemon's loop or be copied through it.
+//! `GET /v3/watches` (watch instances, for `-render`) reads the watches' shared `Snapshots`
+//! directly rather than asking the daemon: it is read often, and must not queue behind the
+//! daemon's loop.
 
 pub mod api;
 pub mod client;
@@ -78,6 +77,8 @@ pub struct Handles {
     /// `/v3/metric` applies values here; every request is counted here.
     pub metrics: Metrics,
     pub daemon: mpsc::Sender<DaemonRequest>,
+    /// `GET /v3/watches` answers these.
+    pub watches: crate::watches::Snapshots,
 }
 
 /// Why the control server cannot start.

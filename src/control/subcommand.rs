@@ -134,7 +134,7 @@ fn pairs(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, Stri
 
 /// The control socket: `control.socket` of the config (`-config`, else `PILOT_CONFIG`, else
 /// `CONTAINERPILOT`), rendered but not validated, or the default without a config.
-fn socket_path(flag: Option<&str>) -> Result<PathBuf, String> {
+pub(crate) fn socket_path(flag: Option<&str>) -> Result<PathBuf, String> {
     let ctx = config::LoadContext::from_process();
     match config::resolve_path(flag, &ctx.env) {
         None => Ok(PathBuf::from(config::DEFAULT_CONTROL_SOCKET)),

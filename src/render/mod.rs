@@ -18,6 +18,8 @@
 //! The watch data comes from the control socket (`GET /v3/watches`); this module renders and
 //! writes, the subcommand in `subcommand.rs` talks to the socket and runs COMMAND.
 
+pub mod subcommand;
+
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -25,6 +25,7 @@ use tokio::time::{Duration, Instant};
 use crate::config;
 use crate::consul::{Backoff, Client, HealthQuery, Instance};
 use crate::events::{Bus, Event};
+use crate::telemetry::Metrics;
 
 pub use change::events as change_events;
 
@@ -66,6 +67,36 @@ impl WatchHandle {
     }
 }
 
+/// Every running watch's snapshot, shared with the control socket (`GET /v3/watches`) without
+/// going through the daemon's loop. The daemon replaces the set when the watches change.
+#[derive(Clone, Default)]
+pub struct Snapshots {
+    inner: Arc<std::sync::Mutex<Vec<watch::Receiver<Snapshot>>>>,
+}
+
+impl Snapshots {
+    /// Every watch's snapshot, sorted by service then tag then datacenter, so that what
+    /// `/v3/watches` and `-render` see is stable.
+    pub fn all(&self) -> Vec<Snapshot> {
+        let receivers = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all: Vec<Snapshot> = receivers.iter().map(|r| r.borrow().clone()).collect();
+        all.sort_by(|a, b| (&a.service, &a.tag, &a.dc).cmp(&(&b.service, &b.tag, &b.dc)));
+        all
+    }
+
+    /// Makes the set the watches of `handles`.
+    pub fn replace(&self, handles: &[WatchHandle]) {
+        let receivers = handles.iter().map(|h| h.snapshot.clone()).collect();
+        *self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = receivers;
+    }
+}
+
 impl Drop for WatchHandle {
     fn drop(&mut self) {
         self.task.abort();
@@ -73,7 +104,7 @@ impl Drop for WatchHandle {
 }
 
 /// Starts a watch. It runs until its handle is dropped.
-pub fn spawn(cfg: config::Watch, client: Client, bus: Bus) -> WatchHandle {
+pub fn spawn(cfg: config::Watch, client: Client, bus: Bus, metrics: Metrics) -> WatchHandle {
     let source: Arc<str> = cfg.source().into();
     let (tx, rx) = watch::channel(Snapshot {
         service: cfg.name.clone(),
@@ -82,7 +113,7 @@ pub fn spawn(cfg: config::Watch, client: Client, bus: Bus) -> WatchHandle {
         instances: None,
         error: None,
     });
-    let task = tokio::spawn(run(cfg.clone(), client, bus, source.clone(), tx));
+    let task = tokio::spawn(run(cfg.clone(), client, bus, metrics, source.clone(), tx));
     WatchHandle {
         source,
         config: cfg,
@@ -95,6 +126,7 @@ async fn run(
     cfg: config::Watch,
     client: Client,
     bus: Bus,
+    metrics: Metrics,
     source: Arc<str>,
     snapshot: watch::Sender<Snapshot>,
 ) {
@@ -149,6 +181,7 @@ async fn run(
         instances.sort();
         let previous = snapshot.borrow().instances.clone();
         let events = change::events(previous.as_deref(), &instances);
+        metrics.set_watch_instances(&cfg.name, instances.len());
         snapshot.send_modify(|s| {
             s.instances = Some(instances);
             s.error = None;

@@ -124,6 +124,7 @@ impl Harness {
             bus: bus.clone(),
             metrics: metrics.clone(),
             daemon: daemon.clone(),
+            watches: pilot::watches::Snapshots::default(),
         };
         let control = Control {
             socket: socket.clone(),

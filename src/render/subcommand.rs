@@ -1,0 +1,150 @@
+//! The `-render` subcommand: fetch the running pilot's watches over its control socket, render
+//! each `TEMPLATE:DEST[:COMMAND]`, and run COMMAND where DEST changed.
+//!
+//! COMMAND is split with shell-style quoting (no shell) and started through the supervisor like
+//! any process pilot starts. Exit status: 0 when every target was rendered (and its command, if
+//! it ran, succeeded), 1 when one failed (unknown watch, template error, write error, failed
+//! command, no pilot on the socket), 2 for a usage error.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hyper::Method;
+
+use super::{Target, render, write_if_changed};
+use crate::cli::{self, Args};
+use crate::config;
+use crate::control::client::Client;
+use crate::control::subcommand::socket_path;
+use crate::supervisor::{self, Spec, Supervisor, describe_io_error};
+use crate::watches::Snapshot;
+
+/// How long the control socket may take to answer.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `-render` for `args` and returns the exit status.
+pub fn run(args: &Args) -> i32 {
+    if crate::control::subcommand::requested(args) {
+        return usage_error("-render cannot be combined with another control subcommand");
+    }
+    let targets: Result<Vec<Target>, String> = args
+        .control
+        .render
+        .iter()
+        .map(|s| Target::parse(s))
+        .collect();
+    let targets = match targets {
+        Ok(targets) => targets,
+        Err(message) => return usage_error(&message),
+    };
+    let socket = match socket_path(args.config.as_deref()) {
+        Ok(socket) => socket,
+        Err(message) => {
+            eprintln!("pilot: {message}");
+            return 2;
+        }
+    };
+    // Commands are started by the supervisor, which owns the signals from before any thread.
+    let ownership = match supervisor::take_over() {
+        Ok(ownership) => ownership,
+        Err(err) => {
+            eprintln!(
+                "pilot: cannot take over signals: {}",
+                describe_io_error(&err)
+            );
+            return 1;
+        }
+    };
+    let runtime = match crate::runtime() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("pilot: cannot start: {}", describe_io_error(&err));
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let watches = match fetch(&Client::new(&socket)).await {
+            Ok(watches) => watches,
+            Err(message) => {
+                eprintln!("pilot: -render: {message}");
+                return 1;
+            }
+        };
+        let (sup, _signals) = match Supervisor::start(ownership) {
+            Ok(started) => started,
+            Err(err) => {
+                eprintln!(
+                    "pilot: cannot start the supervisor: {}",
+                    describe_io_error(&err)
+                );
+                return 1;
+            }
+        };
+        let env = config::process_env();
+        let mut status = 0;
+        for target in &targets {
+            match render_target(target, &watches, &env, &sup).await {
+                Ok(done) => println!("pilot: {done}"),
+                Err(message) => {
+                    eprintln!("pilot: -render {}: {message}", target.template.display());
+                    status = 1;
+                }
+            }
+        }
+        status
+    })
+}
+
+fn usage_error(message: &str) -> i32 {
+    eprintln!("pilot: {message}");
+    eprint!("{}", cli::usage());
+    2
+}
+
+/// `GET /v3/watches`.
+async fn fetch(client: &Client) -> Result<Vec<Snapshot>, String> {
+    let answer = client
+        .send(Method::GET, "/v3/watches", None, SOCKET_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    if answer.status != 200 {
+        return Err(answer.message());
+    }
+    serde_json::from_str(&answer.body)
+        .map_err(|e| format!("unexpected answer from {}: {e}", client.socket().display()))
+}
+
+/// Renders one target; says what it did.
+async fn render_target(
+    target: &Target,
+    watches: &[Snapshot],
+    env: &BTreeMap<String, String>,
+    sup: &Supervisor,
+) -> Result<String, String> {
+    let dest = target.dest.display();
+    let text = std::fs::read_to_string(&target.template)
+        .map_err(|e| format!("cannot read the template: {}", describe_io_error(&e)))?;
+    let rendered = render(&text, watches, env).map_err(|e| format!("template: {e}"))?;
+    let changed = write_if_changed(&target.dest, &rendered)
+        .map_err(|e| format!("cannot write {dest}: {}", describe_io_error(&e)))?;
+    if !changed {
+        return Ok(format!("{dest} is unchanged"));
+    }
+    let Some(command) = &target.command else {
+        return Ok(format!("wrote {dest}"));
+    };
+    let words =
+        config::decode::split_words(command).map_err(|e| format!("command {command:?}: {e}"))?;
+    let Some((program, args)) = words.split_first() else {
+        return Ok(format!("wrote {dest}"));
+    };
+    let mut child = sup
+        .spawn(&Spec::new(program, args))
+        .map_err(|e| format!("wrote {dest}, but {command:?} did not start: {e}"))?;
+    let status = child.exited().await;
+    if status.success() {
+        Ok(format!("wrote {dest} and ran {command:?}"))
+    } else {
+        Err(format!("wrote {dest}, but {command:?} failed: {status}"))
+    }
+}
