@@ -364,22 +364,55 @@ impl Daemon {
     fn on_request(&mut self, request: DaemonRequest) {
         match request {
             DaemonRequest::Reload(reply) => self.reload(reply),
-            DaemonRequest::Maintenance { enable, reply } => {
-                let changed = self.maintenance != enable;
-                if changed {
-                    self.maintenance = enable;
-                    let code = if enable {
-                        EventCode::EnterMaintenance
-                    } else {
-                        EventCode::ExitMaintenance
-                    };
-                    tracing::info!("maintenance mode {}", if enable { "on" } else { "off" });
-                    self.bus.publish(Event::new(code, GLOBAL));
-                }
-                let _ = reply.send(changed);
-            }
+            DaemonRequest::Maintenance { enable, reply } => self.maintenance(enable, reply),
             DaemonRequest::Status(reply) => self.report_status(reply),
         }
+    }
+
+    /// Switches maintenance mode. Entering it is answered once every service has left Consul
+    /// (or could not, within `MAINTENANCE_TIMEOUT`), so that a script that runs
+    /// `pilot -maintenance enable` can rely on it; leaving it is answered at once (each service
+    /// is registered again by its next check).
+    fn maintenance(&mut self, enable: bool, reply: oneshot::Sender<bool>) {
+        if self.maintenance == enable {
+            let _ = reply.send(false);
+            return;
+        }
+        self.maintenance = enable;
+        tracing::info!("maintenance mode {}", if enable { "on" } else { "off" });
+        let code = if enable {
+            EventCode::EnterMaintenance
+        } else {
+            EventCode::ExitMaintenance
+        };
+        self.bus.publish(Event::new(code, GLOBAL));
+        if !enable {
+            let _ = reply.send(true);
+            return;
+        }
+        let registrations: Vec<_> = self
+            .jobs
+            .values()
+            .filter_map(JobHandle::watch_registration)
+            .collect();
+        tokio::spawn(async move {
+            let all_out = async {
+                for mut registration in registrations {
+                    let _ = registration
+                        .wait_for(|s| s.maintenance && !s.registered)
+                        .await;
+                }
+            };
+            if tokio::time::timeout(MAINTENANCE_TIMEOUT, all_out)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "maintenance: not every service left Consul within {MAINTENANCE_TIMEOUT:?}"
+                );
+            }
+            let _ = reply.send(true);
+        });
     }
 
     /// Answers a status request. Whether Consul answers is probed in a task of its own (the
@@ -705,6 +738,9 @@ fn current_of(cfg: &Config, consul: consul::Client) -> Current {
 fn telemetry_metrics(cfg: &Config) -> &[config::Metric] {
     cfg.telemetry.as_ref().map_or(&[], |t| &t.metrics)
 }
+
+/// How long entering maintenance waits for the services to leave Consul.
+const MAINTENANCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a status report waits for Consul to say it is there.
 const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -119,6 +119,11 @@ impl JobHandle {
     pub fn registration(&self) -> Option<RegistrationStatus> {
         self.registration.as_ref().map(|r| r.borrow().clone())
     }
+
+    /// A receiver of the registration's status, for waiting on a change.
+    pub fn watch_registration(&self) -> Option<watch::Receiver<RegistrationStatus>> {
+        self.registration.clone()
+    }
 }
 
 /// Starts `job` as a task in `tasks`. It is subscribed to the bus before this returns, so it

@@ -370,3 +370,87 @@ pub fn job_output<'a>(line: &'a str, job: &str) -> Option<&'a str> {
     }
     Some(parts.next().unwrap_or(""))
 }
+
+/// One HTTP/1.1 request to pilot's control socket; returns the status and the body.
+pub fn control(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    try_control(socket, method, path, body)
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", socket.display()))
+}
+
+/// `control`, or the error when nothing listens on the socket (yet).
+pub fn try_control(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    use std::io::Write;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: control\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Ok((
+        status,
+        if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        },
+    ))
+}
+
+fn dechunk(mut text: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = text.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        text = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// `GET /v3/status` as JSON.
+pub fn status(socket: &Path) -> serde_json::Value {
+    let (code, body) = control(socket, "GET", "/v3/status", None);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// `GET /v3/status` as JSON, or `None` while nothing listens on the socket.
+pub fn try_status(socket: &Path) -> Option<serde_json::Value> {
+    let (code, body) = try_control(socket, "GET", "/v3/status", None).ok()?;
+    (code == 200)
+        .then(|| serde_json::from_str(&body).ok())
+        .flatten()
+}
+
+/// The pid of job `name` in a `/v3/status` answer, once it runs.
+pub fn job_pid(status: &serde_json::Value, name: &str) -> Option<i64> {
+    status["jobs"]
+        .as_array()?
+        .iter()
+        .find(|j| j["name"] == name)?["pid"]
+        .as_i64()
+}
