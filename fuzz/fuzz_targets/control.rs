@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
             bus: pilot::events::Bus::new(),
             metrics: metrics(),
             daemon,
+            watches: pilot::watches::Snapshots::default(),
         };
         let handler = api::handler(handles, limits.clone());
         let (mut client, server) = tokio::io::duplex(64 * 1024);
