@@ -21,6 +21,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Scratch, is_root, pilot_bin, processes};
+use pilot::config::{Check, Config, LoadContext, Repeat, StaticInterfaces, When, load_text};
+use pilot::consul::Instance;
+use pilot::events::EventCode;
+use pilot::watches::Snapshot;
 use serde_json::Value;
 
 /// How long the demo may take to become ready (17 pilots, 16 node servers, on 2 busy cores).
@@ -245,6 +249,32 @@ fn upstreams(nginx: SocketAddr) -> Option<BTreeMap<String, Vec<String>>> {
             })
             .collect(),
     )
+}
+
+/// Polls nginx's upstreams until every answer for half a second lists `count` hello instances;
+/// returns when it first listed them and when the final run of such answers began.
+fn upstreams_settle(nginx: SocketAddr, count: usize) -> (SystemTime, SystemTime) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut first = None;
+    let mut streak: Option<SystemTime> = None;
+    loop {
+        let listed = upstreams(nginx).and_then(|u| u.get("hello").map(Vec::len));
+        let now = SystemTime::now();
+        if listed == Some(count) {
+            first.get_or_insert(now);
+            let since = *streak.get_or_insert(now);
+            if now.duration_since(since).unwrap_or_default() >= Duration::from_millis(500) {
+                return (first.unwrap(), since);
+            }
+        } else {
+            streak = None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not settle on {count} hello upstreams within {PATIENCE:?}: {listed:?}"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Which instance served `path`, by the X-Served-By header.
@@ -524,7 +554,11 @@ fn the_demo_serves_hello_world_scales_loses_an_instance_and_cleans_up() {
     );
     for window in answers.windows(10) {
         let distinct: BTreeSet<&String> = window.iter().collect();
-        assert_eq!(distinct.len(), 10, "10 answers in a row, 10 instances: {answers:?}");
+        assert_eq!(
+            distinct.len(),
+            10,
+            "10 answers in a row, 10 instances: {answers:?}"
+        );
     }
     assert_eq!(get(nginx, "/hello").unwrap().body, "Hello");
     assert_eq!(get(nginx, "/world").unwrap().body, "World");
@@ -540,10 +574,10 @@ fn the_demo_serves_hello_world_scales_loses_an_instance_and_cleans_up() {
         .stdout(Stdio::null())
         .spawn()
         .expect("run-local.py scale");
-    let three_at = poll(PATIENCE, "nginx to list 3 hello upstreams", || {
-        let ups = upstreams(nginx)?;
-        (ups.get("hello")?.len() == 3).then(SystemTime::now)
-    });
+    // nginx's master starts a new worker on reload and stops the old one 100 ms later, so for
+    // a while both answer: `first` is when the new upstreams were first served, `settled` the
+    // start of the half second in which every answer listed them.
+    let (first, settled) = upstreams_settle(nginx, 3);
     let scaled = scale.wait().unwrap();
     assert!(scaled.success(), "scale hello=3: {scaled}");
     let ups = upstreams(nginx).unwrap();
@@ -574,9 +608,18 @@ fn the_demo_serves_hello_world_scales_loses_an_instance_and_cleans_up() {
         "the 7 scaled-down instances deregistered themselves"
     );
     let last_deregistration = deregistered.iter().map(|(_, t)| *t).max().unwrap();
-    let propagation = unix_ms(three_at) - last_deregistration;
+    let first_deregistration = deregistered.iter().map(|(_, t)| *t).min().unwrap();
+    let propagation = unix_ms(settled) - last_deregistration;
+    let rendered = std::fs::metadata(state_dir(prefix).join("run/nginx/nginx.conf"))
+        .and_then(|m| m.modified())
+        .expect("nginx's rendered config");
     eprintln!(
-        "scale-down propagation: nginx listed 3 hello upstreams {propagation} ms after the last deregistration"
+        "scale-down propagation, from the last of the 7 deregistrations (which took {} ms): \
+         config rendered after {} ms, nginx first served 3 hello upstreams after {} ms and only \
+         them after {propagation} ms",
+        last_deregistration - first_deregistration,
+        unix_ms(rendered) - last_deregistration,
+        unix_ms(first) - last_deregistration,
     );
     assert!(
         (0..=1000).contains(&propagation),
@@ -616,8 +659,9 @@ fn the_demo_serves_hello_world_scales_loses_an_instance_and_cleans_up() {
     });
     demo.expect_line("world-6 exited", PATIENCE);
     poll(PATIENCE, "the runner to remove world-6", || {
-        (demo.instance("world-6").is_none() && !netns_names(prefix).contains(&format!("{prefix}-world-6")))
-            .then_some(())
+        (demo.instance("world-6").is_none()
+            && !netns_names(prefix).contains(&format!("{prefix}-world-6")))
+        .then_some(())
     });
     let answers: BTreeSet<String> = (0..10).map(|_| served_by(nginx, "/world")).collect();
     assert_eq!(
@@ -654,16 +698,184 @@ fn down_removes_what_a_crashed_runner_left() {
     // The runner dies without a chance to clean up: everything it made is still there.
     demo.child.kill().unwrap();
     demo.child.wait().unwrap();
-    assert_eq!(netns_names(prefix).len(), 4, "consul, nginx, hello-1, world-1");
+    assert_eq!(
+        netns_names(prefix).len(),
+        4,
+        "consul, nginx, hello-1, world-1"
+    );
     assert!(
         before
             .iter()
             .all(|(pid, start)| start_time(*pid).as_ref() == Some(start)),
         "the instances outlive the runner"
     );
-    let out = runner(prefix, &["down"]).output().expect("run-local.py down");
+    let out = runner(prefix, &["down"])
+        .output()
+        .expect("run-local.py down");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "down: {text}");
-    assert!(text.contains("removed: "), "down says what it removed: {text}");
+    assert!(
+        text.contains("removed: "),
+        "down says what it removed: {text}"
+    );
     assert_nothing_left(prefix, &before);
+}
+
+/// The example's file, read.
+fn example(path: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/hello-world")
+        .join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A config as pilot loads it in the example's containers: the environment docker-compose.yml
+/// gives, the container's ID as host name, an eth0 on the compose network.
+fn container_config(path: &str) -> Config {
+    let env = BTreeMap::from([("CONSUL".to_string(), "consul:8500".to_string())]);
+    let ctx = LoadContext::new(
+        env,
+        "0123456789ab",
+        StaticInterfaces::from_pairs(&[("eth0", "172.18.0.5"), ("lo", "127.0.0.1")]),
+    );
+    load_text(&example(path), Path::new(path), &ctx).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn exec_words(cfg: &Config, job: &str) -> Vec<String> {
+    let exec = cfg.job(job).unwrap().exec.as_ref().unwrap();
+    std::iter::once(exec.program.clone())
+        .chain(exec.args.iter().cloned())
+        .collect()
+}
+
+// Docker is not run here: this is what the Dockerfiles and docker-compose.yml rely on.
+#[test]
+fn the_example_configs_load_as_the_containers_see_them() {
+    for (service, port, message) in [("hello", 3001, "Hello"), ("world", 3002, "World")] {
+        let cfg = container_config(&format!("{service}/pilot.json5"));
+        assert_eq!(cfg.consul.address, "consul:8500");
+        let job = cfg.job(service).unwrap();
+        assert!(job.main, "{service}: the node server is the application");
+        assert_eq!(
+            exec_words(&cfg, service),
+            ["node", "/opt/app/server.js", &port.to_string(), message],
+            "{service}: the path its Dockerfile copies server.js to"
+        );
+        let svc = job.service.as_ref().unwrap();
+        assert_eq!(svc.id, format!("{service}-0123456789ab"));
+        assert_eq!(
+            (svc.port, svc.address.to_string()),
+            (port, "172.18.0.5".into())
+        );
+        assert!(!svc.tags.is_empty(), "{service}: tags");
+        assert_eq!(
+            job.health.as_ref().unwrap().check,
+            Check::Http {
+                url: format!("http://127.0.0.1:{port}/health")
+            }
+        );
+    }
+
+    let cfg = container_config("nginx/pilot.json5");
+    assert_eq!(
+        cfg.watches
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>(),
+        ["hello", "world"]
+    );
+    assert_eq!(
+        exec_words(&cfg, "preStart"),
+        [
+            "pilot",
+            "-render",
+            "/etc/nginx/nginx.conf.tmpl:/etc/nginx/nginx.conf"
+        ]
+    );
+    let nginx = cfg.job("nginx").unwrap();
+    assert!(nginx.main);
+    assert_eq!(
+        exec_words(&cfg, "nginx"),
+        ["nginx", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"]
+    );
+    assert!(
+        matches!(&nginx.when, When::Event { code: EventCode::ExitSuccess, source, repeat: Repeat::Once, .. } if source == "preStart"),
+        "nginx starts once the config is rendered: {:?}",
+        nginx.when
+    );
+    for (job, watch) in [
+        ("onchange-hello", "watch.hello"),
+        ("onchange-world", "watch.world"),
+    ] {
+        assert_eq!(
+            exec_words(&cfg, job),
+            [
+                "pilot",
+                "-render",
+                "/etc/nginx/nginx.conf.tmpl:/etc/nginx/nginx.conf:nginx -c /etc/nginx/nginx.conf -s reload"
+            ]
+        );
+        assert!(
+            matches!(&cfg.job(job).unwrap().when, When::Event { code: EventCode::StatusChanged, source, repeat: Repeat::Each, .. } if source == watch),
+            "{job} runs on each change of {watch}"
+        );
+    }
+}
+
+// The template with the nginx image's paths: the upstreams are the watches' instances, and an
+// empty watch still gives nginx a valid upstream block.
+#[test]
+fn the_nginx_template_renders_the_upstreams() {
+    let instance = |id: &str, ip: &str, port: u16| Instance {
+        node: "consul".into(),
+        id: id.into(),
+        name: id.split('-').next().unwrap().into(),
+        address: ip.into(),
+        port,
+        tags: vec![],
+        meta: BTreeMap::new(),
+    };
+    let watch = |service: &str, instances: Vec<Instance>| Snapshot {
+        service: service.into(),
+        tag: None,
+        dc: None,
+        instances: Some(instances),
+        error: None,
+    };
+    let watches = [
+        watch(
+            "hello",
+            vec![
+                instance("hello-a", "172.18.0.6", 3001),
+                instance("hello-b", "172.18.0.7", 3001),
+            ],
+        ),
+        watch("world", vec![]),
+    ];
+    let text = pilot::render::render(
+        &example("nginx/nginx.conf.tmpl"),
+        &watches,
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(
+            "upstream hello {\n    server 172.18.0.6:3001;\n    server 172.18.0.7:3001;\n  }"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("upstream world {\n    server 127.0.0.1:1 down;\n  }"),
+        "{text}"
+    );
+    assert!(
+        text.contains("return 200 \"hello 172.18.0.6:3001 172.18.0.7:3001\\nworld\\n\";"),
+        "{text}"
+    );
+    assert!(text.contains("root /usr/share/nginx/html;"), "{text}");
+    assert!(text.contains("user nginx;"), "{text}");
+    assert!(
+        text.contains("client_body_temp_path /var/cache/nginx/client_temp;"),
+        "{text}"
+    );
 }

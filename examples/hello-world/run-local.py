@@ -540,7 +540,9 @@ class Topology:
                 for inst in list(members):
                     code = inst.proc.poll()
                     if code is not None:
-                        log(f"{inst.name} exited ({describe_status(code)}); see {inst.log}")
+                        # The status is unshare's: pilot's own when it exited, 1 when it was
+                        # killed by SIGKILL (which unshare cannot pass on).
+                        log(f"{inst.name} exited (unshare: {describe_status(code)}); see {inst.log}")
                         members.remove(inst)
                         self.remove_netns(inst)
                         self.save()
