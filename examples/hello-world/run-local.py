@@ -786,6 +786,9 @@ def main():
     except Failure as e:
         print(f"run-local: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Before `up` takes over SIGINT (during the build) or in the other commands.
+        return 130
 
 
 if __name__ == "__main__":
