@@ -803,6 +803,14 @@ fn the_example_configs_load_as_the_containers_see_them() {
         "nginx starts once the config is rendered: {:?}",
         nginx.when
     );
+    assert_eq!(
+        exec_words(&cfg, "reload-when-up"),
+        ["nginx", "-c", "/etc/nginx/nginx.conf", "-s", "reload"]
+    );
+    assert!(
+        matches!(&cfg.job("reload-when-up").unwrap().when, When::Event { code: EventCode::StatusHealthy, source, repeat: Repeat::Once, .. } if source == "nginx"),
+        "nginx is reloaded once it is up"
+    );
     for (job, watch) in [
         ("onchange-hello", "watch.hello"),
         ("onchange-world", "watch.world"),
