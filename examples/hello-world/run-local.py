@@ -712,7 +712,10 @@ def cmd_scale(args):
     if not running_runner(names):
         raise Failure(f"not running (prefix {args.prefix}): start it with `up`")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(str(names.state / "runner.sock"))
+    try:
+        sock.connect(str(names.state / "runner.sock"))
+    except OSError:
+        raise Failure("the runner is still starting: try again once it says ready") from None
     with sock, sock.makefile("rw") as f:
         f.write(json.dumps({"scale": wanted, "wait": not args.no_wait}) + "\n")
         f.flush()
