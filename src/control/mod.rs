@@ -128,7 +128,6 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let handler = api::handler(handles, limits.clone());
         let task = tokio::spawn(http::serve(listener, limits, handler, stopped, "control"));
-        tracing::info!("control: serving at {}", path.display());
         Ok(Server {
             path,
             id,

@@ -86,7 +86,6 @@ impl Server {
                 as Pin<Box<dyn Future<Output = Response<Body>> + Send>>
         });
         let task = tokio::spawn(http::serve(listener, limits, handler, stopped, "telemetry"));
-        tracing::info!("telemetry: serving at {bound}");
         Ok(Server {
             address: bound,
             stop,
