@@ -225,18 +225,32 @@ pub struct Finished {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // A failing test must not leave pilot (and with it its whole tree) running.
+        // A failing test must not leave pilot, or anything it started, running. SIGKILL gives
+        // pilot no chance to clean up, so its whole tree is killed here.
         if let Ok(None) = self.child.try_wait() {
-            if self.mode == Mode::Pid1 {
-                for pid in children_of(self.child.id() as i32) {
-                    // SAFETY: kill takes plain integers.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
+            let tree = descendants(self.child.id() as i32);
             let _ = self.child.kill();
+            for pid in tree {
+                // SAFETY: kill takes plain integers.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             let _ = self.child.wait();
         }
     }
+}
+
+/// Every descendant of `root`, from /proc.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let all = processes();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(all.iter().filter(|p| p.ppid == parent).map(|p| p.pid));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// Polls `f` until it returns `Some`, for at most `PATIENCE`.
