@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::supervisor::{self, Ownership, Spec, Supervisor};
+use crate::supervisor::{Ownership, Spec, Supervisor};
 
 /// How long what COMMAND leaves behind gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -16,15 +16,8 @@ pub const GRACE: Duration = Duration::from_secs(2);
 /// Runs `command` (non-empty) to completion and returns the status pilot should exit with.
 pub fn run(ownership: Ownership, command: Vec<OsString>) -> i32 {
     crate::logging::init_for_init_mode();
-    let runtime = match crate::runtime() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!(
-                "pilot: cannot start: {}",
-                supervisor::describe_io_error(&err)
-            );
-            return 1;
-        }
+    let Some(runtime) = crate::runtime_or_report() else {
+        return 1;
     };
     runtime.block_on(supervise(ownership, command))
 }
@@ -35,7 +28,7 @@ async fn supervise(ownership: Ownership, mut command: Vec<OsString>) -> i32 {
         Err(err) => {
             eprintln!(
                 "pilot: cannot start the supervisor: {}",
-                supervisor::describe_io_error(&err)
+                crate::errors::describe_io_error(&err)
             );
             return 1;
         }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod consul;
 pub mod control;
+pub mod errors;
 pub mod events;
 pub mod health;
 pub mod init;
@@ -72,7 +73,7 @@ fn dispatch(args: &[OsString]) -> i32 {
         Err(err) => {
             eprintln!(
                 "pilot: cannot take over signals: {}",
-                supervisor::describe_io_error(&err)
+                crate::errors::describe_io_error(&err)
             );
             return 1;
         }
@@ -128,7 +129,7 @@ fn template_mode(args: &cli::Args) -> i32 {
             eprintln!(
                 "pilot: could not write config file {}: {}",
                 args.out.as_deref().unwrap_or("-"),
-                supervisor::describe_io_error(&err)
+                crate::errors::describe_io_error(&err)
             );
             1
         }
@@ -170,6 +171,13 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+}
+
+/// `runtime()`, or `None` after saying on stderr why it could not start (the caller exits 1).
+pub(crate) fn runtime_or_report() -> Option<tokio::runtime::Runtime> {
+    runtime()
+        .map_err(|err| eprintln!("pilot: cannot start: {}", errors::describe_io_error(&err)))
+        .ok()
 }
 
 /// Opens `/dev/null` on any of fds 0, 1 and 2 that is closed, so that a descriptor pilot opens

@@ -21,14 +21,7 @@ use tokio::time::Instant;
 const HOSTNAME: &str = "3f2a9c1e0b7d";
 
 fn tls_default() -> Tls {
-    Tls {
-        ca_file: None,
-        ca_path: None,
-        client_cert: None,
-        client_key: None,
-        server_name: None,
-        verify: true,
-    }
+    Tls::default()
 }
 
 fn service(name: &str) -> config::Service {

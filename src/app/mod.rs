@@ -67,15 +67,8 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
             return 2;
         }
     };
-    let runtime = match crate::runtime() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!(
-                "pilot: cannot start: {}",
-                supervisor::describe_io_error(&err)
-            );
-            return 1;
-        }
+    let Some(runtime) = crate::runtime_or_report() else {
+        return 1;
     };
     runtime.block_on(async move {
         let (sup, signals) = match Supervisor::start(ownership) {
@@ -83,7 +76,7 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
             Err(err) => {
                 eprintln!(
                     "pilot: cannot start the supervisor: {}",
-                    supervisor::describe_io_error(&err)
+                    crate::errors::describe_io_error(&err)
                 );
                 return 1;
             }

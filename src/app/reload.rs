@@ -163,14 +163,7 @@ mod tests {
                 scheme: Scheme::Http,
                 address: "127.0.0.1:8500".into(),
                 token: None,
-                tls: Tls {
-                    ca_file: None,
-                    ca_path: None,
-                    client_cert: None,
-                    client_key: None,
-                    server_name: None,
-                    verify: true,
-                },
+                tls: Tls::default(),
             },
             logging: Logging {
                 level: LogLevel::Info,

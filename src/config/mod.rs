@@ -157,12 +157,12 @@ pub fn read(path: &Path) -> Result<String, LoadError> {
         path: path.to_path_buf(),
         error,
     };
-    let file = std::fs::File::open(path)
-        .map_err(|e| read_error(crate::supervisor::describe_io_error(&e)))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| read_error(crate::errors::describe_io_error(&e)))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| read_error(crate::supervisor::describe_io_error(&e)))?;
+        .map_err(|e| read_error(crate::errors::describe_io_error(&e)))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(read_error(format!(
             "it is larger than {} MiB",

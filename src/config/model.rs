@@ -63,6 +63,20 @@ pub struct Tls {
     pub verify: bool,
 }
 
+impl Default for Tls {
+    /// No files, no server name, and verification on.
+    fn default() -> Tls {
+        Tls {
+            ca_file: None,
+            ca_path: None,
+            client_cert: None,
+            client_key: None,
+            server_name: None,
+            verify: true,
+        }
+    }
+}
+
 /// A value that must never appear in output: `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

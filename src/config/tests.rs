@@ -102,14 +102,7 @@ fn minimal_config_has_every_default() {
                 scheme: Scheme::Http,
                 address: "localhost:8500".into(),
                 token: None,
-                tls: Tls {
-                    ca_file: None,
-                    ca_path: None,
-                    client_cert: None,
-                    client_key: None,
-                    server_name: None,
-                    verify: true,
-                },
+                tls: Tls::default(),
             },
             logging: Logging {
                 level: LogLevel::Info,

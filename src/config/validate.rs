@@ -343,14 +343,7 @@ fn consul(
     let mut address = String::new();
     let mut scheme_field: Option<Scheme> = None;
     let mut token: Option<String> = None;
-    let mut tls = Tls {
-        ca_file: None,
-        ca_path: None,
-        client_cert: None,
-        client_key: None,
-        server_name: None,
-        verify: true,
-    };
+    let mut tls = Tls::default();
     let object_form;
     let mut address_line = value.pos.line;
     match &value.kind {
@@ -449,7 +442,7 @@ fn consul(
                 message: format!(
                     "CONSUL_HTTP_TOKEN_FILE {}: cannot read it: {}",
                     quote_short(path),
-                    crate::supervisor::describe_io_error(&e)
+                    crate::errors::describe_io_error(&e)
                 ),
                 line: None,
             }),

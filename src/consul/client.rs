@@ -18,7 +18,6 @@ use super::decode::{self, DecodeError, Instance};
 use super::go_duration;
 use super::transport::{self, Connector, TlsError};
 use crate::config::{self, CheckStatus, Scheme};
-use crate::supervisor::describe_io_error;
 
 /// How long a write (register, deregister, TTL update) or a non-blocking read may take, from
 /// connecting to the last byte of the answer. A local agent answers in milliseconds; this only
@@ -467,7 +466,7 @@ impl Client {
             })?;
         let exchange = async {
             let response = inner.http.request(request).await.map_err(|err| {
-                let reason = self.redact(&error_chain(&err));
+                let reason = self.redact(&crate::errors::innermost_cause(&err));
                 if err.is_connect() {
                     ConsulError::Connect {
                         op: op.to_string(),
@@ -489,7 +488,7 @@ impl Client {
                 .map_err(|err| ConsulError::Transport {
                     op: op.to_string(),
                     target: inner.target.clone(),
-                    reason: self.redact(&error_chain(&*err)),
+                    reason: self.redact(&crate::errors::innermost_cause(&*err)),
                 })?
                 .to_bytes();
             Ok::<_, ConsulError>((parts.status, parts.headers, body))
@@ -543,19 +542,6 @@ impl Client {
             Some(token) => text.replace(token.expose(), "<redacted>"),
             None => text.to_string(),
         }
-    }
-}
-
-/// The most precise description in an error's chain: the innermost cause, with OS errors in
-/// words (`connection refused`).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = err;
-    while let Some(source) = last.source() {
-        last = source;
-    }
-    match last.downcast_ref::<std::io::Error>() {
-        Some(io) => describe_io_error(io),
-        None => last.to_string(),
     }
 }
 

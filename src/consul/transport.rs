@@ -26,7 +26,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
 
 use crate::config::Tls;
-use crate::supervisor::describe_io_error;
+use crate::errors::describe_io_error;
 
 /// Why the TLS settings could not be turned into a client configuration.
 #[derive(Debug, thiserror::Error)]
@@ -234,14 +234,7 @@ pub(crate) fn client_config(tls: &Tls) -> Result<ClientConfig, TlsError> {
 /// A configuration that verifies servers against the system's certificate authorities (for
 /// `https` health checks).
 pub(crate) fn system_config() -> Result<ClientConfig, TlsError> {
-    client_config(&Tls {
-        ca_file: None,
-        ca_path: None,
-        client_cert: None,
-        client_key: None,
-        server_name: None,
-        verify: true,
-    })
+    client_config(&Tls::default())
 }
 
 fn roots(tls: &Tls) -> Result<RootCertStore, TlsError> {

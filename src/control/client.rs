@@ -10,7 +10,7 @@ use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use crate::supervisor::describe_io_error;
+use crate::errors::describe_io_error;
 
 /// The largest answer the client reads (a status report of many jobs and watches fits).
 const MAX_ANSWER: usize = 4 << 20;

@@ -86,7 +86,7 @@ pub struct Handles {
 pub enum ControlError {
     #[error(transparent)]
     Socket(#[from] SocketError),
-    #[error("control socket {}: cannot listen: {}", path.display(), crate::supervisor::describe_io_error(error))]
+    #[error("control socket {}: cannot listen: {}", path.display(), crate::errors::describe_io_error(error))]
     Listen {
         path: PathBuf,
         error: std::io::Error,

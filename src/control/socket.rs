@@ -12,7 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use crate::supervisor::describe_io_error;
+use crate::errors::describe_io_error;
 
 /// `sun_path` holds 108 bytes, the terminating NUL included.
 const MAX_SOCKET_PATH: usize = 107;

@@ -55,15 +55,8 @@ pub fn run(args: &Args) -> i32 {
             return 2;
         }
     };
-    let runtime = match crate::runtime() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!(
-                "pilot: cannot start: {}",
-                crate::supervisor::describe_io_error(&err)
-            );
-            return 1;
-        }
+    let Some(runtime) = crate::runtime_or_report() else {
+        return 1;
     };
     runtime.block_on(send(&Client::new(socket), subcommand))
 }

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use super::{CheckSpec, HealthResult, publish_exit};
 use crate::config::Check;
 use crate::consul::transport::{self, Connector};
-use crate::supervisor::describe_io_error;
+use crate::errors::describe_io_error;
 
 /// The HTTP client of one checker (with the Consul client's body type, so that the binary holds
 /// one copy of hyper's client code, not two). Connections are not kept between checks: each check proves
@@ -101,7 +101,10 @@ async fn get(
             false,
             format!("HTTP GET {url}: timed out after {timeout:?}"),
         ),
-        Ok(Err(err)) => (false, format!("HTTP GET {url}: {}", innermost(&err))),
+        Ok(Err(err)) => (
+            false,
+            format!("HTTP GET {url}: {}", crate::errors::innermost_cause(&err)),
+        ),
         Ok(Ok(response)) => {
             let status = response.status();
             // The body is not read: the status is the verdict, and the connection is not reused.
@@ -143,16 +146,4 @@ fn report(spec: &CheckSpec, passed: bool, output: String) -> HealthResult {
     }
     publish_exit(spec, passed, &format!("{name}: {output}"));
     HealthResult::Checked { passed, output }
-}
-
-/// The innermost cause of an error, OS errors in words.
-fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = err;
-    while let Some(source) = last.source() {
-        last = source;
-    }
-    match last.downcast_ref::<std::io::Error>() {
-        Some(io) => describe_io_error(io),
-        None => last.to_string(),
-    }
 }

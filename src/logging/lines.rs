@@ -11,7 +11,7 @@ use tokio::net::unix::pipe::Receiver;
 
 use super::Origin;
 use super::layer::CHILD_OUTPUT;
-use crate::supervisor::describe_io_error;
+use crate::errors::describe_io_error;
 
 /// The longest entry made from one line; longer lines are cut into entries of at most this many
 /// bytes (ContainerPilot's scanner limit, 64 KiB).

@@ -64,7 +64,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{LogFormat, LogLevel, Logging};
-use crate::supervisor::describe_io_error;
+use crate::errors::describe_io_error;
 use format::{Entry, Value};
 use layer::PilotLayer;
 use output::Output;

@@ -16,7 +16,8 @@ use crate::cli::{self, Args};
 use crate::config;
 use crate::control::client::Client;
 use crate::control::subcommand::socket_path;
-use crate::supervisor::{self, Spec, Supervisor, describe_io_error};
+use crate::errors::describe_io_error;
+use crate::supervisor::{self, Spec, Supervisor};
 use crate::watches::Snapshot;
 
 /// How long the control socket may take to answer.
@@ -55,12 +56,8 @@ pub fn run(args: &Args) -> i32 {
             return 1;
         }
     };
-    let runtime = match crate::runtime() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("pilot: cannot start: {}", describe_io_error(&err));
-            return 1;
-        }
+    let Some(runtime) = crate::runtime_or_report() else {
+        return 1;
     };
     runtime.block_on(async move {
         let watches = match fetch(&Client::new(&socket)).await {

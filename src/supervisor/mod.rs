@@ -19,11 +19,12 @@ use std::time::Duration;
 use libc::c_int;
 use tokio::sync::{mpsc, watch};
 
+use crate::errors::describe_io_error;
 pub use reaper::ExitStatus;
 use reaper::Registry;
 use signals::SignalFd;
 pub use signals::{Inherited, Ownership, Received, is_forwardable, name as signal_name, take_over};
-pub use spawner::{Child, SpawnError, Spec, Stdio, describe_io_error, mark_inherited_fds_cloexec};
+pub use spawner::{Child, SpawnError, Spec, Stdio, mark_inherited_fds_cloexec};
 
 /// A cheap handle to the supervisor. All clones share one reaper.
 #[derive(Clone)]

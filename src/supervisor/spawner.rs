@@ -175,23 +175,8 @@ impl fmt::Display for SpawnError {
             f,
             "{verb} {:?}: {}",
             self.program,
-            describe_io_error(&self.source)
+            crate::errors::describe_io_error(&self.source)
         )
-    }
-}
-
-/// An OS error as a lowercase phrase without the `(os error N)` suffix.
-pub fn describe_io_error(err: &io::Error) -> String {
-    match err.raw_os_error() {
-        Some(code) => {
-            let desc = nix::errno::Errno::from_raw(code).desc();
-            let mut chars = desc.chars();
-            match chars.next() {
-                Some(first) => first.to_lowercase().chain(chars).collect(),
-                None => desc.to_string(),
-            }
-        }
-        None => err.to_string(),
     }
 }
 

@@ -34,7 +34,7 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 pub enum TelemetryError {
     #[error(
         "telemetry: cannot listen on {address}: {}",
-        crate::supervisor::describe_io_error(error)
+        crate::errors::describe_io_error(error)
     )]
     Listen {
         address: SocketAddr,
