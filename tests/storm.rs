@@ -56,7 +56,7 @@ fn exits(events: &[String], job: &str) -> Vec<u8> {
 fn hup_runs(path: &Path) -> Vec<i32> {
     let lines = file_lines(path);
     assert!(
-        lines.len() % 2 == 0,
+        lines.len().is_multiple_of(2),
         "a run has not ended: {:?}",
         lines.last()
     );
@@ -326,5 +326,8 @@ fn settle(running: &mut Running, hup_log: &Path) -> (Vec<i32>, Vec<String>) {
 
 /// The SIGHUP job's runs when none is in progress (`None` while one is).
 fn hup_runs_if_settled(path: &Path) -> Option<Vec<i32>> {
-    (file_lines(path).len() % 2 == 0).then(|| hup_runs(path))
+    file_lines(path)
+        .len()
+        .is_multiple_of(2)
+        .then(|| hup_runs(path))
 }
