@@ -406,6 +406,12 @@ fn ten_megabyte_bodies_are_refused_without_being_kept() {
 
 /// Opens `n` connections that send `prefix` (maybe nothing) and then nothing more.
 fn hold_connections(socket: &Path, n: usize, prefix: &[u8]) -> Vec<UnixStream> {
+    let limit = raise_fd_limit();
+    assert!(
+        limit > n as u64 * 2 + 100,
+        "this test needs a limit on open files above {}, and the hard limit is {limit}",
+        n * 2 + 100
+    );
     (0..n)
         .map(|_| {
             let mut stream = UnixStream::connect(socket).expect("connect");

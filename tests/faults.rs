@@ -396,8 +396,12 @@ fn consul_restarted_with_its_state_lost() {
         .double
         .requests_to("PUT", "/v1/agent/service/register")
         .len();
+    // The agent restarts without its data: down for a second, back with nothing.
+    p.double.go_down();
     p.double.lose_state();
     p.instances.clear();
+    sleep(Duration::from_secs(1));
+    p.double.come_up().unwrap();
     // The watch sees the service vanish; the app's next heartbeat finds its check unknown and
     // registers it again.
     p.settle();

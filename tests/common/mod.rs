@@ -496,3 +496,23 @@ pub fn zombies_of(parent: i32) -> usize {
         .filter(|p| p.ppid == parent && p.state == 'Z')
         .count()
 }
+
+/// Raises this process's soft limit on open files to its hard limit (as Go programs do at
+/// start), for tests that hold thousands of connections; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur
+}
