@@ -5,15 +5,20 @@
 //! Each defence answers one kind of client: one that never finishes its headers is dropped at
 //! `header_timeout`; one that never finishes its body gets a 408 at `body_timeout`; a body over
 //! `max_body` is a 413 as soon as its length is known (before reading it, when it is declared);
-//! past `max_connections` a new connection gets a 503 written without waiting and is closed,
-//! so neither tasks nor memory grow with the number of clients. Keep-alive is off: every
-//! response closes its connection.
+//! past `max_connections`, the oldest connection that is waiting for its client (for its request
+//! head or its body), if it was accepted more than `idle_grace` ago, is closed to make room for
+//! the new one; otherwise the new connection gets a 503 written without waiting and is closed.
+//! So neither tasks nor memory grow with the number of clients, and clients that connect and
+//! send nothing, or stall in their headers or body, cannot lock out one with a request.
+//! Keep-alive is off: every response closes its connection.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +28,8 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 
 /// The limits of one server.
 #[derive(Clone, Debug)]
@@ -32,6 +38,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time for a client to send its request line and headers.
     pub header_timeout: Duration,
+    /// A connection accepted this long ago that is still waiting for its client (its request
+    /// head or body) gives way to a new connection when every slot is taken.
+    pub idle_grace: Duration,
     /// The largest request head (request line and headers); larger is hyper's 431.
     pub max_header_bytes: usize,
     /// Time for a client to send its body, once its headers are in.
@@ -49,6 +58,7 @@ impl Default for Limits {
         Limits {
             max_connections: 32,
             header_timeout: Duration::from_secs(5),
+            idle_grace: Duration::from_secs(1),
             max_header_bytes: 16 * 1024,
             body_timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
@@ -111,6 +121,59 @@ const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
     Connection: close\r\n\r\n\
     too many connections\n";
 
+/// The connections being served, oldest first.
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    open: BTreeMap<u64, Slot>,
+}
+
+struct Slot {
+    accepted: Instant,
+    /// The handler is answering the request (and not waiting for its body).
+    answering: Arc<AtomicBool>,
+    /// Dropping it closes the connection.
+    _close: oneshot::Sender<()>,
+}
+
+impl Slots {
+    /// Takes a slot for a new connection. When every slot is taken, the oldest connection that
+    /// is not being answered and was accepted at least `grace` ago is closed to make room;
+    /// `None` when there is none.
+    fn take(
+        &mut self,
+        max: usize,
+        grace: Duration,
+    ) -> Option<(u64, Arc<AtomicBool>, oneshot::Receiver<()>)> {
+        if self.open.len() >= max {
+            let now = Instant::now();
+            let idle = self.open.iter().find_map(|(id, slot)| {
+                (!slot.answering.load(Ordering::Relaxed)
+                    && now.duration_since(slot.accepted) >= grace)
+                    .then_some(*id)
+            })?;
+            self.open.remove(&idle);
+        }
+        let id = self.next;
+        self.next += 1;
+        let answering = Arc::new(AtomicBool::new(false));
+        let (close, closed) = oneshot::channel();
+        self.open.insert(
+            id,
+            Slot {
+                accepted: Instant::now(),
+                answering: answering.clone(),
+                _close: close,
+            },
+        );
+        Some((id, answering, closed))
+    }
+}
+
+fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    slots.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Accepts connections on `listener` until `stop` turns true, serving each with `handler`.
 /// Connections in progress when it stops run to their end.
 pub async fn serve<L: Listener>(
@@ -120,7 +183,7 @@ pub async fn serve<L: Listener>(
     mut stop: watch::Receiver<bool>,
     name: &'static str,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Mutex::new(Slots::default()));
     loop {
         let stream = tokio::select! {
             biased;
@@ -136,15 +199,29 @@ pub async fn serve<L: Listener>(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let taken = lock(&slots).take(limits.max_connections, limits.idle_grace);
+        let Some((id, answering, closed)) = taken else {
             L::try_write(&stream, REFUSED);
             continue;
         };
-        let handler = handler.clone();
+        let inner = handler.clone();
+        let handler: Handler = Arc::new(move |mut req: Request<Incoming>| {
+            answering.store(true, Ordering::Relaxed);
+            req.extensions_mut().insert(Answering(answering.clone()));
+            inner(req)
+        });
         let limits = limits.clone();
+        let slots = slots.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            serve_connection(stream, &limits, handler, name).await;
+            tokio::select! {
+                () = serve_connection(stream, &limits, handler, name) => {}
+                // The sender is dropped when the slot is given to a newer connection.
+                _ = closed => tracing::debug!(
+                    "{name}: closed a connection still waiting for its client after {:?}, to serve a new one",
+                    limits.idle_grace
+                ),
+            }
+            lock(&slots).open.remove(&id);
         });
     }
 }
@@ -173,6 +250,11 @@ where
         Err(_) => tracing::debug!("{name}: connection dropped after {deadline:?}"),
     }
 }
+
+/// The flag of a request's connection that says it is being answered; cleared while the body
+/// is read, when the connection waits for its client again.
+#[derive(Clone)]
+struct Answering(Arc<AtomicBool>);
 
 /// A one-line plain-text answer; the line feed is added.
 pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
@@ -240,8 +322,16 @@ pub async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes,
     if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
         return Err(too_large());
     }
+    let answering = req.extensions().get::<Answering>().cloned();
     let body = Limited::new(req.into_body(), limits.max_body_bytes);
-    match tokio::time::timeout(limits.body_timeout, body.collect()).await {
+    if let Some(Answering(flag)) = &answering {
+        flag.store(false, Ordering::Relaxed);
+    }
+    let collected = tokio::time::timeout(limits.body_timeout, body.collect()).await;
+    if let Some(Answering(flag)) = &answering {
+        flag.store(true, Ordering::Relaxed);
+    }
+    match collected {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Ok(Err(err)) => Err(text(
@@ -255,5 +345,36 @@ pub async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes,
                 limits.body_timeout.as_secs_f64()
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_server_makes_room_by_closing_the_oldest_idle_connection_only() {
+        let grace = Duration::from_secs(1);
+        let mut slots = Slots::default();
+        let (first, first_answering, mut first_closed) = slots.take(2, grace).unwrap();
+        let (_, second_answering, mut second_closed) = slots.take(2, grace).unwrap();
+        // Both are within their grace: a third connection is refused.
+        assert!(slots.take(2, grace).is_none());
+        tokio::time::advance(grace).await;
+        // The first is answering a request: it is never closed for a newcomer.
+        first_answering.store(true, Ordering::Relaxed);
+        let (third, _, _) = slots.take(2, grace).expect("the idle second one gives way");
+        assert!(second_closed.try_recv().is_err(), "the second was closed");
+        assert!(!second_answering.load(Ordering::Relaxed));
+        assert_eq!(
+            first_closed.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        );
+        assert_eq!(
+            slots.open.keys().copied().collect::<Vec<_>>(),
+            [first, third]
+        );
+        // The third is new, the first is answering: nothing gives way.
+        assert!(slots.take(2, grace).is_none());
     }
 }

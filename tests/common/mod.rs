@@ -157,6 +157,20 @@ impl Running {
         }
     }
 
+    /// Takes every stdout line that has arrived so far into `seen`, without waiting, and
+    /// returns them all.
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    /// Whether pilot (or, as PID 1, `unshare` around it) is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The pid of pilot itself, in the test's PID namespace.
     pub fn pilot_pid(&self) -> i32 {
         let outer = self.child.id() as i32;
@@ -467,4 +481,52 @@ pub fn job_pid(status: &serde_json::Value, name: &str) -> Option<i64> {
         .iter()
         .find(|j| j["name"] == name)?["pid"]
         .as_i64()
+}
+
+/// The resident memory of a process in KiB (`VmRSS` in `/proc/<pid>/status`), while it exists.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The lines of a file that a job appends to (none while it does not exist).
+pub fn file_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The zombies whose parent is `parent`.
+pub fn zombies_of(parent: i32) -> usize {
+    processes()
+        .iter()
+        .filter(|p| p.ppid == parent && p.state == 'Z')
+        .count()
+}
+
+/// Raises this process's soft limit on open files to its hard limit (as Go programs do at
+/// start), for tests that hold thousands of connections; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur
 }
