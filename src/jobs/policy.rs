@@ -128,16 +128,18 @@ impl Policy {
         Decision::Start
     }
 
-    /// An interval tick.
+    /// An interval tick. Once the restarts are spent the job halts, stopping a run that is
+    /// still going (as ContainerPilot does). A tick during a run makes one more run after it;
+    /// the restart is spent when that run starts, so ticks that coalesce cost one restart.
     pub fn on_tick(&mut self) -> Decision {
         if !self.restarts.allows() {
             return Decision::Halt;
         }
-        self.restarts.spend();
         if self.running {
             self.pending = true;
             return Decision::Wait;
         }
+        self.restarts.spend();
         Decision::Start
     }
 
@@ -151,7 +153,8 @@ impl Policy {
         self.running = false;
         if self.interval {
             // Interval jobs ignore their exits: the ticks decide.
-            if std::mem::take(&mut self.pending) {
+            if std::mem::take(&mut self.pending) && self.restarts.allows() {
+                self.restarts.spend();
                 return Decision::Start;
             }
             return Decision::Wait;
@@ -382,6 +385,29 @@ mod tests {
         assert_eq!(policy.on_exit(), Start);
         policy.started();
         assert_eq!(policy.on_exit(), Wait);
+    }
+
+    #[test]
+    fn ticks_during_a_long_run_cost_one_restart() {
+        // Runs that outlast the interval: restarts 2 still gives three runs.
+        let mut policy = Policy::new(&job(
+            When::Interval(Duration::from_millis(100)),
+            Restarts::Times(2),
+        ));
+        assert_eq!(policy.on_trigger(), Start);
+        policy.started();
+        assert_eq!(policy.on_tick(), Wait);
+        assert_eq!(policy.on_tick(), Wait);
+        assert_eq!(policy.on_exit(), Start, "second run");
+        policy.started();
+        assert_eq!(policy.on_tick(), Wait);
+        assert_eq!(policy.on_exit(), Start, "third run");
+        policy.started();
+        assert_eq!(
+            policy.on_tick(),
+            Halt,
+            "the budget is spent: the still-running third run stops"
+        );
     }
 
     #[test]
