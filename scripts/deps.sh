@@ -13,6 +13,9 @@ need script bsdutils
 need ip iproute2              # network namespaces
 need python3 python3          # test fixtures
 need gcc gcc                  # benchmark helpers
+# nginx: the nginx end-to-end test (tests/nginx.rs) and the demo; in /usr/sbin, which a
+# non-root PATH may lack.
+[ -x /usr/sbin/nginx ] || need nginx nginx
 
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "installing: ${packages[*]}"
