@@ -599,3 +599,32 @@ fn an_agent_that_drops_every_connection_is_retried_with_backoff() {
     let events = pilot.stop("watch.app");
     assert!(events.is_empty(), "errors are not events: {events:?}");
 }
+
+/// The buffer a watch reads Consul's answers into is left out of child processes (so that
+/// starting a hook does not make pilot's next write to megabytes of it fault page by page): a
+/// forked child that reads it dies of SIGSEGV, while the parent still reads its bytes.
+#[test]
+fn the_answer_buffer_is_not_inherited_by_children() {
+    let mut buffer = pilot::consul::AnswerBuffer::new();
+    buffer.extend_from_slice(&[1; 100]).unwrap();
+    let address = buffer.as_slice().as_ptr() as usize;
+    // SAFETY: the child only reads memory and calls _exit, both async-signal-safe.
+    let status = unsafe {
+        match libc::fork() {
+            0 => {
+                let value = std::ptr::read_volatile(address as *const u8);
+                libc::_exit(i32::from(value));
+            }
+            pid => {
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+                status
+            }
+        }
+    };
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
+        "the child could read the buffer: status {status:#x}"
+    );
+    assert_eq!(buffer.as_slice(), &[1; 100][..]);
+}

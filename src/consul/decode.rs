@@ -77,11 +77,21 @@ where
 /// Checks}`. Unknown fields are ignored (every Consul release adds some); a missing `Port` is 0,
 /// `null` tags or meta are empty, and an empty service address falls back to the node's.
 pub fn decode_health_service(body: &[u8]) -> Result<Vec<Instance>, DecodeError> {
-    let entries: Vec<Entry> =
+    // Each entry becomes its instance as it is read: one vector of instances, rather than one of
+    // entries and then another (an answer can hold thousands).
+    let decoded: Vec<Decoded> =
         serde_json::from_slice(body).map_err(|e| DecodeError(e.to_string()))?;
-    Ok(entries
-        .into_iter()
-        .map(|e| Instance {
+    Ok(decoded.into_iter().map(|d| d.0).collect())
+}
+
+/// An instance, read from an entry.
+#[derive(Deserialize)]
+#[serde(from = "Entry")]
+struct Decoded(Instance);
+
+impl From<Entry> for Decoded {
+    fn from(e: Entry) -> Decoded {
+        Decoded(Instance {
             node: e.node.node,
             id: e.service.id,
             name: e.service.service,
@@ -94,7 +104,7 @@ pub fn decode_health_service(body: &[u8]) -> Result<Vec<Instance>, DecodeError> 
             tags: e.service.tags,
             meta: e.service.meta,
         })
-        .collect())
+    }
 }
 
 /// Decodes the body of `GET /v1/status/leader`: a JSON string, empty when there is no leader.

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
 use crate::config;
-use crate::consul::{Backoff, Client, HealthQuery, Instance};
+use crate::consul::{AnswerBuffer, Backoff, Client, HealthQuery, Instance};
 use crate::events::{Bus, Event};
 use crate::telemetry::Metrics;
 
@@ -134,6 +134,8 @@ async fn run(
     let mut backoff = Backoff::new(RETRY_BASE, cfg.interval.max(RETRY_BASE));
     let mut limiter = Limiter::new();
     let mut index: u64 = 0;
+    // The answers' bytes, reused from one query to the next (see `AnswerBuffer`).
+    let mut buffer = AnswerBuffer::new();
     loop {
         limiter.take().await;
         let query = HealthQuery {
@@ -144,7 +146,7 @@ async fn run(
             index,
             wait: Some(wait),
         };
-        let answer = match client.health_service(&query).await {
+        let answer = match client.health_service_with(&query, &mut buffer).await {
             Ok(answer) => answer,
             Err(err) => {
                 let delay = backoff.next_delay();
@@ -179,12 +181,18 @@ async fn run(
         index = new_index;
         let mut instances = answer.instances;
         instances.sort();
-        let previous = snapshot.borrow().instances.clone();
-        let events = change::events(previous.as_deref(), &instances);
+        // Compared in place: a copy of a thousand instances per answer would cost more than
+        // the comparison.
+        let events = change::events(snapshot.borrow().instances.as_deref(), &instances);
         metrics.set_watch_instances(&cfg.name, instances.len());
-        snapshot.send_modify(|s| {
-            s.instances = Some(instances);
-            s.error = None;
+        // A spurious wake-up changes nothing, and wakes no reader.
+        snapshot.send_if_modified(|s| {
+            let modified = s.instances.as_ref() != Some(&instances) || s.error.is_some();
+            if modified {
+                s.instances = Some(instances);
+                s.error = None;
+            }
+            modified
         });
         for code in events {
             bus.publish(Event::new(code, source.clone()));
