@@ -7,16 +7,18 @@ use serde::{Deserialize, Deserializer};
 
 /// One instance of a service, from `/v1/health/service/<name>`. It serialises with Consul's
 /// capitalised field names (`ID`, `Address`...), the names templates use, for `/v3/watches`.
+/// Instances sort by service ID first (as ContainerPilot sorted them), then node: the order in
+/// which templates see them.
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "PascalCase")]
 pub struct Instance {
-    /// The node's name.
-    pub node: String,
     /// The service ID (`<name>-<hostname>` for pilot's services).
     #[serde(rename = "ID")]
     pub id: String,
+    /// The node's name.
+    pub node: String,
     /// The service name.
     pub name: String,
     /// Where to reach it: the service address, or the node's when the service has none.
@@ -196,6 +198,29 @@ mod tests {
         let got =
             decode_health_service(br#"[{"Checks": []}, {"Node": null, "Service": null}]"#).unwrap();
         assert_eq!(got, vec![Instance::default(), Instance::default()]);
+    }
+
+    #[test]
+    fn instances_sort_by_id_then_node() {
+        let instance = |id: &str, node: &str| Instance {
+            id: id.into(),
+            node: node.into(),
+            ..Instance::default()
+        };
+        let mut list = vec![
+            instance("b", "n1"),
+            instance("a", "n2"),
+            instance("a", "n1"),
+        ];
+        list.sort();
+        assert_eq!(
+            list,
+            [
+                instance("a", "n1"),
+                instance("a", "n2"),
+                instance("b", "n1")
+            ]
+        );
     }
 
     #[test]
