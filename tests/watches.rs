@@ -628,3 +628,52 @@ fn the_answer_buffer_is_not_inherited_by_children() {
     );
     assert_eq!(buffer.as_slice(), &[1; 100][..]);
 }
+
+/// An agent that answers every query at once with `X-Consul-Index: 0` (a Consul bug that has
+/// happened): pilot blocks on 1, never on 0 (which would not block), and its rate limit keeps the
+/// instant answers from making it spin.
+#[test]
+fn an_index_of_zero_is_waited_on_as_one_and_never_spins() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let seen = paths.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            if let Some(path) = line.split_whitespace().nth(1) {
+                seen.lock().unwrap().push(path.to_string());
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: 0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]",
+            );
+        }
+    });
+    let mut pilot = Pilot::start("index-zero", &addr, r#"{ name: "app", interval: 5 }"#);
+    pilot.expect_event("StatusUnhealthy", "watch.app");
+    quiet_for(Duration::from_secs(3));
+    let paths = paths.lock().unwrap().clone();
+    assert!(
+        !paths[0].contains("index="),
+        "the first query does not block"
+    );
+    assert!(
+        paths[1..].iter().all(|p| p.contains("index=1&")),
+        "every later query blocks on 1: {paths:#?}"
+    );
+    // A burst of 5, then 5 a second.
+    assert!(
+        (5..=5 + 5 * 3 + 5).contains(&paths.len()),
+        "{} queries in about 3 s of instant answers",
+        paths.len()
+    );
+    assert_eq!(pilot.stop("watch.app"), ["StatusUnhealthy"]);
+}

@@ -170,15 +170,17 @@ async fn run(
             tracing::info!("watch {source}: Consul answers again");
             backoff.reset();
         }
-        let new_index = answer.index.max(1);
-        if new_index < index {
-            tracing::debug!(
-                "watch {source}: the index went back from {index} to {new_index}; asking again"
-            );
-            index = 0;
-            continue;
+        match next_index(index, answer.index) {
+            Some(next) => index = next,
+            None => {
+                tracing::debug!(
+                    "watch {source}: the index went back from {index} to {}; asking again",
+                    answer.index
+                );
+                index = 0;
+                continue;
+            }
         }
-        index = new_index;
         let mut instances = answer.instances;
         instances.sort();
         // Compared in place: a copy of a thousand instances per answer would cost more than
@@ -198,6 +200,16 @@ async fn run(
             bus.publish(Event::new(code, source.clone()));
         }
     }
+}
+
+/// The index to block on after an answer at `answered` to a query at `previous`, or `None` when
+/// the answer must be dropped and the next query must not block (Consul's rules: the index is
+/// opaque but never goes back; one that does means the agent's data was reset or restored, and
+/// blocking on the old one could miss changes for a whole wait). An index of 0 (or a missing
+/// one) counts as 1: blocking on 0 would not block at all.
+fn next_index(previous: u64, answered: u64) -> Option<u64> {
+    let answered = answered.max(1);
+    (answered >= previous).then_some(answered)
 }
 
 /// A token bucket: `BURST` queries at once, then `PER_SECOND`.
@@ -232,6 +244,25 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_index_rules() {
+        assert_eq!(next_index(0, 42), Some(42), "first answer");
+        assert_eq!(
+            next_index(42, 42),
+            Some(42),
+            "nothing new: block on it again"
+        );
+        assert_eq!(next_index(42, 50), Some(50));
+        assert_eq!(
+            next_index(42, 7),
+            None,
+            "backwards: drop it, ask without blocking"
+        );
+        assert_eq!(next_index(0, 0), Some(1), "0 is never waited on");
+        assert_eq!(next_index(1, 0), Some(1));
+        assert_eq!(next_index(42, 0), None, "0 after 42 went back too");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_limiter_allows_a_burst_then_a_steady_rate() {
