@@ -331,7 +331,6 @@ impl Daemon {
             };
             let server =
                 control::Server::start(&self.cfg.control, handles).map_err(|e| e.to_string())?;
-            tracing::info!("control: serving at {}", self.cfg.control.socket.display());
             // The old server (if any) is dropped here, after the new one listens.
             self.control = Some(server);
             self.control_mode = self.cfg.control.mode;
@@ -353,7 +352,6 @@ impl Daemon {
                         self.requests_tx.clone(),
                     )
                     .map_err(|e| e.to_string())?;
-                    tracing::info!("telemetry: serving at {}", server.address());
                     self.telemetry = Some(server);
                 }
             }
