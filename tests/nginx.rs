@@ -67,6 +67,21 @@ impl Drop for Backend {
     }
 }
 
+/// Stops the nginx of a scratch directory, should a failing test leave it behind (pilot stops it
+/// when the test gets that far; killed by a panicking test, it could not).
+struct StopNginx(String);
+
+impl Drop for StopNginx {
+    fn drop(&mut self) {
+        for p in processes() {
+            if p.cmdline.starts_with("nginx: master process") && p.cmdline.contains(&self.0) {
+                // SAFETY: kill takes plain integers.
+                unsafe { libc::kill(p.pid, libc::SIGTERM) };
+            }
+        }
+    }
+}
+
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -184,6 +199,7 @@ fn nginx_upstreams_follow_the_instances_as_they_come_and_go() {
     let nginx = nginx_bin();
     let double = double();
     let dir = Scratch::new("nginx");
+    let _stop = StopNginx(dir.dir.display().to_string());
     let port = free_port();
     let tmpl = dir.write("nginx.conf.ctmpl", &template(&dir.dir, port));
     let conf = dir.path("nginx.conf");
