@@ -563,12 +563,12 @@ impl Client {
                 }
             })?;
             let (parts, body) = response.into_parts();
-            // Room for the whole answer at once when its length is known (no regrowing copies).
             let transport = |reason: String| ConsulError::Transport {
                 op: op.to_string(),
                 target: inner.target.clone(),
                 reason,
             };
+            // Room for the whole answer at once when its length is known (no regrowing copies).
             if let Some(length) = hyper::body::Body::size_hint(&body).exact() {
                 answer
                     .reserve(usize::try_from(length).unwrap_or(MAX_BODY).min(MAX_BODY))
