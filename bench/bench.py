@@ -1,23 +1,30 @@
 #!/usr/bin/env python3
 """pilot's benchmark: measures the figures of PRODUCT.md section 4 and prints a Markdown table.
 
-usage: bench/bench.py [--quick]
+usage: bench/bench.py [--quick] [FIGURE...]
 
 Run it as root from the repository root (pilot runs as PID 1 of a PID namespace, as in a
 container). It builds the static release binary first and the small C helpers in bench/.
 --quick uses fewer repetitions (for a smoke run); the README's figures come from a full run.
+FIGURE names some of the functions below (e.g. change_propagation) to measure only those.
 """
+import json
 import os
 import platform
+import queue
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PILOT = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/pilot")
+DOUBLE = os.path.join(ROOT, "target/release/consul-double")
 QUICK = "--quick" in sys.argv
 WORK = tempfile.mkdtemp(prefix="pilot-bench-")
 
@@ -28,6 +35,8 @@ def build():
         cwd=ROOT,
         check=True,
     )
+    # The Consul double, for the watch figures (a test tool, never part of pilot).
+    subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "consul-double"], cwd=ROOT, check=True)
     for helper in ("stamp", "reap"):
         subprocess.run(
             ["gcc", "-O2", "-o", os.path.join(WORK, helper), os.path.join(ROOT, "bench", helper + ".c")],
@@ -220,6 +229,201 @@ def idle_cpu():
     return [("idle CPU, job engine (one job, no health check)", f"{used:.2f} s CPU over {window} s ({used / window * 100:.2f} %)", "")]
 
 
+# --- watches: a Consul double, pilot watching a service, an onChange hook that stamps the time ---
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Double:
+    """The standalone Consul double (release build), on a free port."""
+
+    def __init__(self):
+        self.address = f"127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen(
+            [DOUBLE, "--listen", self.address, "--no-jitter"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        for line in self.proc.stdout:
+            if b"ready" in line:
+                break
+
+    def put(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else b""
+        req = urllib.request.Request(f"http://{self.address}{path}", data=data, method="PUT")
+        with urllib.request.urlopen(req) as r:
+            r.read()
+
+    def register(self, service_id, name, port, status):
+        self.put(
+            "/v1/agent/service/register",
+            {"ID": service_id, "Name": name, "Address": "10.0.0.1", "Port": port, "Check": {"TTL": "1h", "Status": status}},
+        )
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class WatchingPilot:
+    """pilot as PID 1 with a watch on `service` and an onChange hook that prints CLOCK_MONOTONIC."""
+
+    def __init__(self, double, service):
+        config = write_config(
+            f"watch-{service}.json5",
+            """{
+  consul: "%s",
+  control: { socket: "%s" },
+  jobs: [{ name: "onChange", exec: "%s", when: { source: "watch.%s", each: "changed" } }],
+  watches: [{ name: "%s", interval: 10 }],
+}"""
+            % (double.address, os.path.join(WORK, f"{service}.sock"), helper("stamp"), service, service),
+        )
+        self.outer = subprocess.Popen(pid1("-config", config), stdout=subprocess.PIPE)
+        self.pid = wait_for_child(self.outer.pid)
+        self.stamps = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        # `<time> onChange <pid> <nanoseconds>`
+        for line in self.outer.stdout:
+            fields = line.split()
+            if len(fields) == 4 and fields[1] == b"onChange" and fields[3].isdigit():
+                self.stamps.put(int(fields[3]))
+
+    def next_stamp(self, timeout=10):
+        return self.stamps.get(timeout=timeout)
+
+    def drain(self, quiet=0.5):
+        """Waits until no hook has run for `quiet` seconds."""
+        while True:
+            try:
+                self.stamps.get(timeout=quiet)
+            except queue.Empty:
+                return
+
+    def cpu_ms(self):
+        """CPU time of every thread of pilot: the scheduler's nanosecond count (utime+stime, summed
+        precisely), and utime+stime in clock ticks as /proc/PID/stat counts them."""
+        precise = 0.0
+        for task in os.listdir(f"/proc/{self.pid}/task"):
+            with open(f"/proc/{self.pid}/task/{task}/sched") as f:
+                for line in f:
+                    if line.startswith("se.sum_exec_runtime"):
+                        precise += float(line.split(":")[1])
+        return precise, cpu_seconds(self.pid) * 1000
+
+    def stop(self):
+        os.kill(self.pid, 15)
+        self.outer.wait()
+
+
+def change_propagation():
+    """From the moment the benchmark asks the double to mark an instance passing (or to remove it)
+    to the moment pilot's onChange hook starts (it prints CLOCK_MONOTONIC first thing). The time
+    includes the benchmark's HTTP request to the double. Changes are spaced out (0.4 s) so that the
+    watch's rate limit (a burst of 5 queries, then 5 a second) never delays one."""
+    changes = 20 if QUICK else 200
+    double = Double()
+    pilot = None
+    try:
+        double.register("base", "svc", 8000, "passing")
+        pilot = WatchingPilot(double, "svc")
+        pilot.next_stamp()  # the first answer
+        samples = []
+        for i in range(changes // 2):
+            sid = f"svc-{i}"
+            # A critical instance is not passing: no change for the watch (a wake-up with the same
+            # passing set, which must not run the hook).
+            double.register(sid, "svc", 9000 + i, "critical")
+            time.sleep(0.4)
+            for step in (f"/v1/agent/check/pass/service:{sid}", f"/v1/agent/service/deregister/{sid}"):
+                start = time.monotonic_ns()
+                double.put(step)
+                samples.append((pilot.next_stamp() - start) / 1e6)
+                time.sleep(0.4)
+        extra = pilot.stamps.qsize()
+    finally:
+        if pilot:
+            pilot.stop()
+        double.stop()
+    note = f"; {extra} extra hook runs" if extra else ""
+    return [
+        (
+            "Consul change to onChange hook started (blocking query, PID 1)",
+            f"p50 {statistics.median(samples):.2f} ms, p99 {percentile(samples, 99):.2f} ms, max {max(samples):.2f} ms "
+            f"({len(samples)} changes: an instance marked passing, then removed{note})",
+            "p99 <= 100 ms",
+        )
+    ]
+
+
+def watch_cpu_per_change():
+    """pilot's own CPU time (every thread; the hook's process is not counted) for one change of a
+    watched service with 1,000 passing instances: one instance's check flips between critical and
+    passing, so every answer carries 999 or 1,000 instances, and the onChange hook runs. Also a
+    wake-up without a change (the double answers the blocked query with the same data): the
+    watch's own cost of receiving, decoding and comparing the answer. Each is measured around one
+    event, once pilot is quiet again, less pilot's idle CPU over the same time, and averaged."""
+    instances = 1000
+    changes = 10 if QUICK else 40
+    double = Double()
+    pilot = None
+    try:
+        for i in range(instances):
+            double.register(f"big-{i:04d}", "big", 10000 + i, "passing")
+        pilot = WatchingPilot(double, "big")
+        pilot.next_stamp()
+        pilot.drain()
+        idle_start = pilot.cpu_ms()[0]
+        time.sleep(2)
+        idle = (pilot.cpu_ms()[0] - idle_start) / 2  # ms of CPU per second at rest
+
+        def measure(event):
+            before, before_ticks = pilot.cpu_ms()
+            started = time.monotonic()
+            event()
+            after, after_ticks = pilot.cpu_ms()
+            return after - before - idle * (time.monotonic() - started), after_ticks - before_ticks
+
+        def change(i):
+            double.put(f"/v1/agent/check/{'fail' if i % 2 == 0 else 'pass'}/service:big-0500")
+            pilot.next_stamp()
+            pilot.drain(0.3)
+
+        def wake():
+            double.put("/_double/wake")
+            time.sleep(0.3)
+
+        per_change = [measure(lambda: change(i)) for i in range(changes)]
+        per_wake = [measure(wake) for _ in range(changes)]
+        spurious_hooks = pilot.stamps.qsize()
+    finally:
+        if pilot:
+            pilot.stop()
+        double.stop()
+
+    def figure(samples):
+        precise = [p for p, _ in samples]
+        ticks = statistics.mean(t for _, t in samples)
+        return (
+            f"mean {statistics.mean(precise):.2f} ms, p50 {statistics.median(precise):.2f} ms, max {max(precise):.2f} ms "
+            f"({len(samples)} times; utime+stime in ticks: {ticks:.1f} ms)"
+        )
+
+    note = f"; {spurious_hooks} hook runs on wake-ups" if spurious_hooks else ""
+    return [
+        (
+            "one watch over 1,000 instances: pilot's CPU per change (answer of 2.4 MB, hook started)",
+            figure(per_change),
+            "<= 5 ms CPU",
+        ),
+        ("one watch over 1,000 instances: pilot's CPU per wake-up without a change", figure(per_wake) + note, ""),
+    ]
+
+
 def machine():
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as f:
@@ -244,7 +448,12 @@ def main():
         sys.exit("bench.py needs root (PID namespaces)")
     build()
     rows = []
-    for figure in (binary_size, resident_memory, exec_latency, start_to_first_job, shutdown_latency, reaping_rate, idle_cpu):
+    figures = [binary_size, resident_memory, exec_latency, start_to_first_job, shutdown_latency, reaping_rate, idle_cpu]
+    figures += [change_propagation, watch_cpu_per_change]
+    only = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if only:
+        figures = [f for f in figures if f.__name__ in only]
+    for figure in figures:
         rows.extend(figure())
     print(f"Measured {time.strftime('%Y-%m-%d')} on {machine()}{' (quick run)' if QUICK else ''}.\n")
     print("| figure | pilot | target |")

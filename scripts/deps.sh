@@ -14,7 +14,7 @@ need ip iproute2              # network namespaces
 need python3 python3          # test fixtures
 need gcc gcc                  # benchmark helpers
 # The hello-world demo (examples/hello-world/run-local.py) and its end-to-end test.
-need nginx nginx
+[ -x /usr/sbin/nginx ] || need nginx nginx   # in /usr/sbin, which a non-root PATH may lack
 need node nodejs
 need chromium chromium        # the test looks at the page in headless Chromium
 need docker-compose docker-compose   # CI validates the example's compose file (no Docker engine)

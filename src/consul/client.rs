@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 
+use super::buffer::AnswerBuffer;
 use super::decode::{self, DecodeError, Instance};
 use super::go_duration;
 use super::transport::{self, Connector, TlsError};
@@ -30,6 +31,53 @@ pub const READ_MARGIN: Duration = Duration::from_secs(5);
 
 /// The largest answer read (a health list of thousands of instances is a few MB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Where an answer's body goes: a fresh `Vec` for most requests, a watch's [`AnswerBuffer`]
+/// for its queries.
+trait Sink {
+    fn clear(&mut self);
+    fn reserve(&mut self, additional: usize) -> Result<(), String>;
+    fn extend(&mut self, data: &[u8]) -> Result<(), String>;
+    fn bytes(&self) -> &[u8];
+}
+
+impl Sink for Vec<u8> {
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+
+    fn reserve(&mut self, additional: usize) -> Result<(), String> {
+        Vec::reserve(self, additional);
+        Ok(())
+    }
+
+    fn extend(&mut self, data: &[u8]) -> Result<(), String> {
+        self.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Sink for AnswerBuffer {
+    fn clear(&mut self) {
+        AnswerBuffer::clear(self);
+    }
+
+    fn reserve(&mut self, additional: usize) -> Result<(), String> {
+        AnswerBuffer::reserve(self, additional)
+    }
+
+    fn extend(&mut self, data: &[u8]) -> Result<(), String> {
+        self.extend_from_slice(data)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
 
 /// How much of an error answer is kept in the error message.
 const MAX_ERROR_BODY: usize = 512;
@@ -370,6 +418,19 @@ impl Client {
         &self,
         query: &HealthQuery<'_>,
     ) -> Result<HealthAnswer, ConsulError> {
+        self.health_service_with(query, &mut AnswerBuffer::new())
+            .await
+    }
+
+    /// [`Client::health_service`], reading the answer into `buffer` (cleared first). A watch keeps
+    /// one buffer for all its queries: an answer over many instances is megabytes, and a fresh
+    /// allocation of that size costs more (mapping and faulting in its pages, then unmapping
+    /// them) than decoding it.
+    pub async fn health_service_with(
+        &self,
+        query: &HealthQuery<'_>,
+        buffer: &mut AnswerBuffer,
+    ) -> Result<HealthAnswer, ConsulError> {
         let mut path = format!("/v1/health/service/{}", escape(query.service));
         let mut params: Vec<String> = Vec::new();
         if query.passing {
@@ -394,14 +455,15 @@ impl Client {
             path.push_str(&params.join("&"));
         }
         let op = self.op(&Method::GET, &path);
-        let (headers, body) = self
-            .exchange(&op, Method::GET, &path, None, timeout)
+        let headers = self
+            .exchange_into(&op, Method::GET, &path, None, timeout, buffer)
             .await?;
-        let instances =
-            decode::decode_health_service(&body).map_err(|source| ConsulError::Decode {
+        let instances = decode::decode_health_service(buffer.as_slice()).map_err(|source| {
+            ConsulError::Decode {
                 op: op.clone(),
                 source,
-            })?;
+            }
+        })?;
         let index = headers
             .get("x-consul-index")
             .and_then(|v| v.to_str().ok())
@@ -447,6 +509,24 @@ impl Client {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(hyper::HeaderMap, Bytes), ConsulError> {
+        let mut answer = Vec::new();
+        let headers = self
+            .exchange_into(op, method, path, body, timeout, &mut answer)
+            .await?;
+        Ok((headers, Bytes::from(answer)))
+    }
+
+    /// [`Client::exchange`], with the answer's body in `answer` (cleared first).
+    async fn exchange_into(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+        answer: &mut impl Sink,
+    ) -> Result<hyper::HeaderMap, ConsulError> {
+        answer.clear();
         let inner = &self.inner;
         let mut request = Request::builder()
             .method(method)
@@ -482,33 +562,47 @@ impl Client {
                 }
             })?;
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|err| ConsulError::Transport {
+            let transport = |reason: String| ConsulError::Transport {
+                op: op.to_string(),
+                target: inner.target.clone(),
+                reason,
+            };
+            // Room for the whole answer at once when its length is known (no regrowing copies).
+            if let Some(length) = hyper::body::Body::size_hint(&body).exact() {
+                answer
+                    .reserve(usize::try_from(length).unwrap_or(MAX_BODY).min(MAX_BODY))
+                    .map_err(transport)?;
+            }
+            let mut body = Limited::new(body, MAX_BODY);
+            // Each chunk is copied out and dropped at once, so that hyper can reuse its read
+            // buffer rather than allocate a new one for the next chunk.
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|err| ConsulError::Transport {
                     op: op.to_string(),
                     target: inner.target.clone(),
                     reason: self.redact(&crate::errors::innermost_cause(&*err)),
-                })?
-                .to_bytes();
-            Ok::<_, ConsulError>((parts.status, parts.headers, body))
+                })?;
+                if let Ok(data) = frame.into_data() {
+                    answer.extend(&data).map_err(transport)?;
+                }
+            }
+            Ok::<_, ConsulError>((parts.status, parts.headers))
         };
-        let (status, headers, body) =
-            tokio::time::timeout(timeout, exchange)
-                .await
-                .map_err(|_| ConsulError::Timeout {
-                    op: op.to_string(),
-                    target: inner.target.clone(),
-                    after: timeout,
-                })??;
+        let (status, headers) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ConsulError::Timeout {
+                op: op.to_string(),
+                target: inner.target.clone(),
+                after: timeout,
+            })??;
         if !status.is_success() {
             return Err(ConsulError::Status {
                 op: op.to_string(),
                 status: status.as_u16(),
-                body: self.error_body(status, &body),
+                body: self.error_body(status, answer.bytes()),
             });
         }
-        Ok((headers, body))
+        Ok(headers)
     }
 
     /// The agent's explanation of an error, on one line, shortened, without the token.

@@ -7,16 +7,18 @@ use serde::{Deserialize, Deserializer};
 
 /// One instance of a service, from `/v1/health/service/<name>`. It serialises with Consul's
 /// capitalised field names (`ID`, `Address`...), the names templates use, for `/v3/watches`.
+/// Instances sort by service ID first (as ContainerPilot sorted them), then node: the order in
+/// which templates see them.
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "PascalCase")]
 pub struct Instance {
-    /// The node's name.
-    pub node: String,
     /// The service ID (`<name>-<hostname>` for pilot's services).
     #[serde(rename = "ID")]
     pub id: String,
+    /// The node's name.
+    pub node: String,
     /// The service name.
     pub name: String,
     /// Where to reach it: the service address, or the node's when the service has none.
@@ -77,11 +79,21 @@ where
 /// Checks}`. Unknown fields are ignored (every Consul release adds some); a missing `Port` is 0,
 /// `null` tags or meta are empty, and an empty service address falls back to the node's.
 pub fn decode_health_service(body: &[u8]) -> Result<Vec<Instance>, DecodeError> {
-    let entries: Vec<Entry> =
+    // Each entry becomes its instance as it is read: one vector of instances, rather than one of
+    // entries and then another (an answer can hold thousands).
+    let decoded: Vec<Decoded> =
         serde_json::from_slice(body).map_err(|e| DecodeError(e.to_string()))?;
-    Ok(entries
-        .into_iter()
-        .map(|e| Instance {
+    Ok(decoded.into_iter().map(|d| d.0).collect())
+}
+
+/// An instance, read from an entry.
+#[derive(Deserialize)]
+#[serde(from = "Entry")]
+struct Decoded(Instance);
+
+impl From<Entry> for Decoded {
+    fn from(e: Entry) -> Decoded {
+        Decoded(Instance {
             node: e.node.node,
             id: e.service.id,
             name: e.service.service,
@@ -94,7 +106,7 @@ pub fn decode_health_service(body: &[u8]) -> Result<Vec<Instance>, DecodeError> 
             tags: e.service.tags,
             meta: e.service.meta,
         })
-        .collect())
+    }
 }
 
 /// Decodes the body of `GET /v1/status/leader`: a JSON string, empty when there is no leader.
@@ -186,6 +198,29 @@ mod tests {
         let got =
             decode_health_service(br#"[{"Checks": []}, {"Node": null, "Service": null}]"#).unwrap();
         assert_eq!(got, vec![Instance::default(), Instance::default()]);
+    }
+
+    #[test]
+    fn instances_sort_by_id_then_node() {
+        let instance = |id: &str, node: &str| Instance {
+            id: id.into(),
+            node: node.into(),
+            ..Instance::default()
+        };
+        let mut list = vec![
+            instance("b", "n1"),
+            instance("a", "n2"),
+            instance("a", "n1"),
+        ];
+        list.sort();
+        assert_eq!(
+            list,
+            [
+                instance("a", "n1"),
+                instance("a", "n2"),
+                instance("b", "n1")
+            ]
+        );
     }
 
     #[test]

@@ -10,12 +10,14 @@
 //! error message, and `Debug` of every type here leaves it out.
 
 mod backoff;
+mod buffer;
 mod client;
 mod decode;
 mod registration;
 pub(crate) mod transport;
 
 pub use backoff::Backoff;
+pub use buffer::AnswerBuffer;
 pub use client::{
     Client, ConsulError, HealthAnswer, HealthQuery, READ_MARGIN, ServiceRegistration, TtlCheck,
     WRITE_TIMEOUT,

@@ -161,10 +161,7 @@ pub fn write_if_changed(dest: &Path, content: &str) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => 0o644,
         Err(e) => return Err(e),
     };
-    let dir = match dest.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = directory_of(dest);
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -188,6 +185,14 @@ pub fn write_if_changed(dest: &Path, content: &str) -> io::Result<bool> {
         return Err(e);
     }
     Ok(true)
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+pub(crate) fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! The `-render` subcommand: fetch the running pilot's watches over its control socket, render
 //! each `TEMPLATE:DEST[:COMMAND]`, and run COMMAND where DEST changed.
 //!
+//! Every DEST is written from one snapshot, fetched while the DEST directories are locked, so
+//! that concurrent `-render` runs for one file (a preStart and an onChange hook) leave the newest
+//! text in place. The commands run after the writes, outside the lock.
+//!
 //! COMMAND is split with shell-style quoting (no shell) and started through the supervisor like
 //! any process pilot starts. Exit status: 0 when every target was rendered (and its command, if
 //! it ran, succeeded), 1 when one failed (unknown watch, template error, write error, failed
@@ -10,6 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hyper::Method;
+use nix::fcntl::{Flock, FlockArg};
 
 use super::{Target, render, write_if_changed};
 use crate::cli::{self, Args};
@@ -59,6 +64,8 @@ pub fn run(args: &Args) -> i32 {
     let Some(runtime) = crate::runtime_or_report() else {
         return 1;
     };
+    // Held until every DEST is written: see `lock_directories`.
+    let locks = lock_directories(&targets);
     runtime.block_on(async move {
         let watches = match fetch(&Client::new(&socket)).await {
             Ok(watches) => watches,
@@ -67,6 +74,20 @@ pub fn run(args: &Args) -> i32 {
                 return 1;
             }
         };
+        let env = config::process_env();
+        let mut status = 0;
+        let mut written = Vec::new();
+        for target in &targets {
+            match render_target(target, &watches, &env) {
+                Ok(true) => written.push(target),
+                Ok(false) => println!("pilot: {} is unchanged", target.dest.display()),
+                Err(message) => {
+                    eprintln!("pilot: -render {}: {message}", target.template.display());
+                    status = 1;
+                }
+            }
+        }
+        drop(locks);
         let (sup, _signals) = match Supervisor::start(ownership) {
             Ok(started) => started,
             Err(err) => {
@@ -77,10 +98,8 @@ pub fn run(args: &Args) -> i32 {
                 return 1;
             }
         };
-        let env = config::process_env();
-        let mut status = 0;
-        for target in &targets {
-            match render_target(target, &watches, &env, &sup).await {
+        for target in written {
+            match run_command(target, &sup).await {
                 Ok(done) => println!("pilot: {done}"),
                 Err(message) => {
                     eprintln!("pilot: -render {}: {message}", target.template.display());
@@ -90,6 +109,23 @@ pub fn run(args: &Args) -> i32 {
         }
         status
     })
+}
+
+/// Locks the directory of every DEST (each once, in a fixed order, so that two renders never
+/// wait on each other), for as long as the renders take. Two `-render` runs for one DEST (a
+/// preStart and an onChange hook started together, say) then fetch, render and write one after
+/// the other, and the last file written comes from the last snapshot fetched; without the lock
+/// the run that fetched first could rename its older text over the newer one. Best effort: a
+/// directory that cannot be opened or locked is not locked (writing there will say why).
+fn lock_directories(targets: &[Target]) -> Vec<Flock<std::fs::File>> {
+    let dirs: std::collections::BTreeSet<std::path::PathBuf> = targets
+        .iter()
+        .map(|t| super::directory_of(&t.dest).to_path_buf())
+        .collect();
+    dirs.iter()
+        .filter_map(|dir| std::fs::File::open(dir).ok())
+        .filter_map(|file| Flock::lock(file, FlockArg::LockExclusive).ok())
+        .collect()
 }
 
 fn usage_error(message: &str) -> i32 {
@@ -111,22 +147,27 @@ async fn fetch(client: &Client) -> Result<Vec<Snapshot>, String> {
         .map_err(|e| format!("unexpected answer from {}: {e}", client.socket().display()))
 }
 
-/// Renders one target; says what it did.
-async fn render_target(
+/// Renders one target and writes DEST; returns whether DEST changed.
+fn render_target(
     target: &Target,
     watches: &[Snapshot],
     env: &BTreeMap<String, String>,
-    sup: &Supervisor,
-) -> Result<String, String> {
-    let dest = target.dest.display();
+) -> Result<bool, String> {
     let text = std::fs::read_to_string(&target.template)
         .map_err(|e| format!("cannot read the template: {}", describe_io_error(&e)))?;
     let rendered = render(&text, watches, env).map_err(|e| format!("template: {e}"))?;
-    let changed = write_if_changed(&target.dest, &rendered)
-        .map_err(|e| format!("cannot write {dest}: {}", describe_io_error(&e)))?;
-    if !changed {
-        return Ok(format!("{dest} is unchanged"));
-    }
+    write_if_changed(&target.dest, &rendered).map_err(|e| {
+        format!(
+            "cannot write {}: {}",
+            target.dest.display(),
+            describe_io_error(&e)
+        )
+    })
+}
+
+/// Runs the COMMAND of a target whose DEST changed; says what it did.
+async fn run_command(target: &Target, sup: &Supervisor) -> Result<String, String> {
+    let dest = target.dest.display();
     let Some(command) = &target.command else {
         return Ok(format!("wrote {dest}"));
     };

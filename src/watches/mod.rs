@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
 use crate::config;
-use crate::consul::{Backoff, Client, HealthQuery, Instance};
+use crate::consul::{AnswerBuffer, Backoff, Client, HealthQuery, Instance};
 use crate::events::{Bus, Event};
 use crate::telemetry::Metrics;
 
@@ -134,6 +134,8 @@ async fn run(
     let mut backoff = Backoff::new(RETRY_BASE, cfg.interval.max(RETRY_BASE));
     let mut limiter = Limiter::new();
     let mut index: u64 = 0;
+    // The answers' bytes, reused from one query to the next (see `AnswerBuffer`).
+    let mut buffer = AnswerBuffer::new();
     loop {
         limiter.take().await;
         let query = HealthQuery {
@@ -144,7 +146,7 @@ async fn run(
             index,
             wait: Some(wait),
         };
-        let answer = match client.health_service(&query).await {
+        let answer = match client.health_service_with(&query, &mut buffer).await {
             Ok(answer) => answer,
             Err(err) => {
                 let delay = backoff.next_delay();
@@ -168,28 +170,46 @@ async fn run(
             tracing::info!("watch {source}: Consul answers again");
             backoff.reset();
         }
-        let new_index = answer.index.max(1);
-        if new_index < index {
-            tracing::debug!(
-                "watch {source}: the index went back from {index} to {new_index}; asking again"
-            );
-            index = 0;
-            continue;
+        match next_index(index, answer.index) {
+            Some(next) => index = next,
+            None => {
+                tracing::debug!(
+                    "watch {source}: the index went back from {index} to {}; asking again",
+                    answer.index
+                );
+                index = 0;
+                continue;
+            }
         }
-        index = new_index;
         let mut instances = answer.instances;
         instances.sort();
-        let previous = snapshot.borrow().instances.clone();
-        let events = change::events(previous.as_deref(), &instances);
+        // Compared in place: a copy of a thousand instances per answer would cost more than
+        // the comparison.
+        let events = change::events(snapshot.borrow().instances.as_deref(), &instances);
         metrics.set_watch_instances(&cfg.name, instances.len());
-        snapshot.send_modify(|s| {
-            s.instances = Some(instances);
-            s.error = None;
+        // A spurious wake-up changes nothing, and wakes no reader.
+        snapshot.send_if_modified(|s| {
+            let modified = s.instances.as_ref() != Some(&instances) || s.error.is_some();
+            if modified {
+                s.instances = Some(instances);
+                s.error = None;
+            }
+            modified
         });
         for code in events {
             bus.publish(Event::new(code, source.clone()));
         }
     }
+}
+
+/// The index to block on after an answer at `answered` to a query at `previous`, or `None` when
+/// the answer must be dropped and the next query must not block (Consul's rules: the index is
+/// opaque but never goes back; one that does means the agent's data was reset or restored, and
+/// blocking on the old one could miss changes for a whole wait). An index of 0 (or a missing
+/// one) counts as 1: blocking on 0 would not block at all.
+fn next_index(previous: u64, answered: u64) -> Option<u64> {
+    let answered = answered.max(1);
+    (answered >= previous).then_some(answered)
 }
 
 /// A token bucket: `BURST` queries at once, then `PER_SECOND`.
@@ -224,6 +244,25 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_index_rules() {
+        assert_eq!(next_index(0, 42), Some(42), "first answer");
+        assert_eq!(
+            next_index(42, 42),
+            Some(42),
+            "nothing new: block on it again"
+        );
+        assert_eq!(next_index(42, 50), Some(50));
+        assert_eq!(
+            next_index(42, 7),
+            None,
+            "backwards: drop it, ask without blocking"
+        );
+        assert_eq!(next_index(0, 0), Some(1), "0 is never waited on");
+        assert_eq!(next_index(1, 0), Some(1));
+        assert_eq!(next_index(42, 0), None, "0 after 42 went back too");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_limiter_allows_a_burst_then_a_steady_rate() {
