@@ -50,10 +50,10 @@ fn dispatch(args: &[OsString]) -> i32 {
         return 0;
     }
     if args.template {
-        return template_mode(&args);
+        return config::subcommand::template(&args);
     }
     if args.validate {
-        return validate_mode(&args);
+        return config::subcommand::validate(&args);
     }
     if !args.control.render.is_empty() {
         return render::subcommand::run(&args);
@@ -91,76 +91,7 @@ fn dispatch(args: &[OsString]) -> i32 {
     }
 }
 
-/// `-template`: prints the rendered config, or writes it to `-out` (mode 0644). Exit status 2
-/// for a config that cannot be read or rendered, 1 when the output cannot be written.
-fn template_mode(args: &cli::Args) -> i32 {
-    let env = config::process_env();
-    let Some(path) = config::resolve_path(args.config.as_deref(), &env) else {
-        return usage_error("-template needs a config: give -config FILE, or set PILOT_CONFIG");
-    };
-    let text = match config::render_file(&path, &env) {
-        Ok(text) => text,
-        Err(err) => {
-            eprintln!("pilot: {err}");
-            return 2;
-        }
-    };
-    let written = match args.out.as_deref() {
-        None | Some("") | Some("-") => {
-            let mut stdout = std::io::stdout();
-            stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-        }
-        Some(out) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(out)
-                .and_then(|mut file| file.write_all(text.as_bytes()))
-        }
-    };
-    match written {
-        Ok(()) => 0,
-        Err(err) => {
-            eprintln!(
-                "pilot: could not write config file {}: {}",
-                args.out.as_deref().unwrap_or("-"),
-                crate::errors::describe_io_error(&err)
-            );
-            1
-        }
-    }
-}
-
-/// `-validate`: loads the config as the daemon would and prints every problem. Exit status 0
-/// when it is valid, 2 when it is not (or cannot be read).
-fn validate_mode(args: &cli::Args) -> i32 {
-    let ctx = config::LoadContext::from_process();
-    let Some(path) = config::resolve_path(args.config.as_deref(), &ctx.env) else {
-        return usage_error("-validate needs a config: give -config FILE, or set PILOT_CONFIG");
-    };
-    match config::load(&path, &ctx) {
-        Ok(config) => {
-            println!(
-                "config {} is valid: {} job(s), {} watch(es)",
-                path.display(),
-                config.jobs.len(),
-                config.watches.len()
-            );
-            0
-        }
-        Err(err) => {
-            eprintln!("pilot: {err}");
-            2
-        }
-    }
-}
-
-fn usage_error(message: &str) -> i32 {
+pub(crate) fn usage_error(message: &str) -> i32 {
     eprintln!("pilot: {message}");
     eprint!("{}", cli::usage());
     2

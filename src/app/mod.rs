@@ -22,9 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
-use crate::config::{
-    self, Config, Exec, Job, JobKind, LoadContext, Restarts, SystemInterfaces, When,
-};
+use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, When};
 use crate::consul;
 use crate::control::{self, DaemonRequest, StatusReport};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
@@ -113,12 +111,7 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
 /// Loads the config, rendering its template over the children's environment (which includes
 /// `CONTAINERPILOT_PID`).
 fn load(path: &std::path::Path, env: &Environment) -> Result<Config, config::LoadError> {
-    let hostname = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default();
-    let ctx = LoadContext::new(env.to_strings(), hostname, SystemInterfaces);
-    config::load(path, &ctx)
+    config::load(path, &LoadContext::for_env(env.to_strings()))
 }
 
 /// Adds the command given after `--` as the main job.

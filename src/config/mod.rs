@@ -14,6 +14,7 @@ pub mod duration;
 pub mod interfaces;
 pub mod json5;
 pub mod model;
+pub mod subcommand;
 pub mod template;
 pub mod validate;
 
@@ -63,7 +64,12 @@ impl LoadContext {
 
     /// This process's environment, the host's name and its interfaces.
     pub fn from_process() -> Self {
-        let env = process_env();
+        LoadContext::for_env(process_env())
+    }
+
+    /// `env`, with the host's name and its interfaces (the daemon's environment differs from
+    /// the process's: it adds `CONTAINERPILOT_PID` and what `-putenv` set).
+    pub fn for_env(env: BTreeMap<String, String>) -> Self {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())

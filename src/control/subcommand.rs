@@ -13,7 +13,7 @@ use std::time::Duration;
 use hyper::Method;
 
 use super::client::Client;
-use crate::cli::{self, Args};
+use crate::cli::Args;
 use crate::config;
 
 /// How long a reload may take: the server gives the daemon two minutes.
@@ -42,11 +42,7 @@ pub fn requested(args: &Args) -> bool {
 pub fn run(args: &Args) -> i32 {
     let subcommand = match parse(args) {
         Ok(subcommand) => subcommand,
-        Err(message) => {
-            eprintln!("pilot: {message}");
-            eprint!("{}", cli::usage());
-            return 2;
-        }
+        Err(message) => return crate::usage_error(&message),
     };
     let socket = match socket_path(args.config.as_deref()) {
         Ok(socket) => socket,

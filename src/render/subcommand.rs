@@ -17,7 +17,7 @@ use hyper::Method;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::{Target, render, write_if_changed};
-use crate::cli::{self, Args};
+use crate::cli::Args;
 use crate::config;
 use crate::control::client::Client;
 use crate::control::subcommand::socket_path;
@@ -31,7 +31,7 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `-render` for `args` and returns the exit status.
 pub fn run(args: &Args) -> i32 {
     if crate::control::subcommand::requested(args) {
-        return usage_error("-render cannot be combined with another control subcommand");
+        return crate::usage_error("-render cannot be combined with another control subcommand");
     }
     let targets: Result<Vec<Target>, String> = args
         .control
@@ -41,7 +41,7 @@ pub fn run(args: &Args) -> i32 {
         .collect();
     let targets = match targets {
         Ok(targets) => targets,
-        Err(message) => return usage_error(&message),
+        Err(message) => return crate::usage_error(&message),
     };
     let socket = match socket_path(args.config.as_deref()) {
         Ok(socket) => socket,
@@ -126,12 +126,6 @@ fn lock_directories(targets: &[Target]) -> Vec<Flock<std::fs::File>> {
         .filter_map(|dir| std::fs::File::open(dir).ok())
         .filter_map(|file| Flock::lock(file, FlockArg::LockExclusive).ok())
         .collect()
-}
-
-fn usage_error(message: &str) -> i32 {
-    eprintln!("pilot: {message}");
-    eprint!("{}", cli::usage());
-    2
 }
 
 /// `GET /v3/watches`.
