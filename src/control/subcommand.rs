@@ -170,7 +170,7 @@ mod tests {
 
     fn args(list: &[&str]) -> Args {
         let list: Vec<OsString> = list.iter().map(OsString::from).collect();
-        cli::parse(&list).unwrap()
+        crate::cli::parse(&list).unwrap()
     }
 
     #[test]
