@@ -173,6 +173,9 @@ pub struct Config {
     pub control_api: bool,
     /// A separate listener for the control API only; it stays up while the API is down.
     pub control_listen: Option<Listen>,
+    /// Answer compact JSON, as a server (non-dev) agent does; `?pretty` still indents. Off by
+    /// default: the transcripts were recorded from a dev agent, which always indents.
+    pub compact_json: bool,
 }
 
 impl Default for Config {
@@ -192,6 +195,7 @@ impl Default for Config {
             request_log_capacity: 100_000,
             control_api: false,
             control_listen: None,
+            compact_json: false,
         }
     }
 }

@@ -375,6 +375,43 @@ async fn tcp_checks_run_against_their_target() {
 }
 
 #[tokio::test]
+async fn a_server_agent_answers_compact_json_unless_asked_for_pretty() {
+    let (_double, t) = start_unix(Config {
+        compact_json: true,
+        ..Config::default()
+    })
+    .await;
+    let service = r#"{"ID":"web-1","Name":"web","Address":"10.0.0.1","Port":80,"Tags":["a b"],"Meta":{"k":"v \" w"}}"#;
+    assert_eq!(
+        put(&t, "/v1/agent/service/register", service).await.status,
+        200
+    );
+    let compact = get(&t, "/v1/health/service/web").await;
+    let pretty = get(&t, "/v1/health/service/web?pretty").await;
+    let text = compact.text();
+    assert!(!text.contains('\n') && !text.contains(": "), "{text}");
+    // Spaces inside strings are data, not layout.
+    assert!(
+        text.contains(r#""Tags":["a b"]"#) && text.contains(r#""k":"v \" w""#),
+        "{text}"
+    );
+    assert!(pretty.text().starts_with("[\n    {") && pretty.text().ends_with("]\n"));
+    assert_eq!(compact.json(), pretty.json());
+    // The dev agent the transcripts come from always indents.
+    let (_dev, t) = start_unix(Config::default()).await;
+    assert_eq!(
+        put(&t, "/v1/agent/service/register", service).await.status,
+        200
+    );
+    assert!(
+        get(&t, "/v1/health/service/web")
+            .await
+            .text()
+            .ends_with("]\n")
+    );
+}
+
+#[tokio::test]
 async fn newer_consul_answers_unknown_ids_with_404() {
     let (_double, t) = start_unix(Config {
         unknown_id_404: true,

@@ -29,6 +29,7 @@ const USAGE: &str = "usage: consul-double [flags]
   --default-wait DUR            blocking wait when none is given (default 5m)
   --max-wait DUR                cap on blocking waits (default 10m)
   --no-jitter                   no random jitter on waits and deferred output syncs
+  --compact-json                compact JSON answers, as a server (non-dev) agent gives (?pretty still indents)
   --dcsa-floor DUR              minimum DeregisterCriticalServiceAfter (default 1m)
   --reap-interval DUR           how often the reaper runs (default 30s)
   --check-update-interval DUR   output-only check changes sync after half of this (default 5m; 0s syncs at once)
@@ -115,6 +116,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
                 config.timing.max_wait = parse_duration("--max-wait", &value("--max-wait")?)?
             }
             "--no-jitter" => config.timing.jitter = false,
+            "--compact-json" => config.compact_json = true,
             "--dcsa-floor" => {
                 config.timing.dcsa_floor = parse_duration("--dcsa-floor", &value("--dcsa-floor")?)?
             }

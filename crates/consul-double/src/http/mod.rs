@@ -126,6 +126,11 @@ pub(crate) async fn serve(
         }
         None => route(&shared, &req, raw_query.as_deref()).await,
     };
+    let response = if shared.cfg.compact_json && !req.query.has("pretty") {
+        util::compact(response).await
+    } else {
+        response
+    };
     if let Some(delay) = shared.faults().slow {
         tokio::time::sleep(delay).await;
     }

@@ -149,6 +149,37 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Resp {
     r
 }
 
+/// `r` with its JSON body compacted, as a server agent (`json.Marshal`, no trailing newline)
+/// answers what a dev agent indents. Other bodies are left as they are.
+pub(crate) async fn compact(r: Resp) -> Resp {
+    let is_json = r
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if !is_json {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let Ok(indented) = http_body_util::BodyExt::collect(body)
+        .await
+        .map(|b| b.to_bytes());
+    // The body is the double's own valid JSON: whitespace outside strings is layout.
+    let mut out = Vec::with_capacity(indented.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in indented.iter() {
+        if in_string {
+            in_string = escaped || b != b'"';
+            escaped = !escaped && b == b'\\';
+        } else if b.is_ascii_whitespace() {
+            continue;
+        } else {
+            in_string = b == b'"';
+        }
+        out.push(b);
+    }
+    Response::from_parts(parts, Full::new(Bytes::from(out)))
+}
+
 pub(crate) fn json_value(value: Value) -> Resp {
     json(&value)
 }
