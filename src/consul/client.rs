@@ -619,28 +619,41 @@ impl Client {
                 .unwrap_or("no explanation")
                 .to_lowercase();
         }
-        let mut line: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        if line.len() > MAX_ERROR_BODY {
-            let mut cut = MAX_ERROR_BODY;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-            line.push_str("...");
-        }
-        self.redact(&line)
+        one_line(&self.redact(text))
     }
 
-    /// `text` with the token, should the agent or a proxy ever echo it, blanked out.
+    /// `text` without the token; see `redact_token`.
     fn redact(&self, text: &str) -> String {
-        match &self.inner.token_text {
-            Some(token) => text.replace(token.expose(), "<redacted>"),
-            None => text.to_string(),
-        }
+        redact_token(text, self.inner.token_text.as_ref().map(|t| t.expose()))
     }
+}
+
+/// `text` with the token, should the agent or a proxy ever echo it, blanked out. It runs on the
+/// whole text, before any shortening: a token cut in two would no longer match and its first
+/// part would stay.
+fn redact_token(text: &str, token: Option<&str>) -> String {
+    match token {
+        Some(token) if !token.is_empty() => text.replace(token, "<redacted>"),
+        _ => text.to_string(),
+    }
+}
+
+/// `text` on one line (control characters become blanks) and at most `MAX_ERROR_BODY` bytes,
+/// cut on a character boundary.
+fn one_line(text: &str) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > MAX_ERROR_BODY {
+        let mut cut = MAX_ERROR_BODY;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, for a path segment or a
@@ -677,6 +690,31 @@ mod tests {
             status,
             body: body.into(),
         }
+    }
+
+    #[test]
+    fn a_token_echoed_across_the_cut_is_redacted_whole() {
+        let token = "0123456789abcdef-ghijklmnopqrstuvwy"; // 35 characters
+        assert_eq!(token.len(), 35);
+        let client = Client::new(&config::Consul {
+            scheme: Scheme::Http,
+            address: "127.0.0.1:8500".into(),
+            token: Some(config::Secret::new(token)),
+            tls: config::Tls::default(),
+        })
+        .unwrap();
+        let body = format!("{}{token}", "x".repeat(500));
+        let line = client.error_body(StatusCode::FORBIDDEN, body.as_bytes());
+        assert!(!line.contains(&token[..4]), "token prefix leaked: {line}");
+        assert!(line.starts_with(&"x".repeat(500)));
+        assert!(line.len() <= MAX_ERROR_BODY + 3);
+    }
+
+    #[test]
+    fn error_lines_are_cut_on_a_character_boundary() {
+        let line = one_line(&format!("{}é\nend", "x".repeat(MAX_ERROR_BODY - 1)));
+        assert_eq!(line, format!("{}...", "x".repeat(MAX_ERROR_BODY - 1)));
+        assert_eq!(one_line("a\nb\tc"), "a b c");
     }
 
     #[test]
