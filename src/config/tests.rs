@@ -358,7 +358,8 @@ fn consul_token_precedence() {
             "{token: 'cfg'}",
             &[file_env[0], ("CONSUL_HTTP_TOKEN", "env")]
         ),
-        Some("env".into())
+        Some("from-file".into()),
+        "the file wins over CONSUL_HTTP_TOKEN, as in Consul's client"
     );
     std::fs::remove_dir_all(&dir).unwrap();
     let problems = load_with(

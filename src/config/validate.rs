@@ -430,11 +430,12 @@ fn consul(
         );
     }
 
-    // CONSUL_HTTP_TOKEN replaces the config's token (as in ContainerPilot); pilot also reads
-    // CONSUL_HTTP_TOKEN_FILE, between the two.
+    // CONSUL_HTTP_TOKEN replaces the config's token (as in ContainerPilot), and
+    // CONSUL_HTTP_TOKEN_FILE replaces both: Consul's Go client reads the file last.
     if let Some(t) = env("CONSUL_HTTP_TOKEN") {
         token = Some(t.clone());
-    } else if let Some(path) = env("CONSUL_HTTP_TOKEN_FILE") {
+    }
+    if let Some(path) = env("CONSUL_HTTP_TOKEN_FILE") {
         match std::fs::read_to_string(path) {
             Ok(text) => token = Some(text.trim().to_string()).filter(|t| !t.is_empty()),
             Err(e) => r.problems.push(Problem {
