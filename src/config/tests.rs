@@ -334,6 +334,21 @@ fn consul_environment() {
 }
 
 #[test]
+fn consul_tls_server_name_drops_a_port() {
+    let name = |text: &str, env: &[(&str, &str)]| consul(text, env).tls.server_name;
+    let env_name = |v: &str| name("''", &[("CONSUL_TLS_SERVER_NAME", v)]);
+    assert_eq!(env_name("consul.local:8501"), Some("consul.local".into()));
+    assert_eq!(env_name("consul.local"), Some("consul.local".into()));
+    assert_eq!(env_name("[::1]:8501"), Some("::1".into()));
+    assert_eq!(env_name("[fe80::1]"), Some("fe80::1".into()));
+    assert_eq!(env_name("fe80::1"), Some("fe80::1".into()));
+    assert_eq!(
+        name("{tls: {servername: 'consul.local:8501'}}", &[]),
+        Some("consul.local".into())
+    );
+}
+
+#[test]
 fn consul_token_precedence() {
     let token =
         |text: &str, env: &[(&str, &str)]| consul(text, env).token.map(|t| t.expose().to_string());
