@@ -267,7 +267,8 @@ pub struct Client {
 
 struct Inner {
     http: HttpClient<Connector, Full<Bytes>>,
-    /// `http://host:port`, `https://host:port`, or `http://localhost` for a unix socket.
+    /// `http://host:port`, `https://host:port` (either with a path prefix, without a trailing
+    /// slash), or `http://localhost` for a unix socket.
     base: String,
     /// The address, for messages.
     target: String,
@@ -306,21 +307,26 @@ impl Client {
                     "http://localhost".to_string(),
                 )
             }
+            // A path after host:port is a prefix for every request (an agent behind a reverse
+            // proxy), as in Consul's Go client; a trailing slash would double the one before v1.
             Scheme::Http => (
                 Connector::tcp(None, None),
-                format!("http://{}", cfg.address),
+                format!("http://{}", cfg.address.trim_end_matches('/')),
             ),
             Scheme::Https => {
                 let tls = transport::client_config(&cfg.tls)?;
                 (
                     Connector::tcp(Some(Arc::new(tls)), cfg.tls.server_name.clone()),
-                    format!("https://{}", cfg.address),
+                    format!("https://{}", cfg.address.trim_end_matches('/')),
                 )
             }
         };
         match base.parse::<Uri>() {
-            Ok(uri) if uri.host().is_some_and(|h| !h.is_empty()) && uri.path() == "/" => {}
-            _ => return Err(bad("expected host:port")),
+            Ok(uri)
+                if uri.host().is_some_and(|h| !h.is_empty())
+                    && uri.query().is_none()
+                    && !base.contains('#') => {}
+            _ => return Err(bad("expected host:port or host:port/prefix")),
         }
         let token = match &cfg.token {
             Some(secret) if !secret.expose().is_empty() => {
