@@ -695,6 +695,57 @@ async fn tcp_with_a_host_name() {
     assert!(err.is_retryable(), "{err:?}");
 }
 
+/// An agent behind a reverse proxy at `/consul/`: every request carries the prefix. A bare
+/// listener answers each request with its request line, as an error the client reports whole.
+#[tokio::test]
+async fn an_address_with_a_path_prefix_prefixes_every_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut head = vec![0; 4096];
+            let n = conn.read(&mut head).await.unwrap_or(0);
+            let line = String::from_utf8_lossy(&head[..n]);
+            let line = line.lines().next().unwrap_or("").to_string();
+            let answer = format!(
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{line}",
+                line.len()
+            );
+            let _ = conn.write_all(answer.as_bytes()).await;
+        }
+    });
+    for address in [
+        format!("127.0.0.1:{port}/consul"),
+        format!("127.0.0.1:{port}/consul/"),
+    ] {
+        let consul = config::Consul {
+            scheme: Scheme::Http,
+            address,
+            token: None,
+            tls: tls_default(),
+        };
+        let err = Client::new(&consul).unwrap().leader().await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("GET /consul/v1/status/leader HTTP/1.1"),
+            "{err}"
+        );
+    }
+    let consul = config::Consul {
+        scheme: Scheme::Http,
+        address: format!("127.0.0.1:{port}/consul?dc=x"),
+        token: None,
+        tls: tls_default(),
+    };
+    let err = Client::new(&consul).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected host:port or host:port/prefix"),
+        "{err}"
+    );
+}
+
 struct Https {
     double: ConsulDouble,
     port: u16,

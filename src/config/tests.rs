@@ -334,6 +334,21 @@ fn consul_environment() {
 }
 
 #[test]
+fn consul_tls_server_name_drops_a_port() {
+    let name = |text: &str, env: &[(&str, &str)]| consul(text, env).tls.server_name;
+    let env_name = |v: &str| name("''", &[("CONSUL_TLS_SERVER_NAME", v)]);
+    assert_eq!(env_name("consul.local:8501"), Some("consul.local".into()));
+    assert_eq!(env_name("consul.local"), Some("consul.local".into()));
+    assert_eq!(env_name("[::1]:8501"), Some("::1".into()));
+    assert_eq!(env_name("[fe80::1]"), Some("fe80::1".into()));
+    assert_eq!(env_name("fe80::1"), Some("fe80::1".into()));
+    assert_eq!(
+        name("{tls: {servername: 'consul.local:8501'}}", &[]),
+        Some("consul.local".into())
+    );
+}
+
+#[test]
 fn consul_token_precedence() {
     let token =
         |text: &str, env: &[(&str, &str)]| consul(text, env).token.map(|t| t.expose().to_string());
@@ -358,7 +373,8 @@ fn consul_token_precedence() {
             "{token: 'cfg'}",
             &[file_env[0], ("CONSUL_HTTP_TOKEN", "env")]
         ),
-        Some("env".into())
+        Some("from-file".into()),
+        "the file wins over CONSUL_HTTP_TOKEN, as in Consul's client"
     );
     std::fs::remove_dir_all(&dir).unwrap();
     let problems = load_with(

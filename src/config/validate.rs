@@ -430,11 +430,12 @@ fn consul(
         );
     }
 
-    // CONSUL_HTTP_TOKEN replaces the config's token (as in ContainerPilot); pilot also reads
-    // CONSUL_HTTP_TOKEN_FILE, between the two.
+    // CONSUL_HTTP_TOKEN replaces the config's token (as in ContainerPilot), and
+    // CONSUL_HTTP_TOKEN_FILE replaces both: Consul's Go client reads the file last.
     if let Some(t) = env("CONSUL_HTTP_TOKEN") {
         token = Some(t.clone());
-    } else if let Some(path) = env("CONSUL_HTTP_TOKEN_FILE") {
+    }
+    if let Some(path) = env("CONSUL_HTTP_TOKEN_FILE") {
         match std::fs::read_to_string(path) {
             Ok(text) => token = Some(text.trim().to_string()).filter(|t| !t.is_empty()),
             Err(e) => r.problems.push(Problem {
@@ -461,6 +462,7 @@ fn consul(
     if let Some(v) = env("CONSUL_TLS_SERVER_NAME") {
         tls.server_name = Some(v.clone());
     }
+    tls.server_name = tls.server_name.as_deref().map(without_port);
     if let Some(v) = env("CONSUL_HTTP_SSL_VERIFY") {
         match v.to_ascii_lowercase().as_str() {
             "1" | "true" => tls.verify = true,
@@ -474,6 +476,22 @@ fn consul(
         token: token.map(Secret::new),
         tls,
     })
+}
+
+/// A TLS server name without its port, as Consul's Go client takes it: `consul.local:8501` and
+/// `consul.local` name the same certificate, and a port would make every handshake fail.
+/// `[::1]:8501` and `[::1]` give `::1`; an IPv6 literal without brackets is left as it is.
+fn without_port(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix('[')
+        && let Some((host, after)) = rest.split_once(']')
+        && (after.is_empty() || after.starts_with(':'))
+    {
+        return host.to_string();
+    }
+    match name.split_once(':') {
+        Some((host, port)) if !port.contains(':') => host.to_string(),
+        _ => name.to_string(),
+    }
 }
 
 /// `http://`, `https://` or `unix://` in front of an address sets the scheme; it is removed once.

@@ -267,7 +267,8 @@ pub struct Client {
 
 struct Inner {
     http: HttpClient<Connector, Full<Bytes>>,
-    /// `http://host:port`, `https://host:port`, or `http://localhost` for a unix socket.
+    /// `http://host:port`, `https://host:port` (either with a path prefix, without a trailing
+    /// slash), or `http://localhost` for a unix socket.
     base: String,
     /// The address, for messages.
     target: String,
@@ -306,21 +307,26 @@ impl Client {
                     "http://localhost".to_string(),
                 )
             }
+            // A path after host:port is a prefix for every request (an agent behind a reverse
+            // proxy), as in Consul's Go client; a trailing slash would double the one before v1.
             Scheme::Http => (
                 Connector::tcp(None, None),
-                format!("http://{}", cfg.address),
+                format!("http://{}", cfg.address.trim_end_matches('/')),
             ),
             Scheme::Https => {
                 let tls = transport::client_config(&cfg.tls)?;
                 (
                     Connector::tcp(Some(Arc::new(tls)), cfg.tls.server_name.clone()),
-                    format!("https://{}", cfg.address),
+                    format!("https://{}", cfg.address.trim_end_matches('/')),
                 )
             }
         };
         match base.parse::<Uri>() {
-            Ok(uri) if uri.host().is_some_and(|h| !h.is_empty()) && uri.path() == "/" => {}
-            _ => return Err(bad("expected host:port")),
+            Ok(uri)
+                if uri.host().is_some_and(|h| !h.is_empty())
+                    && uri.query().is_none()
+                    && !base.contains('#') => {}
+            _ => return Err(bad("expected host:port or host:port/prefix")),
         }
         let token = match &cfg.token {
             Some(secret) if !secret.expose().is_empty() => {
@@ -619,28 +625,41 @@ impl Client {
                 .unwrap_or("no explanation")
                 .to_lowercase();
         }
-        let mut line: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        if line.len() > MAX_ERROR_BODY {
-            let mut cut = MAX_ERROR_BODY;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-            line.push_str("...");
-        }
-        self.redact(&line)
+        one_line(&self.redact(text))
     }
 
-    /// `text` with the token, should the agent or a proxy ever echo it, blanked out.
+    /// `text` without the token; see `redact_token`.
     fn redact(&self, text: &str) -> String {
-        match &self.inner.token_text {
-            Some(token) => text.replace(token.expose(), "<redacted>"),
-            None => text.to_string(),
-        }
+        redact_token(text, self.inner.token_text.as_ref().map(|t| t.expose()))
     }
+}
+
+/// `text` with the token, should the agent or a proxy ever echo it, blanked out. It runs on the
+/// whole text, before any shortening: a token cut in two would no longer match and its first
+/// part would stay.
+fn redact_token(text: &str, token: Option<&str>) -> String {
+    match token {
+        Some(token) if !token.is_empty() => text.replace(token, "<redacted>"),
+        _ => text.to_string(),
+    }
+}
+
+/// `text` on one line (control characters become blanks) and at most `MAX_ERROR_BODY` bytes,
+/// cut on a character boundary.
+fn one_line(text: &str) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > MAX_ERROR_BODY {
+        let mut cut = MAX_ERROR_BODY;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, for a path segment or a
@@ -677,6 +696,31 @@ mod tests {
             status,
             body: body.into(),
         }
+    }
+
+    #[test]
+    fn a_token_echoed_across_the_cut_is_redacted_whole() {
+        let token = "0123456789abcdef-ghijklmnopqrstuvwy"; // 35 characters
+        assert_eq!(token.len(), 35);
+        let client = Client::new(&config::Consul {
+            scheme: Scheme::Http,
+            address: "127.0.0.1:8500".into(),
+            token: Some(config::Secret::new(token)),
+            tls: config::Tls::default(),
+        })
+        .unwrap();
+        let body = format!("{}{token}", "x".repeat(500));
+        let line = client.error_body(StatusCode::FORBIDDEN, body.as_bytes());
+        assert!(!line.contains(&token[..4]), "token prefix leaked: {line}");
+        assert!(line.starts_with(&"x".repeat(500)));
+        assert!(line.len() <= MAX_ERROR_BODY + 3);
+    }
+
+    #[test]
+    fn error_lines_are_cut_on_a_character_boundary() {
+        let line = one_line(&format!("{}é\nend", "x".repeat(MAX_ERROR_BODY - 1)));
+        assert_eq!(line, format!("{}...", "x".repeat(MAX_ERROR_BODY - 1)));
+        assert_eq!(one_line("a\nb\tc"), "a b c");
     }
 
     #[test]
