@@ -249,6 +249,38 @@ fn the_command_gets_no_descriptor_of_pilots_besides_0_1_2() {
 }
 
 #[test]
+fn inherited_descriptors_are_closed_for_the_command_even_without_proc() {
+    if !common::is_root() {
+        eprintln!("skipping: unmounting /proc in a new mount namespace needs root");
+        return;
+    }
+    // pilot gets descriptor 7 (its stdout) open, in a mount namespace without /proc; the
+    // command writes to 7 if it still has it.
+    let script = format!(
+        "umount -l /proc && exec {} -- sh -c 'echo leaked >&7'",
+        common::pilot_bin()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "sh", "-c", &script]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::dup2(1, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (status, stdout, stderr) = run(cmd);
+    assert_ne!(
+        code(status),
+        0,
+        "the write to descriptor 7 succeeded: {stderr}"
+    );
+    assert_eq!(stdout, "", "{stderr}");
+}
+
+#[test]
 fn stdin_stdout_and_stderr_pass_straight_through() {
     for mode in modes() {
         let mut cmd = pilot(mode, sh("cat; echo to-stderr >&2"));

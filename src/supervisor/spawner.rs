@@ -224,6 +224,20 @@ pub(super) fn spawn(
 /// Marks every descriptor pilot inherited above stderr close-on-exec, so that no child sees it.
 /// Descriptors pilot opens itself are close-on-exec already (Rust and tokio open them that way).
 pub fn mark_inherited_fds_cloexec() {
+    // close_range (Linux 5.11) needs no /proc, which a container may not have mounted.
+    // SAFETY: with CLOSE_RANGE_CLOEXEC, close_range only sets a flag on open descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // An older kernel: list the open descriptors instead.
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
