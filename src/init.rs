@@ -58,6 +58,6 @@ async fn supervise(ownership: Ownership, mut command: Vec<OsString>) -> i32 {
 /// Stops whatever COMMAND left behind: its process group, and anything that escaped the group
 /// (a daemon that called `setsid`), since no process may outlive pilot.
 async fn clean_up(sup: &Supervisor, pgid: i32) {
-    sup.signal_group(pgid, libc::SIGTERM);
-    sup.terminate_all(tokio::time::Instant::now() + GRACE).await;
+    sup.terminate_all(Some(pgid), tokio::time::Instant::now() + GRACE)
+        .await;
 }

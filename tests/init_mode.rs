@@ -331,6 +331,19 @@ fn a_background_leftover_is_stopped_when_the_command_exits() {
 }
 
 #[test]
+fn a_leftover_gets_sigterm_only_once() {
+    for mode in modes() {
+        // Several runs: two SIGTERMs sent close together can merge into one pending signal.
+        for _ in 0..5 {
+            let script = fixture("signals.py");
+            let (status, stdout, stderr) = run(pilot(mode, script_args(&script, &["leftover"])));
+            assert_eq!(code(status), 0, "{mode:?}: {stderr}");
+            assert_eq!(stdout, "SIGTERM 1\n", "{mode:?}");
+        }
+    }
+}
+
+#[test]
 fn a_leftover_that_ignores_sigterm_is_killed_after_the_grace_period() {
     for mode in modes() {
         let marker = format!("sleep 1001.{}{}", std::process::id(), mode as u8);
