@@ -115,6 +115,7 @@ fn every_catchable_signal_is_forwarded() {
         ("SIGWINCH", libc::SIGWINCH),
         ("SIGIO", libc::SIGIO),
         ("SIGPWR", libc::SIGPWR),
+        ("SIGRTMIN", libc::SIGRTMIN()),
         ("SIGRTMIN+1", libc::SIGRTMIN() + 1),
         ("SIGRTMIN+7", libc::SIGRTMIN() + 7),
         ("SIGTERM", libc::SIGTERM),
@@ -130,6 +131,37 @@ fn every_catchable_signal_is_forwarded() {
         }
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
+    }
+}
+
+/// The real-time signals the C library reserves (32 and 33 in glibc, 32 to 34 in musl) are taken
+/// over and forwarded like the others. The command has them at their default, so it dies of each,
+/// and pilot, which must survive them, exits with 128 + N.
+#[test]
+fn the_signals_the_c_library_reserves_are_forwarded() {
+    for mode in modes() {
+        for signal in 32..=34 {
+            let mut cmd = pilot(mode, sh("echo ready; exec sleep 100"));
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    reset_dispositions();
+                    Ok(())
+                });
+            }
+            let mut running = Running::start(cmd, mode);
+            running.expect_line("ready", |l| l == "ready");
+            running.signal(signal);
+            let finished = running.wait();
+            // `code()` would fold pilot's own death by the signal into the same number.
+            assert_eq!(
+                finished.status.code(),
+                Some(128 + signal),
+                "{mode:?}: signal {signal}: {:?} {}",
+                finished.status,
+                finished.stderr
+            );
+        }
     }
 }
 
