@@ -443,6 +443,54 @@ fn the_command_takes_the_terminal_and_ctrl_c_reaches_it() {
     }
 }
 
+/// Runs `script` with `sh` on a new terminal (`terminal_script.py`); `PILOT` in it stands for
+/// pilot's path. Returns what the terminal showed.
+fn on_a_terminal(script: &str) -> String {
+    let script = script.replace("PILOT", common::pilot_bin());
+    let mut cmd = std::process::Command::new(fixture("terminal_script.py"));
+    cmd.arg(script);
+    let (status, stdout, stderr) = run(cmd);
+    assert_eq!(code(status), 0, "{stderr}");
+    stdout
+}
+
+#[test]
+fn the_terminal_is_given_back_when_the_command_exits() {
+    for command in ["true", "/nonexistent/program"] {
+        let shown = on_a_terminal(&format!(
+            "PILOT -- {command}; echo ready; read x; echo got=$x"
+        ));
+        assert!(
+            shown.ends_with("got=hello\nexit=0\n"),
+            "after `pilot -- {command}` the shell cannot read: {shown}"
+        );
+    }
+}
+
+#[test]
+fn a_background_pilot_leaves_the_terminal_alone() {
+    // With job control (`set -m`), `&` puts pilot in a background process group.
+    let shown = on_a_terminal(
+        "set -m; PILOT -- sh -c 'cat /proc/$$/stat' & wait; echo ready; read x; echo got=$x",
+    );
+    let stat = shown
+        .lines()
+        .find(|l| l.contains(") "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the name: state ppid pgrp session tty_nr tpgid.
+    assert_ne!(
+        fields[2], fields[5],
+        "the command took the terminal from the shell: {stat}"
+    );
+    assert!(shown.ends_with("got=hello\nexit=0\n"), "{shown}");
+}
+
 /// The grace period of init mode, as documented (`pilot::init::GRACE`).
 fn pilot_grace() -> std::time::Duration {
     pilot::init::GRACE

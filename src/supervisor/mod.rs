@@ -23,7 +23,10 @@ use crate::errors::describe_io_error;
 pub use reaper::ExitStatus;
 use reaper::Registry;
 use signals::SignalFd;
-pub use signals::{Inherited, Ownership, Received, is_forwardable, name as signal_name, take_over};
+pub use signals::{
+    Inherited, Ownership, Received, give_terminal_to, is_forwardable, name as signal_name,
+    take_over, terminal_foreground,
+};
 pub use spawner::{Child, SpawnError, Spec, Stdio, mark_inherited_fds_cloexec};
 
 /// A cheap handle to the supervisor. All clones share one reaper.

@@ -262,18 +262,40 @@ pub fn is_forwardable(signal: c_int) -> bool {
     signal != libc::SIGCHLD
 }
 
+/// pilot's process group, if it is the foreground group of the terminal on stdin. Only then may
+/// a child take the terminal (a background pilot must not steal it from its shell), and the
+/// terminal must go back to this group when the child is done.
+pub fn terminal_foreground() -> Option<libc::pid_t> {
+    // SAFETY: tcgetpgrp and getpgrp take plain integers; tcgetpgrp fails on a non-terminal.
+    let (foreground, own) = unsafe { (libc::tcgetpgrp(libc::STDIN_FILENO), libc::getpgrp()) };
+    // Both read as 0 when neither group is visible from pilot's PID namespace (PID 1 under
+    // `unshare --pid --fork` on a terminal). pilot is then taken to be in the foreground, as a
+    // container's init on a terminal is, but cannot give the terminal back by number.
+    (foreground >= 0 && foreground == own).then_some(own)
+}
+
+/// Makes `pgid` the foreground group of the terminal on stdin again. pilot has SIGTTOU blocked,
+/// so it is not stopped for doing this from a background group.
+pub fn give_terminal_to(pgid: libc::pid_t) {
+    if pgid <= 0 {
+        return; // not visible from here (see `terminal_foreground`)
+    }
+    // SAFETY: tcsetpgrp takes plain integers; a failure leaves the terminal as it was.
+    unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, pgid) };
+}
+
 /// Runs in the forked child before `exec`, so it may only make async-signal-safe calls.
 ///
 /// The standard library has already emptied the signal mask and set SIGPIPE to its default by the
 /// time this runs. This puts back what pilot inherited: the mask and the ignored signals. When
-/// `foreground` is set and stdin is a terminal, the child's new process group first becomes the
-/// terminal's foreground group, with SIGTTOU ignored for the call (a background group calling
-/// `tcsetpgrp` would otherwise be stopped).
+/// `foreground` is set (pilot's group owned the terminal on stdin), the child's new process group
+/// first becomes the terminal's foreground group, with SIGTTOU ignored for the call (a background
+/// group calling `tcsetpgrp` would otherwise be stopped).
 pub(super) fn child_setup(inherited: &Inherited, foreground: bool) {
-    // SAFETY: isatty, signal, tcsetpgrp and getpid are async-signal-safe and are called with
-    // valid arguments; errors are deliberately ignored (the child runs regardless).
+    // SAFETY: signal, tcsetpgrp and getpid are async-signal-safe and are called with valid
+    // arguments; errors are deliberately ignored (the child runs regardless).
     unsafe {
-        if foreground && libc::isatty(libc::STDIN_FILENO) == 1 {
+        if foreground {
             libc::signal(libc::SIGTTOU, libc::SIG_IGN);
             libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
             libc::signal(libc::SIGTTOU, libc::SIG_DFL);

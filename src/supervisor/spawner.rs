@@ -93,8 +93,9 @@ impl Spec {
         self
     }
 
-    /// Hands the terminal to the child's process group when stdin is a terminal, so that Ctrl-C
-    /// reaches the child rather than pilot.
+    /// Hands the terminal to the child's process group when stdin is a terminal whose foreground
+    /// group is pilot's, so that Ctrl-C reaches the child rather than pilot. Giving it back is the
+    /// caller's business (`give_terminal_to`).
     pub fn foreground(mut self, foreground: bool) -> Self {
         self.foreground = foreground;
         self
@@ -197,7 +198,7 @@ pub(super) fn spawn(
     if let Some(env) = &spec.env {
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
     }
-    let foreground = spec.foreground;
+    let foreground = spec.foreground && signals::terminal_foreground().is_some();
     // SAFETY: `child_setup` only makes async-signal-safe calls and does not allocate.
     unsafe {
         command.pre_exec(move || {
