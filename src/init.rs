@@ -1,6 +1,7 @@
 //! Init mode: `pilot -- COMMAND [ARG...]`, a tini-grade init for one command.
 //!
-//! COMMAND runs in its own process group and, when stdin is a terminal, in the foreground. Every
+//! COMMAND runs in its own process group and, when pilot is in the foreground of the terminal on
+//! stdin, in the foreground (until it exits: then the terminal goes back to pilot's group). Every
 //! signal pilot receives (except SIGCHLD and the synchronous ones, which it never takes over) goes
 //! to that group. pilot reaps every zombie that reaches it, and exits with COMMAND's status once
 //! nothing COMMAND started is left: leftovers get SIGTERM, then SIGKILL after `GRACE`.
@@ -8,7 +9,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::supervisor::{Ownership, Spec, Supervisor};
+use crate::supervisor::{self, Ownership, Spec, Supervisor};
 
 /// How long what COMMAND leaves behind gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -35,9 +36,14 @@ async fn supervise(ownership: Ownership, mut command: Vec<OsString>) -> i32 {
     };
     let program = command.remove(0);
     let spec = Spec::new(program, command).foreground(true);
+    // Whose the terminal is before COMMAND takes it, so that it can be given back: a script
+    // that runs `pilot -- CMD` and then reads from the terminal must still be able to.
+    let terminal = supervisor::terminal_foreground();
     let mut child = match sup.spawn(&spec) {
         Ok(child) => child,
         Err(err) => {
+            // The child may have taken the terminal before its exec failed.
+            give_back(terminal);
             eprintln!("pilot: {err}");
             return err.exit_code();
         }
@@ -51,13 +57,21 @@ async fn supervise(ownership: Ownership, mut command: Vec<OsString>) -> i32 {
             }
         }
     };
+    give_back(terminal);
     clean_up(&sup, pgid).await;
     status.code()
+}
+
+/// Makes the group that had the terminal before COMMAND the foreground group again.
+fn give_back(terminal: Option<libc::pid_t>) {
+    if let Some(pgid) = terminal {
+        supervisor::give_terminal_to(pgid);
+    }
 }
 
 /// Stops whatever COMMAND left behind: its process group, and anything that escaped the group
 /// (a daemon that called `setsid`), since no process may outlive pilot.
 async fn clean_up(sup: &Supervisor, pgid: i32) {
-    sup.signal_group(pgid, libc::SIGTERM);
-    sup.terminate_all(tokio::time::Instant::now() + GRACE).await;
+    sup.terminate_all(Some(pgid), tokio::time::Instant::now() + GRACE)
+        .await;
 }

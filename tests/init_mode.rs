@@ -115,6 +115,7 @@ fn every_catchable_signal_is_forwarded() {
         ("SIGWINCH", libc::SIGWINCH),
         ("SIGIO", libc::SIGIO),
         ("SIGPWR", libc::SIGPWR),
+        ("SIGRTMIN", libc::SIGRTMIN()),
         ("SIGRTMIN+1", libc::SIGRTMIN() + 1),
         ("SIGRTMIN+7", libc::SIGRTMIN() + 7),
         ("SIGTERM", libc::SIGTERM),
@@ -130,6 +131,37 @@ fn every_catchable_signal_is_forwarded() {
         }
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
+    }
+}
+
+/// The real-time signals the C library reserves (32 and 33 in glibc, 32 to 34 in musl) are taken
+/// over and forwarded like the others. The command has them at their default, so it dies of each,
+/// and pilot, which must survive them, exits with 128 + N.
+#[test]
+fn the_signals_the_c_library_reserves_are_forwarded() {
+    for mode in modes() {
+        for signal in 32..=34 {
+            let mut cmd = pilot(mode, sh("echo ready; exec sleep 100"));
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    reset_dispositions();
+                    Ok(())
+                });
+            }
+            let mut running = Running::start(cmd, mode);
+            running.expect_line("ready", |l| l == "ready");
+            running.signal(signal);
+            let finished = running.wait();
+            // `code()` would fold pilot's own death by the signal into the same number.
+            assert_eq!(
+                finished.status.code(),
+                Some(128 + signal),
+                "{mode:?}: signal {signal}: {:?} {}",
+                finished.status,
+                finished.stderr
+            );
+        }
     }
 }
 
@@ -249,6 +281,38 @@ fn the_command_gets_no_descriptor_of_pilots_besides_0_1_2() {
 }
 
 #[test]
+fn inherited_descriptors_are_closed_for_the_command_even_without_proc() {
+    if !common::is_root() {
+        eprintln!("skipping: unmounting /proc in a new mount namespace needs root");
+        return;
+    }
+    // pilot gets descriptor 7 (its stdout) open, in a mount namespace without /proc; the
+    // command writes to 7 if it still has it.
+    let script = format!(
+        "umount -l /proc && exec {} -- sh -c 'echo leaked >&7'",
+        common::pilot_bin()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "sh", "-c", &script]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::dup2(1, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (status, stdout, stderr) = run(cmd);
+    assert_ne!(
+        code(status),
+        0,
+        "the write to descriptor 7 succeeded: {stderr}"
+    );
+    assert_eq!(stdout, "", "{stderr}");
+}
+
+#[test]
 fn stdin_stdout_and_stderr_pass_straight_through() {
     for mode in modes() {
         let mut cmd = pilot(mode, sh("cat; echo to-stderr >&2"));
@@ -295,6 +359,19 @@ fn a_background_leftover_is_stopped_when_the_command_exits() {
             "{mode:?}: took {:?}",
             started.elapsed()
         );
+    }
+}
+
+#[test]
+fn a_leftover_gets_sigterm_only_once() {
+    for mode in modes() {
+        // Several runs: two SIGTERMs sent close together can merge into one pending signal.
+        for _ in 0..5 {
+            let script = fixture("signals.py");
+            let (status, stdout, stderr) = run(pilot(mode, script_args(&script, &["leftover"])));
+            assert_eq!(code(status), 0, "{mode:?}: {stderr}");
+            assert_eq!(stdout, "SIGTERM 1\n", "{mode:?}");
+        }
     }
 }
 
@@ -364,6 +441,54 @@ fn the_command_takes_the_terminal_and_ctrl_c_reaches_it() {
             "{mode:?}: Ctrl-C did not end the command: {stdout}"
         );
     }
+}
+
+/// Runs `script` with `sh` on a new terminal (`terminal_script.py`); `PILOT` in it stands for
+/// pilot's path. Returns what the terminal showed.
+fn on_a_terminal(script: &str) -> String {
+    let script = script.replace("PILOT", common::pilot_bin());
+    let mut cmd = std::process::Command::new(fixture("terminal_script.py"));
+    cmd.arg(script);
+    let (status, stdout, stderr) = run(cmd);
+    assert_eq!(code(status), 0, "{stderr}");
+    stdout
+}
+
+#[test]
+fn the_terminal_is_given_back_when_the_command_exits() {
+    for command in ["true", "/nonexistent/program"] {
+        let shown = on_a_terminal(&format!(
+            "PILOT -- {command}; echo ready; read x; echo got=$x"
+        ));
+        assert!(
+            shown.ends_with("got=hello\nexit=0\n"),
+            "after `pilot -- {command}` the shell cannot read: {shown}"
+        );
+    }
+}
+
+#[test]
+fn a_background_pilot_leaves_the_terminal_alone() {
+    // With job control (`set -m`), `&` puts pilot in a background process group.
+    let shown = on_a_terminal(
+        "set -m; PILOT -- sh -c 'cat /proc/$$/stat' & wait; echo ready; read x; echo got=$x",
+    );
+    let stat = shown
+        .lines()
+        .find(|l| l.contains(") "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the name: state ppid pgrp session tty_nr tpgid.
+    assert_ne!(
+        fields[2], fields[5],
+        "the command took the terminal from the shell: {stat}"
+    );
+    assert!(shown.ends_with("got=hello\nexit=0\n"), "{shown}");
 }
 
 /// The grace period of init mode, as documented (`pilot::init::GRACE`).

@@ -294,7 +294,7 @@ impl Daemon {
             .deadline
             .borrow()
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
-        self.sup.terminate_all(deadline).await;
+        self.sup.terminate_all(None, deadline).await;
         // Last: stop hooks may still have used the control socket.
         if let Some(server) = self.control.take() {
             server.stop().await;

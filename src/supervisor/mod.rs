@@ -23,7 +23,10 @@ use crate::errors::describe_io_error;
 pub use reaper::ExitStatus;
 use reaper::Registry;
 use signals::SignalFd;
-pub use signals::{Inherited, Ownership, Received, is_forwardable, name as signal_name, take_over};
+pub use signals::{
+    Inherited, Ownership, Received, give_terminal_to, is_forwardable, name as signal_name,
+    take_over, terminal_foreground,
+};
 pub use spawner::{Child, SpawnError, Spec, Stdio, mark_inherited_fds_cloexec};
 
 /// A cheap handle to the supervisor. All clones share one reaper.
@@ -156,16 +159,19 @@ impl Supervisor {
     }
 
     /// Sends `signal` to every descendant of pilot. As PID 1 that is every other process in the
-    /// PID namespace; otherwise the descendants are found in `/proc`.
-    pub fn signal_descendants(&self, signal: c_int) {
+    /// PID namespace; otherwise the descendants are found in `/proc`, and the members of `group`
+    /// are skipped: the caller signals that group as a whole.
+    fn signal_descendants(&self, signal: c_int, group: Option<i32>) {
         if self.shared.own_pid == 1 {
             // SAFETY: kill takes plain integers; -1 from PID 1 means "everyone but me".
             unsafe { libc::kill(-1, signal) };
             return;
         }
-        for pid in descendants(self.shared.own_pid) {
-            // SAFETY: kill takes plain integers.
-            unsafe { libc::kill(pid, signal) };
+        for (pid, pgid) in descendants(self.shared.own_pid) {
+            if Some(pgid) != group {
+                // SAFETY: kill takes plain integers.
+                unsafe { libc::kill(pid, signal) };
+            }
         }
     }
 
@@ -199,12 +205,21 @@ impl Supervisor {
     /// Stops every descendant: SIGTERM (and SIGCONT, since a stopped process only acts on
     /// SIGTERM once continued), then SIGKILL for whatever is left at `deadline`. Returns once
     /// pilot has no child left.
-    pub async fn terminate_all(&self, deadline: tokio::time::Instant) {
+    ///
+    /// `group`, a process group of pilot's children, is signalled as a whole, which also reaches
+    /// a member forked while `/proc` is read. Each process gets one SIGTERM: many programs take a
+    /// second one as "exit now, skip the clean-up".
+    pub async fn terminate_all(&self, group: Option<i32>, deadline: tokio::time::Instant) {
         if !self.has_children() {
             return;
         }
-        self.signal_descendants(libc::SIGTERM);
-        self.signal_descendants(libc::SIGCONT);
+        for signal in [libc::SIGTERM, libc::SIGCONT] {
+            // As PID 1, kill(-1) reaches the group too; signalling it again would repeat SIGTERM.
+            if let Some(pgid) = group.filter(|_| !self.is_pid1()) {
+                self.signal_group(pgid, signal);
+            }
+            self.signal_descendants(signal, group);
+        }
         tokio::select! {
             () = self.until_no_children() => return,
             () = tokio::time::sleep_until(deadline) => {}
@@ -216,7 +231,7 @@ impl Supervisor {
     /// namespace, a process forked after `/proc` was read would escape a single pass.
     pub async fn kill_all(&self) {
         loop {
-            self.signal_descendants(libc::SIGKILL);
+            self.signal_descendants(libc::SIGKILL, None);
             tokio::select! {
                 () = self.until_no_children() => return,
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -234,12 +249,13 @@ impl Supervisor {
     }
 }
 
-/// The pids of every descendant of `root`, read from `/proc`.
-fn descendants(root: i32) -> Vec<i32> {
+/// The pid and process group of every descendant of `root`, read from `/proc`.
+fn descendants(root: i32) -> Vec<(i32, i32)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let mut parents: Vec<(i32, i32)> = Vec::new();
+    // (pid, ppid, pgid) of every process.
+    let mut processes: Vec<(i32, i32, i32)> = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -251,29 +267,31 @@ fn descendants(root: i32) -> Vec<i32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue; // it exited meanwhile
         };
-        // The command name is in parentheses and may itself contain them: the fields after the
-        // last ')' are "state ppid ...".
-        let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        parents.push((pid, ppid));
+        if let Some((ppid, pgid)) = parent_and_group(&stat) {
+            processes.push((pid, ppid, pgid));
+        }
     }
-    let mut found = vec![root];
+    let mut found = vec![(root, 0)];
     let mut i = 0;
     while i < found.len() {
-        let parent = found[i];
+        let parent = found[i].0;
         found.extend(
-            parents
+            processes
                 .iter()
-                .filter(|(_, ppid)| *ppid == parent)
-                .map(|(pid, _)| *pid),
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|&(pid, _, pgid)| (pid, pgid)),
         );
         i += 1;
     }
     found.remove(0);
     found
+}
+
+/// The parent pid and process group from the text of `/proc/PID/stat`. The command name is in
+/// parentheses and may itself contain them: the fields after the last ')' are "state ppid pgrp".
+fn parent_and_group(stat: &str) -> Option<(i32, i32)> {
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(1);
+    let ppid = fields.next()?.parse().ok()?;
+    let pgid = fields.next()?.parse().ok()?;
+    Some((ppid, pgid))
 }

@@ -34,15 +34,33 @@ const SYNCHRONOUS: [c_int; 7] = [
 /// The highest signal number pilot considers (Linux has 64).
 const MAX_SIGNAL: c_int = 64;
 
+/// A signal set as the kernel sees it: bit `n - 1` stands for signal `n`.
+///
+/// pilot uses the raw system calls with it because the C library's wrappers refuse the real-time
+/// signals it reserves for itself (32 and 33 in glibc, 32 to 34 in musl), and musl's even hides
+/// them when reading the mask. Those signals must still be taken over: 34 is what glibc tools and
+/// Docker call SIGRTMIN, and a signal left at its default would kill pilot and orphan the command.
+///
+/// Taking them over is safe because pilot never asks its C library to use them. musl uses 32 for
+/// `timer_create(SIGEV_THREAD)` and 33 for `pthread_cancel`, neither of which Rust or tokio call;
+/// it uses 34 in `__synccall`, which `setuid`, `setgid`, `setgroups` and friends run on every
+/// thread, and which would hang here if the process had a second thread (tokio's blocking pool
+/// may start one), since every thread has 34 blocked. pilot never changes its own credentials:
+/// a child that does (`Command::uid`) does it after the fork, with one thread, where `__synccall`
+/// signals nobody. glibc's 32 and 33 serve the same two purposes (cancellation, set*id), but glibc
+/// unblocks 32 in the threads it creates, so with glibc a 32 may still reach such a thread; the
+/// shipped build is static musl, whose threads inherit the mask unchanged.
+type RawSet = u64;
+
 /// What pilot inherited from its parent: the signal mask and the set of ignored signals.
 ///
 /// It is `Copy` so that the spawner's `pre_exec` closure can own a copy and restore it in the
 /// child without allocating.
 #[derive(Clone, Copy)]
 pub struct Inherited {
-    mask: libc::sigset_t,
+    mask: RawSet,
     /// Bit `n - 1` is set when signal `n` was ignored (`SIG_IGN`) at start-up.
-    ignored: u64,
+    ignored: RawSet,
 }
 
 impl Inherited {
@@ -52,8 +70,8 @@ impl Inherited {
     }
 }
 
-fn bit(signal: c_int) -> u64 {
-    1u64 << (signal - 1)
+fn bit(signal: c_int) -> RawSet {
+    1 << (signal - 1)
 }
 
 /// Pilot's ownership of the process's signals: what it inherited and the signalfd it reads.
@@ -69,57 +87,37 @@ impl Ownership {
     }
 }
 
+/// Whether pilot blocks `signal` and reads it from its signalfd.
+fn takes_over(signal: c_int) -> bool {
+    signal != libc::SIGKILL && signal != libc::SIGSTOP && !SYNCHRONOUS.contains(&signal)
+}
+
 /// Takes over every catchable signal. Call it first thing in `main`, before any thread exists:
 /// the mask is per thread and only threads created afterwards inherit it.
 pub fn take_over() -> io::Result<Ownership> {
-    let mut inherited_mask = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: a null `set` only reads the current mask into `inherited_mask`.
-    let rc = unsafe {
-        libc::pthread_sigmask(
-            libc::SIG_BLOCK,
-            std::ptr::null(),
-            inherited_mask.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    // SAFETY: pthread_sigmask succeeded, so it initialised the set.
-    let inherited_mask = unsafe { inherited_mask.assume_init() };
-
-    let mut owned = empty_set();
-    let mut ignored = 0u64;
-    for signal in 1..=MAX_SIGNAL {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP || SYNCHRONOUS.contains(&signal) {
-            continue;
-        }
-        // Signals the C library reserves for itself are rejected by sigaddset; skip them.
-        // SAFETY: `owned` is an initialised sigset_t.
-        if unsafe { libc::sigaddset(&mut owned, signal) } != 0 {
-            continue;
-        }
-        let mut old = MaybeUninit::<libc::sigaction>::uninit();
-        // SAFETY: a null `act` only reads the current disposition into `old`.
-        if unsafe { libc::sigaction(signal, std::ptr::null(), old.as_mut_ptr()) } != 0 {
-            continue;
-        }
-        // SAFETY: sigaction succeeded, so it initialised `old`.
-        let old = unsafe { old.assume_init() };
-        if old.sa_sigaction == libc::SIG_IGN {
+    let inherited_mask = set_mask(None)?;
+    let mut owned: RawSet = 0;
+    let mut ignored: RawSet = 0;
+    for signal in (1..=MAX_SIGNAL).filter(|&s| takes_over(s)) {
+        owned |= bit(signal);
+        if handler(signal) == Some(libc::SIG_IGN) {
             ignored |= bit(signal);
             // An ignored signal is discarded even while blocked. Reset it to the default so that
             // pilot hears and forwards it; being blocked, its default action never runs here.
-            // SAFETY: installing SIG_DFL has no memory-safety requirements.
-            unsafe { libc::signal(signal, libc::SIG_DFL) };
+            set_handler(signal, libc::SIG_DFL);
         }
     }
-    // SAFETY: `owned` is initialised; the old mask is not needed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &owned, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    // SAFETY: signalfd with fd -1 creates a new descriptor for the initialised set `owned`.
-    let fd = unsafe { libc::signalfd(-1, &owned, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    set_mask(Some(&owned))?;
+    // SAFETY: signalfd4 with fd -1 creates a new descriptor for `owned`, a set of the size given.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &owned as *const RawSet,
+            size_of::<RawSet>(),
+            libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -128,18 +126,66 @@ pub fn take_over() -> io::Result<Ownership> {
             mask: inherited_mask,
             ignored,
         },
-        // SAFETY: signalfd returned a new descriptor that nothing else owns.
-        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        // SAFETY: signalfd4 returned a new descriptor (it fits a c_int) that nothing else owns.
+        fd: unsafe { OwnedFd::from_raw_fd(fd as c_int) },
     })
 }
 
-fn empty_set() -> libc::sigset_t {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the set it is given.
-    unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        set.assume_init()
+/// Sets the calling thread's signal mask to `set` (or only reads it, for `None`) and returns the
+/// previous one. Async-signal-safe: the child calls it between fork and exec.
+fn set_mask(set: Option<&RawSet>) -> io::Result<RawSet> {
+    let mut old: RawSet = 0;
+    let new = set.map_or(std::ptr::null(), |set| set as *const RawSet);
+    // SAFETY: both pointers are null or point to a set of the size given.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            new,
+            &mut old as *mut RawSet,
+            size_of::<RawSet>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(old)
+}
+
+/// The kernel's `struct sigaction`: handler, flags, restorer, mask. Only the handler is read, and
+/// only `SIG_DFL` or `SIG_IGN` is written, which need no flags and no restorer.
+type RawAction = [usize; 4];
+
+/// The disposition of `signal` (a handler address, `SIG_DFL` or `SIG_IGN`), if it can be read.
+fn handler(signal: c_int) -> Option<libc::sighandler_t> {
+    let mut old: RawAction = [0; 4];
+    // SAFETY: a null new action only reads the current one into `old`, of the size the kernel uses.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            std::ptr::null::<RawAction>(),
+            &mut old as *mut RawAction,
+            size_of::<RawSet>(),
+        )
+    };
+    (rc == 0).then_some(old[0])
+}
+
+/// Sets `signal` to `SIG_DFL` or `SIG_IGN`. Async-signal-safe; errors are ignored, as the only
+/// failure is a signal that cannot be changed.
+fn set_handler(signal: c_int, disposition: libc::sighandler_t) {
+    let action: RawAction = [disposition, 0, 0, 0];
+    // SAFETY: a valid action of the size the kernel uses; the old one is not read.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            &action as *const RawAction,
+            std::ptr::null_mut::<RawAction>(),
+            size_of::<RawSet>(),
+        )
+    };
 }
 
 /// One signal read from the signalfd.
@@ -216,29 +262,50 @@ pub fn is_forwardable(signal: c_int) -> bool {
     signal != libc::SIGCHLD
 }
 
+/// pilot's process group, if it is the foreground group of the terminal on stdin. Only then may
+/// a child take the terminal (a background pilot must not steal it from its shell), and the
+/// terminal must go back to this group when the child is done.
+pub fn terminal_foreground() -> Option<libc::pid_t> {
+    // SAFETY: tcgetpgrp and getpgrp take plain integers; tcgetpgrp fails on a non-terminal.
+    let (foreground, own) = unsafe { (libc::tcgetpgrp(libc::STDIN_FILENO), libc::getpgrp()) };
+    // Both read as 0 when neither group is visible from pilot's PID namespace (PID 1 under
+    // `unshare --pid --fork` on a terminal). pilot is then taken to be in the foreground, as a
+    // container's init on a terminal is, but cannot give the terminal back by number.
+    (foreground >= 0 && foreground == own).then_some(own)
+}
+
+/// Makes `pgid` the foreground group of the terminal on stdin again. pilot has SIGTTOU blocked,
+/// so it is not stopped for doing this from a background group.
+pub fn give_terminal_to(pgid: libc::pid_t) {
+    if pgid <= 0 {
+        return; // not visible from here (see `terminal_foreground`)
+    }
+    // SAFETY: tcsetpgrp takes plain integers; a failure leaves the terminal as it was.
+    unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, pgid) };
+}
+
 /// Runs in the forked child before `exec`, so it may only make async-signal-safe calls.
 ///
 /// The standard library has already emptied the signal mask and set SIGPIPE to its default by the
 /// time this runs. This puts back what pilot inherited: the mask and the ignored signals. When
-/// `foreground` is set and stdin is a terminal, the child's new process group first becomes the
-/// terminal's foreground group, with SIGTTOU ignored for the call (a background group calling
-/// `tcsetpgrp` would otherwise be stopped).
+/// `foreground` is set (pilot's group owned the terminal on stdin), the child's new process group
+/// first becomes the terminal's foreground group, with SIGTTOU ignored for the call (a background
+/// group calling `tcsetpgrp` would otherwise be stopped).
 pub(super) fn child_setup(inherited: &Inherited, foreground: bool) {
-    // SAFETY: isatty, signal, tcsetpgrp, getpid and pthread_sigmask are async-signal-safe and are
-    // called with valid arguments; errors are deliberately ignored (the child runs regardless).
+    // SAFETY: signal, tcsetpgrp and getpid are async-signal-safe and are called with valid
+    // arguments; errors are deliberately ignored (the child runs regardless).
     unsafe {
-        if foreground && libc::isatty(libc::STDIN_FILENO) == 1 {
+        if foreground {
             libc::signal(libc::SIGTTOU, libc::SIG_IGN);
             libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
             libc::signal(libc::SIGTTOU, libc::SIG_DFL);
         }
-        for signal in 1..=MAX_SIGNAL {
-            if inherited.was_ignored(signal) {
-                libc::signal(signal, libc::SIG_IGN);
-            }
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &inherited.mask, std::ptr::null_mut());
     }
+    for signal in (1..=MAX_SIGNAL).filter(|&s| inherited.was_ignored(s)) {
+        set_handler(signal, libc::SIG_IGN);
+    }
+    // Raw, so that the C library's reserved signals get exactly the state pilot inherited.
+    let _ = set_mask(Some(&inherited.mask));
 }
 
 /// The name of a signal for messages (`SIGTERM`, `SIGRTMIN+3`).

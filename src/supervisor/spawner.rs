@@ -93,8 +93,9 @@ impl Spec {
         self
     }
 
-    /// Hands the terminal to the child's process group when stdin is a terminal, so that Ctrl-C
-    /// reaches the child rather than pilot.
+    /// Hands the terminal to the child's process group when stdin is a terminal whose foreground
+    /// group is pilot's, so that Ctrl-C reaches the child rather than pilot. Giving it back is the
+    /// caller's business (`give_terminal_to`).
     pub fn foreground(mut self, foreground: bool) -> Self {
         self.foreground = foreground;
         self
@@ -197,7 +198,7 @@ pub(super) fn spawn(
     if let Some(env) = &spec.env {
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
     }
-    let foreground = spec.foreground;
+    let foreground = spec.foreground && signals::terminal_foreground().is_some();
     // SAFETY: `child_setup` only makes async-signal-safe calls and does not allocate.
     unsafe {
         command.pre_exec(move || {
@@ -224,6 +225,20 @@ pub(super) fn spawn(
 /// Marks every descriptor pilot inherited above stderr close-on-exec, so that no child sees it.
 /// Descriptors pilot opens itself are close-on-exec already (Rust and tokio open them that way).
 pub fn mark_inherited_fds_cloexec() {
+    // close_range (Linux 5.11) needs no /proc, which a container may not have mounted.
+    // SAFETY: with CLOSE_RANGE_CLOEXEC, close_range only sets a flag on open descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // An older kernel: list the open descriptors instead.
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
