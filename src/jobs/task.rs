@@ -222,7 +222,11 @@ impl Task {
             }
             Input::RestartDue => {
                 self.restart_at = None;
-                self.start();
+                // The policy holds triggers back while a restart is due, so no run can be live;
+                // were one, starting another would orphan it (its exit never seen).
+                if self.run.is_none() {
+                    self.start();
+                }
                 Flow::Continue
             }
             Input::Control(Control::Stop) | Input::BusClosed => Flow::Halt,
@@ -296,6 +300,8 @@ impl Task {
     /// Starts a run of the exec.
     fn start(&mut self) {
         self.wait_deadline = None;
+        // Whatever started this run, a restart still due would start a second one beside it.
+        self.restart_at = None;
         self.policy.started();
         if !self.started {
             // Health checks (and heartbeats) run from the job's first start on.
