@@ -444,8 +444,16 @@ impl Task {
         } else {
             (EventCode::StatusUnhealthy, Health::Unhealthy)
         };
-        self.status.send_modify(|s| s.health = health);
+        self.set_health(health);
         self.ctx.bus.publish(Event::new(code, self.name.clone()));
+    }
+
+    /// Records what the checks say. The telemetry job's health never changes (see
+    /// `jobs::initial_health`).
+    fn set_health(&self, health: Health) {
+        if self.cfg.kind != JobKind::Telemetry {
+            self.status.send_modify(|s| s.health = health);
+        }
     }
 
     fn resume_checks(&self) {
@@ -465,7 +473,7 @@ impl Task {
         if let Some(registration) = &self.registration {
             registration.enter_maintenance();
         }
-        self.status.send_modify(|s| s.health = Health::Maintenance);
+        self.set_health(Health::Maintenance);
     }
 
     /// The end of maintenance: checks resume (if the job has started) and the service is
@@ -478,7 +486,7 @@ impl Task {
         if let Some(registration) = &self.registration {
             registration.exit_maintenance();
         }
-        self.status.send_modify(|s| s.health = Health::Unknown);
+        self.set_health(Health::Unknown);
     }
 
     fn set_phase(&self, phase: Phase, pid: Option<i32>) {
