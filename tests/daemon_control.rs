@@ -407,6 +407,8 @@ fn telemetry_serves_metrics_and_status_and_registers_its_service() {
     assert_eq!(code, 200);
     let compat: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(compat["Services"][0]["Name"], "containerpilot");
+    // Always healthy, as in ContainerPilot (its test_telemetry checks this entry).
+    assert_eq!(compat["Services"][0]["Status"], "healthy", "{body}");
     assert_eq!(compat["Watches"], serde_json::json!([]));
     // The telemetry service registers at its first 5 s heartbeat, then heartbeats.
     let id = format!("containerpilot-{}", hostname());
@@ -420,6 +422,12 @@ fn telemetry_serves_metrics_and_status_and_registers_its_service() {
         "the containerpilot service registered",
     );
     assert_eq!(double.service(&id).unwrap().port, i64::from(port));
+    // Maintenance takes the service out of Consul but does not change its status.
+    let (status, _, stderr) = subcommand(&cfg, &["-maintenance", "enable"]);
+    assert_eq!(status, 0, "{stderr}");
+    let (_, body) = http_get(port, "/status");
+    let compat: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(compat["Services"][0]["Status"], "healthy", "{body}");
     running.signal(libc::SIGTERM);
     running.wait();
     assert!(double.service(&id).is_none(), "deregistered at shutdown");

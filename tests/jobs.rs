@@ -298,6 +298,52 @@ fn a_crash_loop_backs_off_instead_of_spinning() {
 }
 
 #[test]
+fn a_trigger_during_a_restart_backoff_waits_for_the_restart() {
+    for mode in modes() {
+        let dir = Scratch::new("backoff-trigger");
+        let lock = dir.path("lock");
+        // Every run is a quick exit, so the restarts back off; a run that finds the lock held
+        // says so, which only happens if two runs overlap.
+        let cfg = dir.write(
+            "pilot.json5",
+            &config(&format!(
+                r#"jobs: [
+    {{ name: "keeper", exec: ["sleep", "1000"] }},
+    {{ name: "hook", restarts: 3, when: {{ source: "SIGHUP" }},
+       exec: ["sh", "-c", "mkdir {lock} || echo overlap; echo run; sleep 0.3; rmdir {lock}"] }},
+  ]"#,
+                lock = lock.display()
+            )),
+        );
+        let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+        running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
+        running.signal(libc::SIGHUP);
+        // The third quick exit waits 200 ms, less than a run: a trigger arrives during the backoff.
+        running.expect_line("a long backoff", |l| l.contains("restarting in 200ms"));
+        running.signal(libc::SIGHUP);
+        running.expect_line("the SIGHUP event", |l| {
+            l.ends_with("event: {Signal SIGHUP}")
+        });
+        // The first run, three restarts, then one run for the trigger; then nothing.
+        for _ in 0..5 {
+            running.expect_line("a run's exit", |l| l.ends_with("event: {ExitSuccess hook}"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        let runs = outputs(&finished.stdout, "hook");
+        assert!(!runs.iter().any(|l| l == "overlap"), "{mode:?}: {runs:?}");
+        let count = runs.iter().filter(|l| *l == "run").count();
+        assert_eq!(count, 5, "{mode:?}: four runs and the trigger's: {runs:?}");
+        let exits = events(&finished.stdout)
+            .iter()
+            .filter(|e| *e == "ExitSuccess hook")
+            .count();
+        assert_eq!(exits, 5, "{mode:?}: every run's exit is seen");
+    }
+}
+
+#[test]
 fn shutting_down_jobs_that_exit_at_once_takes_no_stop_timeout() {
     for mode in modes() {
         let dir = Scratch::new("fast-stop");

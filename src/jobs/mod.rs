@@ -21,7 +21,7 @@ use tokio::time::{Duration, Instant};
 pub use environment::{Environment, ip_var_name, pid_var_name};
 pub use process::{Backoff, CRASH_RUN, MAX_BACKOFF};
 
-use crate::config::{Job, When};
+use crate::config::{Job, JobKind, When};
 use crate::consul::{Client, RegistrationStatus};
 use crate::events::{Bus, Event, EventCode};
 use crate::supervisor::{ExitStatus, Supervisor};
@@ -143,7 +143,7 @@ pub fn spawn(
         pid: None,
         restarts: 0,
         last_exit: None,
-        health: Health::Unknown,
+        health: initial_health(&job),
     });
     let name: Arc<str> = job.name.as_str().into();
     let task = task::Task::new(job, ctx, events, replay, control_rx, status_tx);
@@ -154,6 +154,17 @@ pub fn spawn(
         control: control_tx,
         status: status_rx,
         registration,
+    }
+}
+
+/// The telemetry job has no check, only heartbeats, so nothing would ever make it healthy:
+/// ContainerPilot made its `containerpilot` job healthy from the start and kept it so, even in
+/// maintenance, and `/status` reports it that way.
+fn initial_health(job: &Job) -> Health {
+    if job.kind == JobKind::Telemetry {
+        Health::Healthy
+    } else {
+        Health::Unknown
     }
 }
 

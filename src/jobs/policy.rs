@@ -50,6 +50,8 @@ pub struct Policy {
     interval: bool,
     /// A trigger (or interval tick) arrived while a run was going: run once more afterwards.
     pending: bool,
+    /// A run is going, or a restart is due (perhaps after a crash-loop backoff). Either way a
+    /// trigger must wait: starting a run beside it would break the one-run-at-a-time rule.
     running: bool,
 }
 
@@ -106,7 +108,8 @@ impl Policy {
         self.trigger.as_ref().map(|(_, source)| source.as_str())
     }
 
-    /// The trigger fired.
+    /// The trigger fired. During a run, or while a restart is due, it coalesces into one more
+    /// run afterwards (ContainerPilot queued triggers while a run was going).
     pub fn on_trigger(&mut self) -> Decision {
         if self.running {
             self.pending = true;
@@ -150,7 +153,13 @@ impl Policy {
 
     /// A run ended.
     pub fn on_exit(&mut self) -> Decision {
-        self.running = false;
+        let decision = self.after_run();
+        // Until a restart has started, the job counts as running (see `running`).
+        self.running = decision == Decision::Restart;
+        decision
+    }
+
+    fn after_run(&mut self) -> Decision {
         if self.interval {
             // Interval jobs ignore their exits: the ticks decide.
             if std::mem::take(&mut self.pending) && self.restarts.allows() {
@@ -340,6 +349,26 @@ mod tests {
         assert_eq!(policy.on_trigger(), Start);
         policy.started();
         assert_eq!(policy.on_exit(), Wait, "the restart budget is spent");
+    }
+
+    #[test]
+    fn a_trigger_while_a_restart_is_due_waits_for_it() {
+        // The restart may wait out a crash-loop backoff; a trigger meanwhile must not start a
+        // run beside it, but run once after the restarts.
+        let mut policy = Policy::new(&job(
+            on(EventCode::Signal, "SIGHUP", Repeat::Each),
+            Restarts::Times(1),
+        ));
+        assert_eq!(policy.on_trigger(), Start);
+        policy.started();
+        assert_eq!(policy.on_exit(), Restart);
+        assert_eq!(policy.on_trigger(), Wait, "the restart is due");
+        assert_eq!(policy.on_trigger(), Wait);
+        policy.started();
+        assert_eq!(policy.on_exit(), Start, "the coalesced trigger");
+        policy.started();
+        assert_eq!(policy.on_exit(), Wait);
+        assert_eq!(policy.on_trigger(), Start);
     }
 
     #[test]

@@ -222,7 +222,11 @@ impl Task {
             }
             Input::RestartDue => {
                 self.restart_at = None;
-                self.start();
+                // The policy holds triggers back while a restart is due, so no run can be live;
+                // were one, starting another would orphan it (its exit never seen).
+                if self.run.is_none() {
+                    self.start();
+                }
                 Flow::Continue
             }
             Input::Control(Control::Stop) | Input::BusClosed => Flow::Halt,
@@ -296,6 +300,8 @@ impl Task {
     /// Starts a run of the exec.
     fn start(&mut self) {
         self.wait_deadline = None;
+        // Whatever started this run, a restart still due would start a second one beside it.
+        self.restart_at = None;
         self.policy.started();
         if !self.started {
             // Health checks (and heartbeats) run from the job's first start on.
@@ -438,8 +444,16 @@ impl Task {
         } else {
             (EventCode::StatusUnhealthy, Health::Unhealthy)
         };
-        self.status.send_modify(|s| s.health = health);
+        self.set_health(health);
         self.ctx.bus.publish(Event::new(code, self.name.clone()));
+    }
+
+    /// Records what the checks say. The telemetry job's health never changes (see
+    /// `jobs::initial_health`).
+    fn set_health(&self, health: Health) {
+        if self.cfg.kind != JobKind::Telemetry {
+            self.status.send_modify(|s| s.health = health);
+        }
     }
 
     fn resume_checks(&self) {
@@ -459,7 +473,7 @@ impl Task {
         if let Some(registration) = &self.registration {
             registration.enter_maintenance();
         }
-        self.status.send_modify(|s| s.health = Health::Maintenance);
+        self.set_health(Health::Maintenance);
     }
 
     /// The end of maintenance: checks resume (if the job has started) and the service is
@@ -472,7 +486,7 @@ impl Task {
         if let Some(registration) = &self.registration {
             registration.exit_maintenance();
         }
-        self.status.send_modify(|s| s.health = Health::Unknown);
+        self.set_health(Health::Unknown);
     }
 
     fn set_phase(&self, phase: Phase, pid: Option<i32>) {
