@@ -424,3 +424,59 @@ fn telemetry_serves_metrics_and_status_and_registers_its_service() {
     running.wait();
     assert!(double.service(&id).is_none(), "deregistered at shutdown");
 }
+
+/// A config whose `app` registers a service with the agent at `consul`.
+fn service_config(consul: &str, socket: &Path) -> String {
+    format!(
+        r#"{{ consul: "{consul}", control: {{ socket: "{}" }},
+  jobs: [{{ name: "app", exec: ["sleep", "1000"], port: 8080, interfaces: "static:10.0.0.9",
+            health: {{ exec: "true", interval: 1, ttl: 5 }} }}] }}"#,
+        socket.display()
+    )
+}
+
+fn passing(double: &BackgroundDouble, check: &str) -> Option<()> {
+    double
+        .check(check)
+        .filter(|c| c.status == CheckStatus::Passing)
+        .map(|_| ())
+}
+
+#[test]
+fn a_reload_that_changes_consul_moves_unchanged_services_to_the_new_agent() {
+    let (old, new) = (double(), double());
+    let dir = Scratch::new("reload-consul");
+    let socket = dir.path("pilot.sock");
+    let cfg = dir.write(
+        "pilot.json5",
+        &service_config(&old.http_addr().unwrap().to_string(), &socket),
+    );
+    let running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    let check = format!("service:app-{}", hostname());
+    wait_for(|| passing(&old, &check), "registered with the first agent");
+
+    dir.write(
+        "pilot.json5",
+        &service_config(&new.http_addr().unwrap().to_string(), &socket),
+    );
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 0, "{stderr}");
+    wait_for(|| passing(&new, &check), "registered with the new agent");
+    assert!(
+        old.service(&format!("app-{}", hostname())).is_none(),
+        "deregistered from the old agent"
+    );
+    old.clear_requests();
+    std::thread::sleep(Duration::from_millis(2500));
+    let heartbeats = old
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1/agent/check/"))
+        .count();
+    assert_eq!(heartbeats, 0, "the old agent still gets TTL updates");
+    running.signal(libc::SIGTERM);
+    running.wait();
+}

@@ -4,7 +4,8 @@
 //! ContainerPilot stopped every job on reload and started the whole config again. pilot keeps
 //! every job whose definition is unchanged running: it stops the jobs that changed or were
 //! removed (with their stop hooks and Consul deregistration) and starts the changed and added
-//! ones. A job that had already completed is started again only when the job it waits for is
+//! ones. A new `consul` block changes every job with a service: its registration holds the
+//! client it was started with. A job that had already completed is started again only when the job it waits for is
 //! (re)started: it is that job's hook or follower, and would otherwise be gone for its new
 //! instance.
 
@@ -34,7 +35,7 @@ pub fn plan(
     running: &BTreeSet<Arc<str>>,
     completed: &BTreeSet<Arc<str>>,
 ) -> Plan {
-    let changed = |name: &str| old.job(name) != new.job(name);
+    let changed = |name: &str| old.job(name) != new.job(name) || moves_agent(old, new, name);
     let stop: Vec<String> = old
         .jobs
         .iter()
@@ -71,6 +72,14 @@ pub fn plan(
             .map(|j| j.name.clone())
             .collect(),
     }
+}
+
+/// Whether `name` has a service that a new `consul` block moves to another agent (or another
+/// token or TLS setup). Its registration holds the client it was spawned with, so only a new
+/// instance of the job registers with the new agent; stopping the old one deregisters it from
+/// the old agent.
+fn moves_agent(old: &Config, new: &Config, name: &str) -> bool {
+    old.consul != new.consul && new.job(name).is_some_and(|j| j.service.is_some())
 }
 
 fn trigger_source(job: &Job) -> Option<&str> {
@@ -234,6 +243,28 @@ mod tests {
 
     fn plan_for(old: &Config, new: &Config, running: &[&str], completed: &[&str]) -> Plan {
         plan(old, new, &names(running), &names(completed))
+    }
+
+    #[test]
+    fn a_new_consul_block_restarts_every_job_with_a_service() {
+        let mut with_service = job("app", "a", When::Startup);
+        with_service.service = Some(crate::config::Service {
+            id: "app-1".into(),
+            name: "app".into(),
+            port: 80,
+            address: std::net::Ipv4Addr::LOCALHOST.into(),
+            tags: vec![],
+            meta: Default::default(),
+            initial_status: None,
+            enable_tag_override: false,
+            deregister_critical_service_after: None,
+        });
+        let old = config(vec![with_service, job("plain", "p", When::Startup)]);
+        let mut new = config(old.jobs.clone());
+        new.consul.address = "127.0.0.1:8501".into();
+        let plan = plan_for(&old, &new, &["app", "plain"], &[]);
+        assert_eq!(plan.stop, ["app"]);
+        assert_eq!(plan.start, ["app"]);
     }
 
     #[test]
