@@ -480,3 +480,39 @@ fn a_reload_that_changes_consul_moves_unchanged_services_to_the_new_agent() {
     running.signal(libc::SIGTERM);
     running.wait();
 }
+
+#[test]
+fn a_job_started_by_a_reload_waits_for_the_new_run_of_its_source() {
+    let dir = Scratch::new("reload-replay");
+    let socket = dir.path("pilot.sock");
+    let jobs = |v: &str| {
+        jobs_config(
+            &socket,
+            &format!(
+                r#"{{ name: "setup", exec: ["sh", "-c", "sleep 1; echo setup-done-{v}"] }},
+    {{ name: "app", exec: ["sh", "-c", "echo app-{v}; exec sleep 1000"],
+      when: {{ once: "exitSuccess", source: "setup" }} }}"#
+            ),
+        )
+    };
+    let cfg = dir.write("pilot.json5", &jobs("v1"));
+    let mut running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    running.expect_line("app v1", |l| job_output(l, "app") == Some("app-v1"));
+
+    dir.write("pilot.json5", &jobs("v2"));
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 0, "{stderr}");
+    running.expect_line("app v2", |l| job_output(l, "app") == Some("app-v2"));
+    let position = |text: &str| running.seen.iter().position(|l| l.ends_with(text));
+    let (setup, app) = (position("setup-done-v2"), position("app-v2"));
+    assert!(
+        setup.is_some_and(|s| app.is_some_and(|a| s < a)),
+        "app v2 started before setup v2 succeeded: {:#?}",
+        running.seen
+    );
+    running.signal(libc::SIGTERM);
+    running.wait();
+}

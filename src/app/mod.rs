@@ -678,7 +678,11 @@ impl Daemon {
             .filter(|name| !starting.contains(&***name))
             .cloned()
             .collect();
-        let happened = lock(&self.happened).clone();
+        let happened = {
+            let mut history = lock(&self.happened);
+            reload::forget(&mut history, &pending.plan.start);
+            history.clone()
+        };
         for name in &pending.plan.start {
             if let Some(job) = self.cfg.job(name) {
                 let replay = reload::replay(job, &happened, &gone);

@@ -93,6 +93,7 @@ fn trigger_source(job: &Job) -> Option<&str> {
 /// - `Startup` for a job that starts at startup (or on an interval): pilot's startup is past;
 /// - its `once` trigger, if that event already happened (the `exitSuccess` of a pre-start job
 ///   that ran long ago), except `stopping`/`stopped` triggers, which belong to the next stop;
+///   `forget` has already dropped what jobs restarted by the reload published before;
 /// - `Stopped` for every job that has stopped for good and is not started again, so that a job
 ///   waiting on one of them knows it never will.
 pub fn replay(
@@ -120,6 +121,16 @@ pub fn replay(
             .map(|name| Event::new(EventCode::Stopped, name.clone())),
     );
     events
+}
+
+/// Forgets what the previous instances of `restarted` jobs (and their health checks) published:
+/// a job started by the reload must wait for the new instance of its source, not fire on the
+/// old one's `exitSuccess`.
+pub fn forget(history: &mut History, restarted: &[String]) {
+    history.retain(|(_, source)| {
+        let job = source.strip_prefix("check.").unwrap_or(source);
+        !restarted.iter().any(|name| name == job)
+    });
 }
 
 /// Whether an event is worth remembering for `replay`. Error and metric events carry arbitrary
@@ -265,6 +276,24 @@ mod tests {
         let plan = plan_for(&old, &new, &["app", "plain"], &[]);
         assert_eq!(plan.stop, ["app"]);
         assert_eq!(plan.start, ["app"]);
+    }
+
+    #[test]
+    fn the_history_of_restarted_jobs_is_forgotten() {
+        let mut history: History = [
+            (EventCode::ExitSuccess, Arc::from("setup")),
+            (EventCode::ExitSuccess, Arc::from("check.setup")),
+            (EventCode::ExitSuccess, Arc::from("other")),
+        ]
+        .into_iter()
+        .collect();
+        forget(&mut history, &["setup".to_string()]);
+        assert_eq!(
+            history,
+            [(EventCode::ExitSuccess, Arc::from("other"))]
+                .into_iter()
+                .collect()
+        );
     }
 
     #[test]
