@@ -516,3 +516,53 @@ fn a_job_started_by_a_reload_waits_for_the_new_run_of_its_source() {
     running.signal(libc::SIGTERM);
     running.wait();
 }
+
+#[test]
+fn hooks_and_followers_of_a_job_changed_by_a_reload_serve_its_new_run() {
+    let dir = Scratch::new("reload-hooks");
+    let socket = dir.path("pilot.sock");
+    let jobs = |app: &str| {
+        jobs_config(
+            &socket,
+            &format!(
+                r#"{{ name: "app", exec: {app} }},
+    {{ name: "prestop", exec: ["echo", "prestop-ran"], when: {{ once: "stopping", source: "app" }} }},
+    {{ name: "poststop", exec: ["echo", "poststop-ran"], when: {{ once: "stopped", source: "app" }} }},
+    {{ name: "follower", exec: ["echo", "follower-ran"], when: {{ each: "exitFailed", source: "app" }} }}"#
+            ),
+        )
+    };
+    let cfg = dir.write("pilot.json5", &jobs(r#"["sleep", "1000"]"#));
+    let mut running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    wait_for_pid(&socket, "app");
+
+    // The new app fails once after a second, then stops for good.
+    dir.write("pilot.json5", &jobs(r#"["sh", "-c", "sleep 1; exit 3"]"#));
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 0, "{stderr}");
+    // The old app's stop ran both hooks once.
+    for hook in ["prestop", "poststop"] {
+        running.expect_line("the hook for the old app", |l| {
+            job_output(l, hook) == Some(&format!("{hook}-ran"))
+        });
+    }
+    // The new app's failure and stop reach the follower and fresh hooks.
+    running.expect_line("the follower, for the new app", |l| {
+        job_output(l, "follower") == Some("follower-ran")
+    });
+    for hook in ["prestop", "poststop"] {
+        running.expect_line("the hook for the new app", |l| {
+            job_output(l, hook) == Some(&format!("{hook}-ran"))
+        });
+    }
+    let finished = running.wait();
+    assert_eq!(
+        code(finished.status),
+        1,
+        "the app failed: {}",
+        finished.stderr
+    );
+}

@@ -611,20 +611,32 @@ impl Daemon {
             .filter(|name| !self.completed.contains(*name))
             .cloned()
             .collect();
-        let plan = reload::plan(&self.cfg, &cfg, &running, &self.completed);
+        let plan = reload::plan(&self.cfg, &cfg, &running);
         tracing::info!(
-            "reloading {}: stopping {:?}, then starting {:?}",
+            "reloading {}: stopping {:?} (and the hooks {:?}), then starting {:?}",
             self.config_path.display(),
             plan.stop,
+            plan.hooks,
             plan.start
         );
-        let stopping: BTreeSet<Arc<str>> =
-            plan.stop.iter().map(|n| Arc::from(n.as_str())).collect();
-        for name in &stopping {
-            if let Some(handle) = self.jobs.get(name) {
+        // Hooks first: each must know it is quitting before its trigger, the stop of a job
+        // below, arrives.
+        for name in &plan.hooks {
+            if let Some(handle) = self.jobs.get(name.as_str()) {
+                handle.quit();
+            }
+        }
+        for name in &plan.stop {
+            if let Some(handle) = self.jobs.get(name.as_str()) {
                 handle.stop();
             }
         }
+        let stopping: BTreeSet<Arc<str>> = plan
+            .stop
+            .iter()
+            .chain(&plan.hooks)
+            .map(|n| Arc::from(n.as_str()))
+            .collect();
         if let Err(err) = self.metrics.configure(telemetry_metrics(&cfg)) {
             // Checked by the load already; a failure here keeps the old metrics.
             tracing::error!("reload: {err}");

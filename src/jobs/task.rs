@@ -225,6 +225,7 @@ impl Task {
                 self.start();
                 Flow::Continue
             }
+            Input::Control(Control::Quit) => self.quit(),
             Input::Control(Control::Stop) | Input::BusClosed => Flow::Halt,
         }
     }
@@ -232,10 +233,7 @@ impl Task {
     fn on_event(&mut self, event: Event) -> Flow {
         if &*event.source == GLOBAL {
             match event.code {
-                EventCode::Shutdown => {
-                    let decision = self.policy.on_quit(self.cfg.exec.is_some());
-                    return self.apply(decision, Duration::ZERO);
-                }
+                EventCode::Shutdown => return self.quit(),
                 EventCode::EnterMaintenance => self.enter_maintenance(),
                 EventCode::ExitMaintenance => self.exit_maintenance(),
                 _ => {}
@@ -265,6 +263,12 @@ impl Task {
             return self.apply(decision, Duration::ZERO);
         }
         Flow::Continue
+    }
+
+    /// Shutdown, or a reload that stops the job this one is a stop hook of.
+    fn quit(&mut self) -> Flow {
+        let decision = self.policy.on_quit(self.cfg.exec.is_some());
+        self.apply(decision, Duration::ZERO)
     }
 
     fn apply(&mut self, decision: Decision, ran_for: Duration) -> Flow {
