@@ -566,3 +566,57 @@ fn hooks_and_followers_of_a_job_changed_by_a_reload_serve_its_new_run() {
         finished.stderr
     );
 }
+
+#[test]
+fn a_reload_to_a_telemetry_port_in_use_is_refused_and_keeps_the_old_server() {
+    let dir = Scratch::new("reload-telemetry");
+    let socket = dir.path("pilot.sock");
+    let on_port = |port: u16| {
+        format!(
+            r#"{{ consul: "127.0.0.1:1", control: {{ socket: "{}" }},
+  jobs: [{{ name: "app", exec: ["sleep", "1000"] }}],
+  telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"] }} }}"#,
+            socket.display()
+        )
+    };
+    let old_port = free_port();
+    let cfg = dir.write("pilot.json5", &on_port(old_port));
+    let running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    wait_for_pid(&socket, "app");
+    wait_for(
+        || std::net::TcpStream::connect(("127.0.0.1", old_port)).ok(),
+        "telemetry listening",
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    dir.write("pilot.json5", &on_port(taken_port));
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 1, "the reload is refused: {stderr}");
+    assert!(stderr.contains(&taken_port.to_string()), "{stderr}");
+    assert_eq!(
+        http_get(old_port, "/metrics").0,
+        200,
+        "the old server runs on"
+    );
+
+    // A port that is free works, and the old one is let go.
+    let new_port = free_port();
+    dir.write("pilot.json5", &on_port(new_port));
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(http_get(new_port, "/metrics").0, 200);
+    wait_for(
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", old_port))
+                .is_err()
+                .then_some(())
+        },
+        "the old port closed",
+    );
+    running.signal(libc::SIGTERM);
+    running.wait();
+}
