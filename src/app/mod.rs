@@ -581,9 +581,10 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the config. An invalid one is answered with its problems and changes nothing;
-    /// otherwise the jobs whose definition changed are stopped and started again, added jobs are
-    /// started and removed ones stopped, and `reply` is answered once the new jobs are running.
+    /// Re-reads the config. An invalid one (or a telemetry address that cannot be bound) is
+    /// answered with its problems and changes nothing; otherwise the jobs `reload::plan` picks
+    /// are stopped and started again, added jobs are started and removed ones stopped, and
+    /// `reply` is answered once the new jobs are running.
     fn reload(&mut self, reply: oneshot::Sender<Result<(), String>>) {
         if self.deadline.borrow().is_some() {
             let _ = reply.send(Err("pilot is shutting down".to_string()));
