@@ -432,3 +432,199 @@ fn telemetry_serves_metrics_and_status_and_registers_its_service() {
     running.wait();
     assert!(double.service(&id).is_none(), "deregistered at shutdown");
 }
+
+/// A config whose `app` registers a service with the agent at `consul`.
+fn service_config(consul: &str, socket: &Path) -> String {
+    format!(
+        r#"{{ consul: "{consul}", control: {{ socket: "{}" }},
+  jobs: [{{ name: "app", exec: ["sleep", "1000"], port: 8080, interfaces: "static:10.0.0.9",
+            health: {{ exec: "true", interval: 1, ttl: 5 }} }}] }}"#,
+        socket.display()
+    )
+}
+
+fn passing(double: &BackgroundDouble, check: &str) -> Option<()> {
+    double
+        .check(check)
+        .filter(|c| c.status == CheckStatus::Passing)
+        .map(|_| ())
+}
+
+#[test]
+fn a_reload_that_changes_consul_moves_unchanged_services_to_the_new_agent() {
+    let (old, new) = (double(), double());
+    let dir = Scratch::new("reload-consul");
+    let socket = dir.path("pilot.sock");
+    let cfg = dir.write(
+        "pilot.json5",
+        &service_config(&old.http_addr().unwrap().to_string(), &socket),
+    );
+    let running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    let check = format!("service:app-{}", hostname());
+    wait_for(|| passing(&old, &check), "registered with the first agent");
+
+    dir.write(
+        "pilot.json5",
+        &service_config(&new.http_addr().unwrap().to_string(), &socket),
+    );
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 0, "{stderr}");
+    wait_for(|| passing(&new, &check), "registered with the new agent");
+    assert!(
+        old.service(&format!("app-{}", hostname())).is_none(),
+        "deregistered from the old agent"
+    );
+    old.clear_requests();
+    std::thread::sleep(Duration::from_millis(2500));
+    let heartbeats = old
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1/agent/check/"))
+        .count();
+    assert_eq!(heartbeats, 0, "the old agent still gets TTL updates");
+    running.signal(libc::SIGTERM);
+    running.wait();
+}
+
+#[test]
+fn a_job_started_by_a_reload_waits_for_the_new_run_of_its_source() {
+    let dir = Scratch::new("reload-replay");
+    let socket = dir.path("pilot.sock");
+    let jobs = |v: &str| {
+        jobs_config(
+            &socket,
+            &format!(
+                r#"{{ name: "setup", exec: ["sh", "-c", "sleep 1; echo setup-done-{v}"] }},
+    {{ name: "app", exec: ["sh", "-c", "echo app-{v}; exec sleep 1000"],
+      when: {{ once: "exitSuccess", source: "setup" }} }}"#
+            ),
+        )
+    };
+    let cfg = dir.write("pilot.json5", &jobs("v1"));
+    let mut running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    running.expect_line("app v1", |l| job_output(l, "app") == Some("app-v1"));
+
+    dir.write("pilot.json5", &jobs("v2"));
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 0, "{stderr}");
+    running.expect_line("app v2", |l| job_output(l, "app") == Some("app-v2"));
+    let position = |text: &str| running.seen.iter().position(|l| l.ends_with(text));
+    let (setup, app) = (position("setup-done-v2"), position("app-v2"));
+    assert!(
+        setup.is_some_and(|s| app.is_some_and(|a| s < a)),
+        "app v2 started before setup v2 succeeded: {:#?}",
+        running.seen
+    );
+    running.signal(libc::SIGTERM);
+    running.wait();
+}
+
+#[test]
+fn hooks_and_followers_of_a_job_changed_by_a_reload_serve_its_new_run() {
+    let dir = Scratch::new("reload-hooks");
+    let socket = dir.path("pilot.sock");
+    let jobs = |app: &str| {
+        jobs_config(
+            &socket,
+            &format!(
+                r#"{{ name: "app", exec: {app} }},
+    {{ name: "prestop", exec: ["echo", "prestop-ran"], when: {{ once: "stopping", source: "app" }} }},
+    {{ name: "poststop", exec: ["echo", "poststop-ran"], when: {{ once: "stopped", source: "app" }} }},
+    {{ name: "follower", exec: ["echo", "follower-ran"], when: {{ each: "exitFailed", source: "app" }} }}"#
+            ),
+        )
+    };
+    let cfg = dir.write("pilot.json5", &jobs(r#"["sleep", "1000"]"#));
+    let mut running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    wait_for_pid(&socket, "app");
+
+    // The new app fails once after a second, then stops for good.
+    dir.write("pilot.json5", &jobs(r#"["sh", "-c", "sleep 1; exit 3"]"#));
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 0, "{stderr}");
+    // The old app's stop ran both hooks once.
+    for hook in ["prestop", "poststop"] {
+        running.expect_line("the hook for the old app", |l| {
+            job_output(l, hook) == Some(&format!("{hook}-ran"))
+        });
+    }
+    // The new app's failure and stop reach the follower and fresh hooks.
+    running.expect_line("the follower, for the new app", |l| {
+        job_output(l, "follower") == Some("follower-ran")
+    });
+    for hook in ["prestop", "poststop"] {
+        running.expect_line("the hook for the new app", |l| {
+            job_output(l, hook) == Some(&format!("{hook}-ran"))
+        });
+    }
+    let finished = running.wait();
+    assert_eq!(
+        code(finished.status),
+        1,
+        "the app failed: {}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn a_reload_to_a_telemetry_port_in_use_is_refused_and_keeps_the_old_server() {
+    let dir = Scratch::new("reload-telemetry");
+    let socket = dir.path("pilot.sock");
+    let on_port = |port: u16| {
+        format!(
+            r#"{{ consul: "127.0.0.1:1", control: {{ socket: "{}" }},
+  jobs: [{{ name: "app", exec: ["sleep", "1000"] }}],
+  telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"] }} }}"#,
+            socket.display()
+        )
+    };
+    let old_port = free_port();
+    let cfg = dir.write("pilot.json5", &on_port(old_port));
+    let running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    wait_for_pid(&socket, "app");
+    wait_for(
+        || std::net::TcpStream::connect(("127.0.0.1", old_port)).ok(),
+        "telemetry listening",
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    dir.write("pilot.json5", &on_port(taken_port));
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 1, "the reload is refused: {stderr}");
+    assert!(stderr.contains(&taken_port.to_string()), "{stderr}");
+    assert_eq!(
+        http_get(old_port, "/metrics").0,
+        200,
+        "the old server runs on"
+    );
+
+    // A port that is free works, and the old one is let go.
+    let new_port = free_port();
+    dir.write("pilot.json5", &on_port(new_port));
+    let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(http_get(new_port, "/metrics").0, 200);
+    wait_for(
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", old_port))
+                .is_err()
+                .then_some(())
+        },
+        "the old port closed",
+    );
+    running.signal(libc::SIGTERM);
+    running.wait();
+}

@@ -195,6 +195,8 @@ struct PendingReload {
     plan: reload::Plan,
     stopping: BTreeSet<Arc<str>>,
     replies: Vec<oneshot::Sender<Result<(), String>>>,
+    /// The new telemetry server, already listening, when its address changed.
+    telemetry: Option<telemetry::Server>,
     /// Reload requests that arrived meanwhile: they get a reload of their own afterwards, so each
     /// is answered by a reload that read the file after the request.
     queued: Vec<oneshot::Sender<Result<(), String>>>,
@@ -263,9 +265,15 @@ impl Daemon {
 
     async fn run(mut self) -> i32 {
         self.metrics.observe(&self.bus);
-        if let Err(message) = self.start_servers() {
-            tracing::error!("{message}");
-            return 1;
+        let telemetry = self
+            .start_control()
+            .and_then(|()| self.bind_telemetry(&self.cfg));
+        match telemetry {
+            Ok(bound) => self.replace_telemetry(bound),
+            Err(message) => {
+                tracing::error!("{message}");
+                return 1;
+            }
         }
         self.set_service_ips();
         for job in self.cfg.jobs.clone() {
@@ -302,9 +310,8 @@ impl Daemon {
         self.exit_code()
     }
 
-    /// Starts the control socket, and the telemetry server when the config has `telemetry`,
-    /// replacing running ones whose settings changed (a reload).
-    fn start_servers(&mut self) -> Result<(), String> {
+    /// Starts the control socket, replacing a running one whose settings changed (a reload).
+    fn start_control(&mut self) -> Result<(), String> {
         if self.control.as_ref().is_none_or(|c| {
             c.path() != self.cfg.control.socket || self.control_mode != self.cfg.control.mode
         }) {
@@ -322,29 +329,40 @@ impl Daemon {
             self.control = Some(server);
             self.control_mode = self.cfg.control.mode;
         }
-        match &self.cfg.telemetry {
-            None => self.telemetry = None,
-            Some(cfg) => {
-                let wanted = std::net::SocketAddr::new(cfg.address, cfg.port);
-                if self
-                    .telemetry
-                    .as_ref()
-                    .is_none_or(|t| t.address() != wanted)
-                {
-                    // The old server must let go of the port first.
-                    self.telemetry = None;
-                    let server = telemetry::Server::start(
-                        cfg,
-                        self.metrics.clone(),
-                        self.requests_tx.clone(),
-                    )
-                    .map_err(|e| e.to_string())?;
-                    tracing::info!("telemetry: serving at {}", server.address());
-                    self.telemetry = Some(server);
-                }
-            }
-        }
         Ok(())
+    }
+
+    /// Binds the telemetry server `cfg` needs when it is not the one running, without touching
+    /// the running one: a reload whose new address cannot be bound is refused while the old
+    /// config and server still run. `None` when nothing is to change.
+    fn bind_telemetry(&self, cfg: &Config) -> Result<Option<telemetry::Server>, String> {
+        let Some(telemetry) = &cfg.telemetry else {
+            return Ok(None);
+        };
+        let wanted = std::net::SocketAddr::new(telemetry.address, telemetry.port);
+        if self
+            .telemetry
+            .as_ref()
+            .is_some_and(|t| t.address() == wanted)
+        {
+            return Ok(None);
+        }
+        let server =
+            telemetry::Server::start(telemetry, self.metrics.clone(), self.requests_tx.clone())
+                .map_err(|e| e.to_string())?;
+        Ok(Some(server))
+    }
+
+    /// Puts `bound` (from `bind_telemetry`) in place of the running telemetry server, or stops
+    /// the running one when the config has no `telemetry`.
+    fn replace_telemetry(&mut self, bound: Option<telemetry::Server>) {
+        if self.cfg.telemetry.is_none() {
+            self.telemetry = None;
+        } else if let Some(server) = bound {
+            tracing::info!("telemetry: serving at {}", server.address());
+            // The old server (if any) is dropped here, after the new one listens.
+            self.telemetry = Some(server);
+        }
     }
 
     fn on_request(&mut self, request: DaemonRequest) {
@@ -563,9 +581,10 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the config. An invalid one is answered with its problems and changes nothing;
-    /// otherwise the jobs whose definition changed are stopped and started again, added jobs are
-    /// started and removed ones stopped, and `reply` is answered once the new jobs are running.
+    /// Re-reads the config. An invalid one (or a telemetry address that cannot be bound) is
+    /// answered with its problems and changes nothing; otherwise the jobs `reload::plan` picks
+    /// are stopped and started again, added jobs are started and removed ones stopped, and
+    /// `reply` is answered once the new jobs are running.
     fn reload(&mut self, reply: oneshot::Sender<Result<(), String>>) {
         if self.deadline.borrow().is_some() {
             let _ = reply.send(Err("pilot is shutting down".to_string()));
@@ -590,6 +609,14 @@ impl Daemon {
             let _ = reply.send(Err(err.to_string()));
             return;
         }
+        let telemetry = match self.bind_telemetry(&cfg) {
+            Ok(bound) => bound,
+            Err(err) => {
+                tracing::error!("reload failed, the running config stays: {err}");
+                let _ = reply.send(Err(err));
+                return;
+            }
+        };
         // The command given after `--` is not in the file: it carries over.
         cfg.jobs.extend(
             self.cfg
@@ -611,20 +638,32 @@ impl Daemon {
             .filter(|name| !self.completed.contains(*name))
             .cloned()
             .collect();
-        let plan = reload::plan(&self.cfg, &cfg, &running, &self.completed);
+        let plan = reload::plan(&self.cfg, &cfg, &running);
         tracing::info!(
-            "reloading {}: stopping {:?}, then starting {:?}",
+            "reloading {}: stopping {:?} (and the hooks {:?}), then starting {:?}",
             self.config_path.display(),
             plan.stop,
+            plan.hooks,
             plan.start
         );
-        let stopping: BTreeSet<Arc<str>> =
-            plan.stop.iter().map(|n| Arc::from(n.as_str())).collect();
-        for name in &stopping {
-            if let Some(handle) = self.jobs.get(name) {
+        // Hooks first: each must know it is quitting before its trigger, the stop of a job
+        // below, arrives.
+        for name in &plan.hooks {
+            if let Some(handle) = self.jobs.get(name.as_str()) {
+                handle.quit();
+            }
+        }
+        for name in &plan.stop {
+            if let Some(handle) = self.jobs.get(name.as_str()) {
                 handle.stop();
             }
         }
+        let stopping: BTreeSet<Arc<str>> = plan
+            .stop
+            .iter()
+            .chain(&plan.hooks)
+            .map(|n| Arc::from(n.as_str()))
+            .collect();
         if let Err(err) = self.metrics.configure(telemetry_metrics(&cfg)) {
             // Checked by the load already; a failure here keeps the old metrics.
             tracing::error!("reload: {err}");
@@ -632,6 +671,7 @@ impl Daemon {
         self.reload = Some(PendingReload {
             cfg,
             plan,
+            telemetry,
             stopping,
             replies: vec![reply],
             queued: Vec::new(),
@@ -667,9 +707,10 @@ impl Daemon {
         self.start_watches();
         self.jobs.retain(|name, _| self.cfg.job(name).is_some());
         self.completed.retain(|name| self.cfg.job(name).is_some());
-        if let Err(message) = self.start_servers() {
-            tracing::error!("reload: {message}; the previous servers keep running");
+        if let Err(message) = self.start_control() {
+            tracing::error!("reload: {message}; the previous control socket keeps running");
         }
+        self.replace_telemetry(pending.telemetry);
         self.set_service_ips();
         let starting: BTreeSet<&str> = pending.plan.start.iter().map(String::as_str).collect();
         let gone: Vec<Arc<str>> = self
@@ -678,7 +719,11 @@ impl Daemon {
             .filter(|name| !starting.contains(&***name))
             .cloned()
             .collect();
-        let happened = lock(&self.happened).clone();
+        let happened = {
+            let mut history = lock(&self.happened);
+            reload::forget(&mut history, &pending.plan.start);
+            history.clone()
+        };
         for name in &pending.plan.start {
             if let Some(job) = self.cfg.job(name) {
                 let replay = reload::replay(job, &happened, &gone);

@@ -52,6 +52,9 @@ pub struct Current {
 pub enum Control {
     /// Stop for good, with the stop hooks, as on shutdown.
     Stop,
+    /// Quit as on shutdown: a stop hook still runs once on its trigger, then halts; any other
+    /// job stops at once.
+    Quit,
 }
 
 /// Where a job is in its life.
@@ -109,6 +112,11 @@ impl JobHandle {
     pub fn stop(&self) {
         // The job may have stopped already; then there is nothing to do.
         let _ = self.control.send(Control::Stop);
+    }
+
+    /// Asks the job to quit as on shutdown (see `Control::Quit`).
+    pub fn quit(&self) {
+        let _ = self.control.send(Control::Quit);
     }
 
     pub fn status(&self) -> JobStatus {

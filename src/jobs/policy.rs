@@ -53,6 +53,8 @@ pub struct Policy {
     /// A run is going, or a restart is due (perhaps after a crash-loop backoff). Either way a
     /// trigger must wait: starting a run beside it would break the one-run-at-a-time rule.
     running: bool,
+    /// The job runs on another job's `stopping` or `stopped`: a pre-stop or post-stop hook.
+    stop_hook: bool,
 }
 
 impl Policy {
@@ -86,7 +88,9 @@ impl Policy {
                 ((*code, source.clone()), starts, false)
             }
         };
+        let stop_hook = matches!(trigger.0, EventCode::Stopping | EventCode::Stopped);
         Policy {
+            stop_hook,
             trigger: Some(trigger),
             starts,
             restarts,
@@ -183,16 +187,13 @@ impl Policy {
 
     /// Shutdown, or the job asked itself to quit (`when.timeout`).
     ///
-    /// A job that runs on another job's `stopping` or `stopped` and has not run yet keeps waiting
-    /// for it (it is a pre-stop or post-stop hook); everything else halts.
+    /// A job that runs on another job's `stopping` or `stopped` (a pre-stop or post-stop hook)
+    /// and has not run yet keeps waiting for it, and one whose run is going finishes it (a
+    /// reload's quit can reach a hook after its trigger); everything else halts.
     pub fn on_quit(&mut self, has_exec: bool) -> Decision {
         self.restarts = Budget::Left(0);
         self.pending = false;
-        let is_stop_hook = matches!(
-            self.trigger,
-            Some((EventCode::Stopping | EventCode::Stopped, _))
-        );
-        if is_stop_hook && has_exec {
+        if self.stop_hook && has_exec && (self.trigger.is_some() || self.running) {
             if self.starts == Budget::Unlimited {
                 self.starts = Budget::Left(1);
             }
@@ -470,6 +471,18 @@ mod tests {
             Restarts::Never,
         ));
         assert_eq!(no_exec.on_quit(false), Halt);
+    }
+
+    #[test]
+    fn a_stop_hook_told_to_quit_during_its_run_finishes_it() {
+        let mut pre_stop = Policy::new(&job(
+            on(EventCode::Stopping, "app", Repeat::Once),
+            Restarts::Never,
+        ));
+        assert_eq!(pre_stop.on_trigger(), Start);
+        pre_stop.started();
+        assert_eq!(pre_stop.on_quit(true), Wait, "the run is not killed");
+        assert_eq!(pre_stop.on_exit(), Halt);
     }
 
     #[test]

@@ -229,6 +229,7 @@ impl Task {
                 }
                 Flow::Continue
             }
+            Input::Control(Control::Quit) => self.quit(),
             Input::Control(Control::Stop) | Input::BusClosed => Flow::Halt,
         }
     }
@@ -236,10 +237,7 @@ impl Task {
     fn on_event(&mut self, event: Event) -> Flow {
         if &*event.source == GLOBAL {
             match event.code {
-                EventCode::Shutdown => {
-                    let decision = self.policy.on_quit(self.cfg.exec.is_some());
-                    return self.apply(decision, Duration::ZERO);
-                }
+                EventCode::Shutdown => return self.quit(),
                 EventCode::EnterMaintenance => self.enter_maintenance(),
                 EventCode::ExitMaintenance => self.exit_maintenance(),
                 _ => {}
@@ -269,6 +267,12 @@ impl Task {
             return self.apply(decision, Duration::ZERO);
         }
         Flow::Continue
+    }
+
+    /// Shutdown, or a reload that stops the job this one is a stop hook of.
+    fn quit(&mut self) -> Flow {
+        let decision = self.policy.on_quit(self.cfg.exec.is_some());
+        self.apply(decision, Duration::ZERO)
     }
 
     fn apply(&mut self, decision: Decision, ran_for: Duration) -> Flow {
