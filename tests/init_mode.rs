@@ -411,53 +411,65 @@ fn a_daemon_that_left_the_group_does_not_outlive_pilot() {
     }
 }
 
-#[test]
-fn the_command_takes_the_terminal_and_ctrl_c_reaches_it() {
-    for mode in modes() {
-        let terminal = fixture("terminal.py");
-        let mut cmd = std::process::Command::new(&terminal);
-        let inner = pilot(mode, sh("cat /proc/$$/stat; echo ready; exec sleep 100"));
-        cmd.arg(inner.get_program()).args(inner.get_args());
-        let (status, stdout, stderr) = run(cmd);
-        assert_eq!(code(status), 0, "{stderr}");
-        let stat = stdout
-            .lines()
-            .find(|l| l.contains(") "))
-            .unwrap_or_else(|| panic!("{stdout}"));
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        // After the name: state ppid pgrp session tty_nr tpgid.
-        let (pgrp, tpgid) = (fields[2], fields[5]);
-        assert_eq!(
-            pgrp, tpgid,
-            "{mode:?}: the command is not the terminal's foreground group: {stat}"
-        );
-        assert!(
-            stdout.ends_with("exit=130\n"),
-            "{mode:?}: Ctrl-C did not end the command: {stdout}"
-        );
-    }
-}
-
-/// Runs `script` with `sh` on a new terminal (`terminal_script.py`); `PILOT` in it stands for
-/// pilot's path. Returns what the terminal showed.
-fn on_a_terminal(script: &str) -> String {
-    let script = script.replace("PILOT", common::pilot_bin());
-    let mut cmd = std::process::Command::new(fixture("terminal_script.py"));
-    cmd.arg(script);
+/// Runs `command` on a new terminal (`terminal.py`) and types `keys` once it prints `ready`.
+/// Returns what the terminal showed, ending in `exit=<code>`.
+fn on_a_terminal(keys: &str, command: &std::process::Command) -> String {
+    let mut cmd = std::process::Command::new(fixture("terminal.py"));
+    cmd.arg(keys)
+        .arg(command.get_program())
+        .args(command.get_args());
     let (status, stdout, stderr) = run(cmd);
     assert_eq!(code(status), 0, "{stderr}");
     stdout
 }
 
+/// `script` run by `sh` on a new terminal, `hello` typed once it prints `ready`; `PILOT` in it
+/// stands for pilot's path.
+fn script_on_a_terminal(script: &str) -> String {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg(script.replace("PILOT", common::pilot_bin()));
+    on_a_terminal("hello\n", &sh)
+}
+
+/// The process group and the terminal's foreground group from the first `/proc/PID/stat` line
+/// in `shown`.
+fn pgrp_and_tpgid(shown: &str) -> (String, String) {
+    let stat = shown
+        .lines()
+        .find(|l| l.contains(") "))
+        .unwrap_or_else(|| panic!("no stat line: {shown}"));
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the name: state ppid pgrp session tty_nr tpgid.
+    (fields[2].to_string(), fields[5].to_string())
+}
+
+#[test]
+fn the_command_takes_the_terminal_and_ctrl_c_reaches_it() {
+    for mode in modes() {
+        let inner = pilot(mode, sh("cat /proc/$$/stat; echo ready; exec sleep 100"));
+        let shown = on_a_terminal("\u{3}", &inner);
+        let (pgrp, tpgid) = pgrp_and_tpgid(&shown);
+        assert_eq!(
+            pgrp, tpgid,
+            "{mode:?}: the command is not the terminal's foreground group: {shown}"
+        );
+        assert!(
+            shown.ends_with("exit=130\n"),
+            "{mode:?}: Ctrl-C did not end the command: {shown}"
+        );
+    }
+}
+
 #[test]
 fn the_terminal_is_given_back_when_the_command_exits() {
     for command in ["true", "/nonexistent/program"] {
-        let shown = on_a_terminal(&format!(
+        let shown = script_on_a_terminal(&format!(
             "PILOT -- {command}; echo ready; read x; echo got=$x"
         ));
         assert!(
@@ -470,23 +482,13 @@ fn the_terminal_is_given_back_when_the_command_exits() {
 #[test]
 fn a_background_pilot_leaves_the_terminal_alone() {
     // With job control (`set -m`), `&` puts pilot in a background process group.
-    let shown = on_a_terminal(
+    let shown = script_on_a_terminal(
         "set -m; PILOT -- sh -c 'cat /proc/$$/stat' & wait; echo ready; read x; echo got=$x",
     );
-    let stat = shown
-        .lines()
-        .find(|l| l.contains(") "))
-        .unwrap_or_else(|| panic!("{shown}"));
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // After the name: state ppid pgrp session tty_nr tpgid.
+    let (pgrp, tpgid) = pgrp_and_tpgid(&shown);
     assert_ne!(
-        fields[2], fields[5],
-        "the command took the terminal from the shell: {stat}"
+        pgrp, tpgid,
+        "the command took the terminal from the shell: {shown}"
     );
     assert!(shown.ends_with("got=hello\nexit=0\n"), "{shown}");
 }
