@@ -119,6 +119,20 @@ pub(crate) async fn hash_query<T>(
     .await
 }
 
+/// A registered waiter, unregistered when dropped: also when the query's task is dropped while
+/// it waits (its client went away, or the double went down), which would otherwise leave it
+/// counted in `blocked_queries` for good.
+struct Waiter<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.shared.state.with(|st| st.watchers.unregister(self.id));
+    }
+}
+
 async fn wait_loop<T>(
     shared: &Shared,
     blocking: bool,
@@ -149,8 +163,8 @@ async fn wait_loop<T>(
             let (data, specs) = run(st);
             (data, st.watchers.register(specs, notify.clone()))
         });
+        let waiter = Waiter { shared, id };
         if fresh(shared, &data) {
-            shared.state.with(|st| st.watchers.unregister(id));
             return data;
         }
         let woken = tokio::select! {
@@ -158,7 +172,7 @@ async fn wait_loop<T>(
             _ = tokio::time::sleep_until(deadline) => false,
             _ = spurious.changed() => false,
         };
-        shared.state.with(|st| st.watchers.unregister(id));
+        drop(waiter);
         if !woken {
             return data;
         }

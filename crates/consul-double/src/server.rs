@@ -266,34 +266,36 @@ impl Server {
 
     /// Stops accepting on the API listeners and drops their connections.
     pub(crate) async fn go_down(&self) {
-        let (accepts, conns) = {
+        let accepts: Vec<JoinHandle<()>> = self
+            .lock()
+            .slots
+            .iter_mut()
+            .filter(|s| s.surface == Surface::Api)
+            .filter_map(|s| s.accept.take())
+            .collect();
+        for a in accepts {
+            a.abort();
+            // Wait until the listener is really closed, so a connect right after is refused.
+            let _ = a.await;
+        }
+        // Only now, with no accept loop left, are the connections dropped: one accepted just
+        // before the listener closed is tracked by then, and would otherwise outlive the
+        // "restart" (a blocking query on it would wait on the lost state).
+        let conns: Vec<AbortHandle> = {
             let mut inner = self.lock();
-            let accepts: Vec<JoinHandle<()>> = inner
-                .slots
-                .iter_mut()
-                .filter(|s| s.surface == Surface::Api)
-                .filter_map(|s| s.accept.take())
-                .collect();
             let ids: Vec<u64> = inner
                 .conns
                 .iter()
                 .filter(|(_, (s, _))| *s == Surface::Api)
                 .map(|(id, _)| *id)
                 .collect();
-            let conns: Vec<AbortHandle> = ids
-                .iter()
+            ids.iter()
                 .filter_map(|id| inner.conns.remove(id))
                 .map(|(_, h)| h)
-                .collect();
-            (accepts, conns)
+                .collect()
         };
         for c in conns {
             c.abort();
-        }
-        for a in accepts {
-            a.abort();
-            // Wait until the listener is really closed, so a connect right after is refused.
-            let _ = a.await;
         }
     }
 
