@@ -44,12 +44,8 @@ pub fn run(args: &Args) -> i32 {
         Ok(subcommand) => subcommand,
         Err(message) => return crate::usage_error(&message),
     };
-    let socket = match socket_path(args.config.as_deref()) {
-        Ok(socket) => socket,
-        Err(message) => {
-            eprintln!("pilot: {message}");
-            return 2;
-        }
+    let Some(socket) = socket_path(args.config.as_deref()) else {
+        return 2;
     };
     let Some(runtime) = crate::runtime_or_report() else {
         return 1;
@@ -122,13 +118,15 @@ fn pairs(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, Stri
 }
 
 /// The control socket: `control.socket` of the config (`-config`, else `PILOT_CONFIG`, else
-/// `CONTAINERPILOT`), rendered but not validated, or the default without a config.
-pub(crate) fn socket_path(flag: Option<&str>) -> Result<PathBuf, String> {
+/// `CONTAINERPILOT`), rendered but not validated, or the default without a config. `None` once
+/// the reason it cannot be read is printed.
+pub(crate) fn socket_path(flag: Option<&str>) -> Option<PathBuf> {
     let ctx = config::LoadContext::from_process();
-    match config::resolve_path(flag, &ctx.env) {
+    let found = match config::resolve_path(flag, &ctx.env) {
         None => Ok(PathBuf::from(config::DEFAULT_CONTROL_SOCKET)),
-        Some(path) => config::control_socket(&path, &ctx).map_err(|e| e.to_string()),
-    }
+        Some(path) => config::control_socket(&path, &ctx),
+    };
+    found.map_err(|e| eprintln!("pilot: {e}")).ok()
 }
 
 async fn send(client: &Client, subcommand: Subcommand) -> i32 {

@@ -43,12 +43,8 @@ pub fn run(args: &Args) -> i32 {
         Ok(targets) => targets,
         Err(message) => return crate::usage_error(&message),
     };
-    let socket = match socket_path(args.config.as_deref()) {
-        Ok(socket) => socket,
-        Err(message) => {
-            eprintln!("pilot: {message}");
-            return 2;
-        }
+    let Some(socket) = socket_path(args.config.as_deref()) else {
+        return 2;
     };
     // Commands are started by the supervisor, which owns the signals from before any thread.
     let ownership = match supervisor::take_over() {
