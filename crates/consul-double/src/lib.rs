@@ -29,12 +29,16 @@ pub mod server;
 pub(crate) mod shared;
 pub mod tls;
 
-pub use config::{AclConfig, Config, ConsulVersion, Listen, Timing, TlsIdentity, TokenRights};
+pub use config::{
+    AclConfig, Config, ConsulVersion, Listen, PeerServer, Timing, TlsIdentity, TokenRights,
+};
 pub use faults::{ErrorFault, Faults, IndexRewind};
 pub use handle::{BackgroundDouble, ConsulDouble};
 pub use log::{LoggedRequest, TokenSource};
 pub use server::{BoundAddr, ServeError};
 pub use state::definition::{CheckDefinition, Rejection, ServiceDefinition};
+pub use state::leader::Leadership;
+pub use state::peers::PeerError;
 pub use state::types::{
     CheckRecord, CheckStatus, Indexed, KvEntry, ServiceAddress, ServiceRecord, Weights,
 };

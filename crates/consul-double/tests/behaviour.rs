@@ -323,18 +323,79 @@ async fn kv_blocking_read_of_one_key_ignores_other_keys() {
         ..Config::default()
     })
     .await;
+    double.put_kv("watched", b"before");
     let idx = get(&t, "/v1/kv/watched").await.index();
     let t2 = t.clone();
     let pending =
         tokio::spawn(async move { get(&t2, &format!("/v1/kv/watched?index={idx}&wait=5s")).await });
     sleep(Duration::from_secs(1)).await;
     double.put_kv("unrelated", b"x");
+    double.put_kv("watched-too", b"a key that splits the path");
     sleep(Duration::from_secs(1)).await;
+    assert!(!pending.is_finished(), "other keys do not wake it");
     double.put_kv("watched", b"now");
     let t0 = Instant::now();
     let r = pending.await.unwrap();
     assert!(t0.elapsed() < Duration::from_millis(10));
     assert_eq!(r.status, 200);
+    assert!(r.index() > idx);
+}
+
+/// A missing key watches the closest node of its path in Consul's radix tree: writes elsewhere
+/// leave it asleep while its neighbours exist; with nothing left on its path, every write wakes
+/// it with an unchanged 404 and a higher index (transcript 12, steps 19 and 27).
+#[tokio::test(start_paused = true)]
+async fn kv_blocking_read_of_a_missing_key_wakes_as_consul_does() {
+    let (double, t) = start_unix(fast()).await;
+    double.put_kv("app/flags/a", b"1");
+    double.put_kv("app/flags/b", b"2");
+    let missing = get(&t, "/v1/kv/app/flags/missing").await;
+    assert_eq!(missing.status, 404);
+    let idx = missing.index();
+    let t2 = t.clone();
+    let started = Instant::now();
+    let pending = tokio::spawn(async move {
+        get(
+            &t2,
+            &format!("/v1/kv/app/flags/missing?index={idx}&wait=3s"),
+        )
+        .await
+    });
+    sleep(Duration::from_secs(1)).await;
+    double.put_kv("other/x", b"x");
+    let r = pending.await.unwrap();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(3),
+        "slept to the end"
+    );
+    assert_eq!(
+        (r.status, r.index()),
+        (404, idx),
+        "the index it started with"
+    );
+
+    double.delete_kv("app/flags/a");
+    double.delete_kv("app/flags/b");
+    let idx = get(&t, "/v1/kv/app/flags/missing").await.index();
+    let t2 = t.clone();
+    let pending = tokio::spawn(async move {
+        get(
+            &t2,
+            &format!("/v1/kv/app/flags/missing?index={idx}&wait=3s"),
+        )
+        .await
+    });
+    sleep(Duration::from_secs(1)).await;
+    let woken_at = Instant::now();
+    double.put_kv("other/y", b"y");
+    let r = pending.await.unwrap();
+    assert_eq!(
+        woken_at.elapsed(),
+        Duration::ZERO,
+        "woken by an unrelated write"
+    );
+    assert_eq!(r.status, 404);
     assert!(r.index() > idx);
 }
 
