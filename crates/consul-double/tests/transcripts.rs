@@ -332,7 +332,6 @@ async fn run_step(
 ) -> Outcome {
     let started = tokio::time::Instant::now();
     let req = &step["request"];
-    let method = req["method"].as_str().unwrap();
     if let (Some(sc), Some(agent)) = (scenario, step.get("agent").and_then(Value::as_str))
         && agent != sc.agent
         && req["path"].as_str().unwrap().starts_with("/v1/agent/")
@@ -353,6 +352,14 @@ async fn run_step(
             elapsed: started.elapsed(),
         };
     }
+    send_step(target, step, map).await
+}
+
+/// Sends a step to the double over HTTP.
+async fn send_step(target: &Target, step: &Value, map: &IndexMap) -> Outcome {
+    let started = tokio::time::Instant::now();
+    let req = &step["request"];
+    let method = req["method"].as_str().unwrap();
     let path = rewrite_query(req["path"].as_str().unwrap(), map);
     let headers: Vec<(String, String)> = req["headers"]
         .as_object()
@@ -568,7 +575,8 @@ async fn replay(
             let mut translated = step.clone();
             translated["request"]["path"] = Value::String(path);
             let frozen = IndexMap::new();
-            tokio::spawn(async move { run_step_detached(&target, &translated, &frozen).await })
+            // A blocking step is never a peer step: it goes to the double.
+            tokio::spawn(async move { send_step(&target, &translated, &frozen).await })
         };
         let mut last_sent = 0;
         for &j in &concurrent {
@@ -598,23 +606,6 @@ async fn replay(
             woken.then_some(last_sent),
         );
         i = concurrent.last().unwrap() + 1;
-    }
-}
-
-/// A blocking step sent from a task of its own (it is never a peer step).
-async fn run_step_detached(target: &Target, step: &Value, map: &IndexMap) -> Outcome {
-    let started = tokio::time::Instant::now();
-    let req = &step["request"];
-    let method = req["method"].as_str().unwrap();
-    let path = rewrite_query(req["path"].as_str().unwrap(), map);
-    let body = decoded_body(&req["body"], &req["body_encoding"]);
-    let reply = send(target, method, &path, &[], body)
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    Outcome {
-        reply: Some(reply),
-        started,
-        elapsed: started.elapsed(),
     }
 }
 
