@@ -467,7 +467,7 @@ pub fn exec(value: &Value) -> Result<Exec, String> {
             for (i, item) in items.iter().enumerate() {
                 words.push(match &item.kind {
                     Kind::String(s) => s.clone(),
-                    Kind::Number(n) => super::template::go_float_v(*n),
+                    Kind::Number(n) => crate::template::go_float_v(*n),
                     Kind::Bool(b) => b.to_string(),
                     _ => {
                         return Err(format!(

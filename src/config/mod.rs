@@ -15,7 +15,6 @@ pub mod interfaces;
 pub mod json5;
 pub mod model;
 pub mod subcommand;
-pub mod template;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -26,7 +25,7 @@ use std::sync::Arc;
 pub use decode::Problem;
 pub use interfaces::{IfaceAddr, InterfaceSource, StaticInterfaces, SystemInterfaces};
 pub use model::*;
-pub use template::TemplateError;
+pub use crate::template::TemplateError;
 pub use validate::{DEFAULT_CONTROL_SOCKET, TELEMETRY_JOB};
 
 /// The largest config file pilot reads.
@@ -185,7 +184,7 @@ pub fn read(path: &Path) -> Result<String, LoadError> {
 
 /// Renders config text as ContainerPilot's template over `env` (`-template`).
 pub fn render(text: &str, env: &BTreeMap<String, String>) -> Result<String, TemplateError> {
-    template::render(text, env)
+    crate::template::render(text, env)
 }
 
 /// Reads and renders the config file at `path` (`-template`).
