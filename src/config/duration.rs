@@ -166,44 +166,48 @@ pub fn parse(text: &str) -> Result<GoDuration, DurationError> {
 impl fmt::Display for GoDuration {
     /// Go's `Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let negative = self.0 < 0;
-        let mut u = self.0.unsigned_abs();
-        let mut out = String::new();
-        if u < SECOND as u64 {
-            let (unit, precision) = if u == 0 {
-                return f.write_str("0s");
-            } else if u < MICROSECOND as u64 {
-                ("ns", 0)
-            } else if u < MILLISECOND as u64 {
-                ("µs", 3)
-            } else {
-                ("ms", 6)
-            };
-            out.push_str(&fraction_text(u, precision));
-            out.push_str(unit);
+        f.write_str(&go_string(self.0 < 0, u128::from(self.0.unsigned_abs())))
+    }
+}
+
+/// A duration as Go's `time.Duration.String()` writes it (`1h30m0s`, `1.5s`, `300ms`): what
+/// Consul parses in `DeregisterCriticalServiceAfter` and `wait`.
+pub fn go_duration(d: std::time::Duration) -> String {
+    go_string(false, d.as_nanos())
+}
+
+/// Go's `Duration.String` of `nanos` nanoseconds, negative or not.
+fn go_string(negative: bool, nanos: u128) -> String {
+    const SECOND: u128 = self::SECOND as u128;
+    const MINUTE: u128 = self::MINUTE as u128;
+    let sign = if negative { "-" } else { "" };
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < SECOND {
+        // Below a second Go picks the largest unit that keeps a non-zero integer part.
+        let (unit, precision) = if nanos < MICROSECOND as u128 {
+            ("ns", 0)
+        } else if nanos < MILLISECOND as u128 {
+            ("µs", 3)
         } else {
-            let text = fraction_text(u % (MINUTE as u64), 9);
-            u /= MINUTE as u64;
-            let minutes = u % 60;
-            let hours = u / 60;
-            if hours > 0 {
-                out.push_str(&format!("{hours}h{minutes}m"));
-            } else if minutes > 0 {
-                out.push_str(&format!("{minutes}m"));
-            }
-            out.push_str(&text);
-            out.push('s');
-        }
-        if negative {
-            f.write_str("-")?;
-        }
-        f.write_str(&out)
+            ("ms", 6)
+        };
+        return format!("{sign}{}{unit}", fraction_text(nanos, precision));
+    }
+    let seconds = fraction_text(nanos % MINUTE, 9);
+    let minutes = (nanos / MINUTE) % 60;
+    let hours = nanos / (60 * MINUTE);
+    match (hours, minutes) {
+        (0, 0) => format!("{sign}{seconds}s"),
+        (0, _) => format!("{sign}{minutes}m{seconds}s"),
+        _ => format!("{sign}{hours}h{minutes}m{seconds}s"),
     }
 }
 
 /// `value / 10^precision` with the trailing zeros of the fraction (and a bare dot) removed.
-fn fraction_text(value: u64, precision: u32) -> String {
-    let divisor = 10u64.pow(precision);
+fn fraction_text(value: u128, precision: u32) -> String {
+    let divisor = 10u128.pow(precision);
     let whole = value / divisor;
     let fraction = value % divisor;
     if fraction == 0 {
@@ -289,6 +293,32 @@ mod tests {
         ];
         for &(nanos, text) in cases {
             assert_eq!(GoDuration(nanos).to_string(), text, "{nanos}");
+        }
+    }
+
+    #[test]
+    fn std_durations_print_like_go() {
+        use std::time::Duration;
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(1), "1ns"),
+            (Duration::from_micros(15), "15µs"),
+            (Duration::from_millis(300), "300ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(600), "10m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_secs(3 * 3600 + 5), "3h0m5s"),
+            (
+                Duration::from_secs(72 * 3600 + 3 * 60) + Duration::from_millis(500),
+                "72h3m0.5s",
+            ),
+            // Past Go's range (292 years) the same form goes on.
+            (Duration::from_secs(u64::MAX), "5124095576030431h0m15s"),
+        ] {
+            assert_eq!(go_duration(d), want, "{d:?}");
         }
     }
 
