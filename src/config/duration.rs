@@ -57,6 +57,9 @@ impl fmt::Display for DurationError {
     }
 }
 
+/// The largest magnitude of a duration: `1 << 63` nanoseconds (only as a negative one).
+const LIMIT: u64 = 1 << 63;
+
 /// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, or `0`.
 pub fn parse(text: &str) -> Result<GoDuration, DurationError> {
     let mut s = text.as_bytes();
@@ -71,86 +74,10 @@ pub fn parse(text: &str) -> Result<GoDuration, DurationError> {
     if s.is_empty() {
         return Err(DurationError::Invalid);
     }
-    const LIMIT: u64 = 1 << 63;
     let mut total: u64 = 0;
     while !s.is_empty() {
-        if !(s[0] == b'.' || s[0].is_ascii_digit()) {
-            return Err(DurationError::Invalid);
-        }
-        // The integer part.
-        let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-        let mut value: u64 = 0;
-        for &d in &s[..digits] {
-            value = value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(d - b'0')))
-                .filter(|&v| v <= LIMIT)
-                .ok_or(DurationError::Invalid)?;
-        }
-        s = &s[digits..];
-        let pre = digits > 0;
-        // The fraction: digits past what fits are ignored, as Go does.
-        let mut fraction: u64 = 0;
-        let mut scale: f64 = 1.0;
-        let mut post = false;
-        if s.first() == Some(&b'.') {
-            s = &s[1..];
-            let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-            let mut overflow = false;
-            for &d in &s[..digits] {
-                if overflow {
-                    continue;
-                }
-                match fraction
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(u64::from(d - b'0')))
-                    .filter(|&v| v <= LIMIT)
-                {
-                    Some(v) => {
-                        fraction = v;
-                        scale *= 10.0;
-                    }
-                    None => overflow = true,
-                }
-            }
-            post = digits > 0;
-            s = &s[digits..];
-        }
-        if !pre && !post {
-            return Err(DurationError::Invalid);
-        }
-        // The unit: everything up to the next digit or dot.
-        let unit_len = s
-            .iter()
-            .take_while(|&&c| c != b'.' && !c.is_ascii_digit())
-            .count();
-        if unit_len == 0 {
-            return Err(DurationError::MissingUnit);
-        }
-        let unit_bytes = &s[..unit_len];
-        s = &s[unit_len..];
-        let unit_text = String::from_utf8_lossy(unit_bytes);
-        let unit: u64 = match unit_text.as_ref() {
-            "ns" => NANOSECOND as u64,
-            "us" | "µs" | "μs" => MICROSECOND as u64,
-            "ms" => MILLISECOND as u64,
-            "s" => SECOND as u64,
-            "m" => MINUTE as u64,
-            "h" => HOUR as u64,
-            other => return Err(DurationError::UnknownUnit(other.to_string())),
-        };
-        if value > LIMIT / unit {
-            return Err(DurationError::Invalid);
-        }
-        value *= unit;
-        if fraction > 0 {
-            value = value
-                .checked_add((fraction as f64 * (unit as f64 / scale)) as u64)
-                .filter(|&v| v <= LIMIT)
-                .ok_or(DurationError::Invalid)?;
-        }
         total = total
-            .checked_add(value)
+            .checked_add(component(&mut s)?)
             .filter(|&v| v <= LIMIT)
             .ok_or(DurationError::Invalid)?;
     }
@@ -161,6 +88,96 @@ pub fn parse(text: &str) -> Result<GoDuration, DurationError> {
     i64::try_from(total)
         .map(GoDuration)
         .map_err(|_| DurationError::Invalid)
+}
+
+/// One `<number><unit>` of a duration, in nanoseconds; `s` moves past it.
+fn component(s: &mut &[u8]) -> Result<u64, DurationError> {
+    if !(s[0] == b'.' || s[0].is_ascii_digit()) {
+        return Err(DurationError::Invalid);
+    }
+    let (mut value, pre) = integer(s)?;
+    let (fraction, scale, post) = if s.first() == Some(&b'.') {
+        *s = &s[1..];
+        fraction(s)
+    } else {
+        (0, 1.0, false)
+    };
+    if !pre && !post {
+        return Err(DurationError::Invalid);
+    }
+    let unit = unit(s)?;
+    if value > LIMIT / unit {
+        return Err(DurationError::Invalid);
+    }
+    value *= unit;
+    if fraction > 0 {
+        value = value
+            .checked_add((fraction as f64 * (unit as f64 / scale)) as u64)
+            .filter(|&v| v <= LIMIT)
+            .ok_or(DurationError::Invalid)?;
+    }
+    Ok(value)
+}
+
+/// The leading digits of `s` as an integer, and whether there were any.
+fn integer(s: &mut &[u8]) -> Result<(u64, bool), DurationError> {
+    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut value: u64 = 0;
+    for &d in &s[..digits] {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .filter(|&v| v <= LIMIT)
+            .ok_or(DurationError::Invalid)?;
+    }
+    *s = &s[digits..];
+    Ok((value, digits > 0))
+}
+
+/// The digits after a decimal point: their value, `10^n` for the `n` of them taken, and whether
+/// there were any. Digits past what fits are ignored, as Go does.
+fn fraction(s: &mut &[u8]) -> (u64, f64, bool) {
+    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut fraction: u64 = 0;
+    let mut scale: f64 = 1.0;
+    for &d in &s[..digits] {
+        match fraction
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .filter(|&v| v <= LIMIT)
+        {
+            Some(v) => {
+                fraction = v;
+                scale *= 10.0;
+            }
+            None => break,
+        }
+    }
+    *s = &s[digits..];
+    (fraction, scale, digits > 0)
+}
+
+/// The unit at the start of `s` (everything up to the next digit or dot), in nanoseconds.
+fn unit(s: &mut &[u8]) -> Result<u64, DurationError> {
+    let len = s
+        .iter()
+        .take_while(|&&c| c != b'.' && !c.is_ascii_digit())
+        .count();
+    if len == 0 {
+        return Err(DurationError::MissingUnit);
+    }
+    let text = String::from_utf8_lossy(&s[..len]).into_owned();
+    *s = &s[len..];
+    let nanos = match text.as_str() {
+        "ns" => NANOSECOND,
+        "us" | "µs" | "μs" => MICROSECOND,
+        "ms" => MILLISECOND,
+        "s" => SECOND,
+        "m" => MINUTE,
+        "h" => HOUR,
+        _ => return Err(DurationError::UnknownUnit(text)),
+    };
+    Ok(nanos as u64)
 }
 
 impl fmt::Display for GoDuration {
