@@ -154,3 +154,70 @@ fn without_port(name: &str) -> String {
         _ => name.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scheme_in_front_of_the_address() {
+        assert_eq!(split_scheme("c:8500"), Ok((None, "c:8500")));
+        assert_eq!(
+            split_scheme("HTTPS://c:8501/x"),
+            Ok((Some(Scheme::Https), "c:8501/x"))
+        );
+        assert_eq!(
+            split_scheme("unix:///run/c.sock"),
+            Ok((Some(Scheme::Unix), "/run/c.sock"))
+        );
+        assert_eq!(
+            split_scheme("ftp://c"),
+            Err("address \"ftp://c\" has an unknown scheme \"ftp\" (http, https or unix)".into())
+        );
+    }
+
+    #[test]
+    fn server_names_lose_their_port() {
+        assert_eq!(without_port("consul.local:8501"), "consul.local");
+        assert_eq!(without_port("[::1]:8501"), "::1");
+        assert_eq!(without_port("fe80::1"), "fe80::1");
+    }
+
+    #[test]
+    fn the_environment_fills_in_what_the_config_leaves_out() {
+        let env: BTreeMap<String, String> = [
+            ("CONSUL_HTTP_ADDR", "https://agent:8501"),
+            ("CONSUL_HTTP_TOKEN", "t"),
+            ("CONSUL_CACERT", "/ca"),
+            ("CONSUL_HTTP_SSL_VERIFY", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let raw = RawConsul {
+            object_form: true,
+            address: String::new(),
+            address_line: 1,
+            scheme: None,
+            token: Some("config".into()),
+            tls: RawTls {
+                ca_file: Some("/config-ca".into()),
+                verify: Some(true),
+                ..RawTls::default()
+            },
+        };
+        let mut problems = Problems::default();
+        let consul = build(&raw, &env, &mut problems);
+        assert!(problems.messages().is_empty());
+        assert_eq!(
+            (consul.scheme, consul.address.as_str()),
+            (Scheme::Https, "agent:8501")
+        );
+        assert_eq!(
+            consul.token.map(|t| t.expose().to_string()),
+            Some("t".into())
+        );
+        assert_eq!(consul.tls.ca_file, Some(PathBuf::from("/ca")));
+        assert!(!consul.tls.verify);
+    }
+}

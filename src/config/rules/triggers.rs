@@ -314,3 +314,131 @@ fn job_source_problem(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::json5::parse;
+    use crate::config::problems::Problems;
+    use crate::config::raw::{self, RawConfig};
+
+    /// Jobs `app` (exec and a health check), `idle` (nothing), a watch `db`, telemetry.
+    fn config() -> RawConfig {
+        let text = "{consul: 'c', telemetry: {}, watches: [{name: 'db', interval: 5}], jobs: [
+            {name: 'app', exec: 'a', health: {exec: 'x', interval: 1, ttl: 2}},
+            {name: 'idle'},
+        ]}";
+        let mut problems = Problems::default();
+        let raw = raw::decode(&parse(text).unwrap(), &mut problems).unwrap();
+        assert!(problems.messages().is_empty(), "{:?}", problems.messages());
+        raw
+    }
+
+    fn problem(event: &str, source: &str) -> Option<String> {
+        let raw = config();
+        let facts = Facts::new(&raw);
+        let code = EventCode::from_config_name(event).unwrap();
+        trigger_problem("me", code, event, source, &facts)
+    }
+
+    #[test]
+    fn sources_that_publish_the_event_pass() {
+        for (event, source) in [
+            ("startup", "global"),
+            ("exitFailed", "app"),
+            ("healthy", "app"),
+            ("exitSuccess", "check.app"),
+            ("changed", "watch.db"),
+            ("stopping", "idle"),
+            ("stopped", "containerpilot"),
+        ] {
+            assert_eq!(problem(event, source), None, "{event} from {source}");
+        }
+    }
+
+    #[test]
+    fn each_reason_a_trigger_never_fires() {
+        let cases = [
+            (
+                "exitSuccess",
+                "idle",
+                "job \"idle\" has no exec, so it never exits",
+            ),
+            ("healthy", "idle", "job \"idle\" has no health check"),
+            (
+                "exitFailed",
+                "check.idle",
+                "job \"idle\" has no health check",
+            ),
+            (
+                "healthy",
+                "check.app",
+                "a health check publishes only exitSuccess and exitFailed",
+            ),
+            (
+                "changed",
+                "watch.cache",
+                "there is no watch named \"cache\" in watches",
+            ),
+            (
+                "exitSuccess",
+                "watch.db",
+                "a watch publishes only changed, healthy and unhealthy",
+            ),
+            (
+                "startup",
+                "app",
+                "startup comes only from source \"global\"",
+            ),
+            (
+                "exitSuccess",
+                "me",
+                "a job's own exit, health and stop events are handled before its when",
+            ),
+            ("changed", "app", "only watches publish changed"),
+            (
+                "healthy",
+                "containerpilot",
+                "job \"containerpilot\" has no health check",
+            ),
+        ];
+        for (event, source, why) in cases {
+            assert_eq!(
+                problem(event, source),
+                Some(format!("{event:?} from {source:?} never fires: {why}")),
+                "{event} from {source}"
+            );
+        }
+        assert_eq!(
+            problem("exitSuccess", "db"),
+            Some(
+                "source \"db\" is not global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2 (did you mean \"watch.db\"?)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_broken_when_is_not_judged() {
+        let raw = config();
+        let facts = Facts::new(&raw);
+        let mut problems = Problems::default();
+        let when = RawWhen {
+            line: 1,
+            broken: true,
+            interval: None,
+            source: None,
+            once: None,
+            each: None,
+            timeout: None,
+        };
+        check_when("me", &when, &facts, &mut problems.at("jobs[0]"));
+        assert!(problems.messages().is_empty());
+        let when = RawWhen {
+            broken: false,
+            ..when
+        };
+        check_when("me", &when, &facts, &mut problems.at("jobs[0]"));
+        assert_eq!(problems.messages().len(), 1, "an empty when never fires");
+    }
+}
