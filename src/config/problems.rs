@@ -94,24 +94,26 @@ impl Problems {
     }
 
     /// `value` with the warnings when there is no error, else every problem. Problems are in
-    /// file order (those of the environment first, problems of one line in the order found) and
-    /// at most `MAX_PROBLEMS`, then a line that counts the rest.
-    pub fn verdict<T>(mut self, value: Option<T>) -> Result<(T, Vec<Problem>), Vec<Problem>> {
+    /// file order (those of the environment first, problems of one line in the order found);
+    /// an error list has at most `MAX_PROBLEMS`, then a line that counts the rest.
+    pub fn verdict<T>(self, value: Option<T>) -> Result<(T, Vec<Problem>), Vec<Problem>> {
+        match value {
+            Some(value) if self.error_count() == 0 => Ok((value, self.in_file_order())),
+            _ => Err(self.refusal()),
+        }
+    }
+
+    fn in_file_order(mut self) -> Vec<Problem> {
         self.found.sort_by_key(|p| p.line);
-        let failed = self.error_count() > 0;
-        if let (Some(value), false) = (value, failed) {
-            return Ok((value, self.found));
-        }
-        if !failed {
+        self.found
+    }
+
+    fn refusal(mut self) -> Vec<Problem> {
+        if self.error_count() == 0 {
             // Every step that gives up reports why; this only guards that promise.
-            self.push(
-                Severity::Error,
-                String::new(),
-                "the config is invalid".into(),
-                None,
-            );
+            self.environment("the config is invalid".into());
         }
-        let mut problems = self.found;
+        let mut problems = self.in_file_order();
         if problems.len() > MAX_PROBLEMS {
             let more = problems.len() - MAX_PROBLEMS;
             problems.truncate(MAX_PROBLEMS);
@@ -122,7 +124,7 @@ impl Problems {
                 line: None,
             });
         }
-        Err(problems)
+        problems
     }
 }
 

@@ -73,7 +73,7 @@ impl RawJob {
         self.main.as_ref().is_some_and(|m| m.value)
     }
 
-    /// The line of `key`'s value when given, else the job's.
+    /// The line of one of its values (`port`, `main`) when given, else the job's.
     pub fn line_of<T>(&self, value: &Option<Spanned<T>>) -> u32 {
         value.as_ref().map_or(self.line, |v| v.line)
     }

@@ -96,14 +96,16 @@ impl<'a> Obj<'a> {
 
     /// The value of `key` decoded by `decode`, with its line. A value that does not decode is
     /// reported (`health.ttl must be ...`) and counts as absent. This is the one place where
-    /// ContainerPilot's weak typing meets the reporter.
+    /// ContainerPilot's weak typing meets the reporter. (Decoders are plain functions, so that
+    /// there is one copy of this code per decoded type.)
     pub fn field<T>(
         &mut self,
         key: &str,
-        decode: impl FnOnce(&Value) -> Result<T, String>,
+        decode: fn(&Value) -> Result<T, String>,
         report: &mut Reporter<'_>,
     ) -> Option<Spanned<T>> {
-        self.field_if_set(key, |value| decode(value).map(Some), report)
+        let value = self.get(key)?;
+        self.spanned(key, value.pos.line, decode(value).map(Some), report)
     }
 
     /// Like `field`, for a key that must be given: its absence is reported as `<key> must be
@@ -111,7 +113,7 @@ impl<'a> Obj<'a> {
     pub fn required<T>(
         &mut self,
         key: &str,
-        decode: impl FnOnce(&Value) -> Result<T, String>,
+        decode: fn(&Value) -> Result<T, String>,
         why: &str,
         report: &mut Reporter<'_>,
     ) -> Option<Spanned<T>> {
@@ -123,14 +125,14 @@ impl<'a> Obj<'a> {
             );
             return None;
         };
-        self.decode(key, value, |value| decode(value).map(Some), report)
+        self.spanned(key, value.pos.line, decode(value).map(Some), report)
     }
 
     /// Like `field`, for decoders that read some values (`""`) as "not set".
     pub fn field_if_set<T>(
         &mut self,
         key: &str,
-        decode: impl FnOnce(&Value) -> Result<Option<T>, String>,
+        decode: fn(&Value) -> Result<Option<T>, String>,
         report: &mut Reporter<'_>,
     ) -> Option<Spanned<T>> {
         let value = self.get(key)?;
@@ -142,11 +144,20 @@ impl<'a> Obj<'a> {
         &self,
         key: &str,
         value: &Value,
-        decode: impl FnOnce(&Value) -> Result<Option<T>, String>,
+        decode: fn(&Value) -> Result<Option<T>, String>,
         report: &mut Reporter<'_>,
     ) -> Option<Spanned<T>> {
-        let line = value.pos.line;
-        match decode(value) {
+        self.spanned(key, value.pos.line, decode(value), report)
+    }
+
+    fn spanned<T>(
+        &self,
+        key: &str,
+        line: u32,
+        decoded: Result<Option<T>, String>,
+        report: &mut Reporter<'_>,
+    ) -> Option<Spanned<T>> {
+        match decoded {
             Ok(decoded) => decoded.map(|value| Spanned { value, line }),
             Err(why) => {
                 report.key(&self.full_key(key), why, line);
