@@ -691,27 +691,33 @@ fn test_add_parse_tree_to_unparsed() {
 // fall outside the Unicode scalar-value range or are otherwise pathological.
 // These tests pin the current behavior of the escape-processing path.
 
+// Fork: an escape that is not a code point is a parse error, as in Go
+// (`invalid syntax`, from `strconv.Unquote`); it used to be dropped.
+
 #[test]
-fn test_utf8_escape_lone_surrogate_is_dropped() {
-    // \uD800 is a lone high surrogate. char::from_u32 returns None, and the
-    // lexer silently skips it. Surrounding text is preserved.
-    let out = Template::new("t")
+fn test_utf8_escape_lone_surrogate_is_an_error() {
+    // \uD800 is a lone high surrogate.
+    let err = Template::new("t")
         .parse(r#"X{{"\uD800"}}Y"#)
-        .unwrap()
-        .execute_to_string(&Value::Nil)
-        .unwrap();
-    assert_eq!(out, "XY");
+        .err()
+        .expect("a parse error");
+    assert_eq!(
+        err.to_string(),
+        r"template: t:1:12: invalid syntax: \uD800 is not a valid code point"
+    );
 }
 
 #[test]
-fn test_utf8_escape_beyond_max_codepoint_is_dropped() {
+fn test_utf8_escape_beyond_max_codepoint_is_an_error() {
     // U+110000 is past the last valid Unicode codepoint.
-    let out = Template::new("t")
+    let err = Template::new("t")
         .parse(r#"A{{"\U00110000"}}B"#)
-        .unwrap()
-        .execute_to_string(&Value::Nil)
-        .unwrap();
-    assert_eq!(out, "AB");
+        .err()
+        .expect("a parse error");
+    assert!(
+        err.to_string().contains("is not a valid code point"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -738,14 +744,18 @@ fn test_utf8_bom_in_text_is_preserved() {
 }
 
 #[test]
-fn test_utf8_invalid_hex_escape_is_dropped() {
-    // `\xZZ` has non-hex digits → from_str_radix fails → silently dropped.
-    let out = Template::new("t")
+fn test_utf8_invalid_hex_escape_is_an_error() {
+    // Fork: `\xZZ` has non-hex digits: Go's `invalid syntax`; it used to be
+    // dropped.
+    let err = Template::new("t")
         .parse(r#"A{{"\xZZ"}}B"#)
-        .unwrap()
-        .execute_to_string(&Value::Nil)
-        .unwrap();
-    assert_eq!(out, "AB");
+        .err()
+        .expect("a parse error");
+    assert!(
+        err.to_string()
+            .contains(r"invalid syntax: \x must be followed by 2 hex digits"),
+        "{err}"
+    );
 }
 
 // Source-position reporting with UTF-8 prefixes
@@ -1385,7 +1395,7 @@ fn test_bom_inside_action_is_lex_error() {
         .err()
         .expect("expected lex error");
     let msg = err.to_string();
-    assert!(msg.contains("unexpected character"), "got: {msg}");
+    assert_eq!(msg, "template: t:1:3: bad character U+FEFF", "got: {msg}");
 }
 
 #[cfg(feature = "std")]

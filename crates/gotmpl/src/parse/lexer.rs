@@ -63,12 +63,48 @@ fn is_go_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-fn strip_underscores(raw: &str) -> Cow<'_, str> {
+/// Fork: fails as Go does (`bad number syntax`) when an underscore does not
+/// separate two digits, or a base prefix and a digit (`1_`, `1__2`, `_0x1`).
+fn strip_underscores(raw: &str) -> core::result::Result<Cow<'_, str>, String> {
     if raw.contains('_') {
-        Cow::Owned(raw.replace('_', ""))
+        if !underscores_ok(raw) {
+            return Err(format!("bad number syntax: {raw:?}"));
+        }
+        Ok(Cow::Owned(raw.replace('_', "")))
     } else {
-        Cow::Borrowed(raw)
+        Ok(Cow::Borrowed(raw))
     }
+}
+
+/// Go's `strconv.underscoreOK`.
+fn underscores_ok(raw: &str) -> bool {
+    let s = raw.strip_prefix(['+', '-']).unwrap_or(raw).as_bytes();
+    // '^': start, '0': after a digit or base prefix, '_': after an underscore,
+    // '!': after anything else (a dot, an exponent).
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if s.len() >= 2 && s[0] == b'0' && matches!(s[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = b'0';
+        hex = s[1].eq_ignore_ascii_case(&b'x');
+    }
+    for &c in &s[i..] {
+        if c.is_ascii_digit() || hex && c.is_ascii_hexdigit() {
+            saw = b'0';
+        } else if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+        } else {
+            if saw == b'_' {
+                return false;
+            }
+            saw = b'!';
+        }
+    }
+    saw != b'_'
 }
 
 // Token types
@@ -136,6 +172,10 @@ pub struct Token<'a> {
     pub num: Option<Number>,
     /// Byte offset in the original source.
     pub pos: usize,
+    /// Byte offset just past the token's source text (fork: lets the parser
+    /// quote a token and tell whether two tokens touch, as Go's operands
+    /// must be separated by spaces).
+    pub end: usize,
     /// 1-based line number tracked during scanning.
     pub line: usize,
 }
@@ -318,6 +358,7 @@ impl<'a> Lexer<'a> {
             val,
             num: None,
             pos: self.start,
+            end: self.pos,
             line: self.line,
         });
         self.start = self.pos;
@@ -329,6 +370,7 @@ impl<'a> Lexer<'a> {
             val,
             num: None,
             pos: self.start,
+            end: self.pos,
             line: self.line,
         });
         self.start = self.pos;
@@ -341,6 +383,7 @@ impl<'a> Lexer<'a> {
             val,
             num: Some(num),
             pos: self.start,
+            end: self.pos,
             line: self.line,
         });
         self.start = self.pos;
@@ -456,13 +499,15 @@ impl<'a> Lexer<'a> {
         let saved_start = self.start;
         let saved_line = self.line;
 
-        // Skip whitespace
-        while let Some(ch) = self.peek() {
-            if ch.is_whitespace() {
-                self.next_char();
-            } else {
-                break;
-            }
+        // Fork: Go parity (`lexLeftDelim`): the comment must open right after
+        // the delimiter, or after the trim marker and its one space; `{{ /*`
+        // is an action, which Go rejects (`unexpected "/" in command`).
+        let open_was_trim = self
+            .tokens
+            .last()
+            .is_some_and(|t| t.kind == TokenKind::LeftTrimDelim);
+        if open_was_trim {
+            self.next_char(); // the space that made `-` a trim marker
         }
 
         if !self.starts_with("/*") {
@@ -473,11 +518,14 @@ impl<'a> Lexer<'a> {
             return Ok(None);
         }
 
+        let (comment_pos, comment_line) = (self.pos, self.line);
         self.skip(2); // consume /*
 
         // Scan to closing */
         loop {
             if self.pos >= self.input.len() {
+                // Fork: Go reports where the comment opened, not the end.
+                (self.pos, self.line) = (comment_pos, comment_line);
                 return Err(self.error("unclosed comment"));
             }
             if self.starts_with("*/") {
@@ -487,19 +535,24 @@ impl<'a> Lexer<'a> {
             self.next_char();
         }
 
-        // Skip whitespace after */; `-}}` only binds as a trim marker when at
-        // least one space/tab/CR/LF separates it from the comment terminator.
-        let ws_before = self.skip_whitespace();
+        // Fork: Go parity (`atRightDelim`): the closing delimiter follows
+        // `*/` at once, or one space and a trim marker (` -}}`).
+        let ws_before = self
+            .peek()
+            .is_some_and(|c| c.is_ascii() && is_go_space(c as u8));
+        if ws_before {
+            self.next_char();
+        }
 
         let close_trims;
         if self.at_right_trim(ws_before) {
             self.skip(self.right_delim.len() + 1);
             close_trims = true;
-        } else if self.starts_with(self.right_delim) {
+        } else if !ws_before && self.starts_with(self.right_delim) {
             self.skip(self.right_delim.len());
             close_trims = false;
         } else {
-            return Err(self.error("comment not terminated by closing delimiter"));
+            return Err(self.error("comment ends before closing delimiter"));
         }
 
         self.ignore();
@@ -524,7 +577,7 @@ impl<'a> Lexer<'a> {
             self.ignore();
 
             if self.pos >= self.input.len() {
-                return Err(self.error("unclosed action"));
+                return Err(self.unclosed_action());
             }
 
             if self.at_right_trim(ws_before) {
@@ -543,7 +596,7 @@ impl<'a> Lexer<'a> {
             }
 
             let Some(ch) = self.peek() else {
-                return Err(self.error("unclosed action"));
+                return Err(self.unclosed_action());
             };
 
             match ch {
@@ -604,9 +657,37 @@ impl<'a> Lexer<'a> {
                 '0'..='9' => self.lex_number()?,
                 '\'' => self.lex_char_literal()?,
                 _ if ch.is_alphabetic() || ch == '_' => self.lex_identifier()?,
-                _ => return Err(self.error(format!("unexpected character: {:?}", ch))),
+                // Fork: Go's wording (`bad character %#U`, which leaves out
+                // the character itself when it does not print).
+                _ => {
+                    let code = format!("U+{:04X}", u32::from(ch));
+                    let quoted = format!("{ch:?}");
+                    return Err(self.error(if quoted.starts_with("'\\u{") {
+                        format!("bad character {code}")
+                    } else {
+                        format!("bad character {code} {quoted}")
+                    }));
+                }
             }
         }
+    }
+
+    /// Fork: Go's message for an action still open at the end of the input,
+    /// which names the line the action started on when it is another one.
+    fn unclosed_action(&self) -> TemplateError {
+        let started = self
+            .tokens
+            .iter()
+            .rev()
+            .find(|t| matches!(t.kind, TokenKind::LeftDelim | TokenKind::LeftTrimDelim))
+            .map_or(self.line, |t| t.line);
+        if started == self.line {
+            return self.error("unclosed action");
+        }
+        self.error(format!(
+            "unclosed action started at {}:{started}",
+            self.parse_name.unwrap_or("")
+        ))
     }
 
     /// Consume ASCII space/tab/CR/LF. Returns true if any were consumed.
@@ -627,10 +708,20 @@ impl<'a> Lexer<'a> {
         self.next_char(); // consume opening "
         loop {
             match self.next_char() {
-                None => return Err(self.error("unterminated string")),
-                Some('\\') => {
-                    self.next_char();
-                } // skip escaped char
+                // Fork: Go parity (`lexQuote`): a quoted string ends on its line.
+                None => return Err(self.error("unterminated quoted string")),
+                Some('\n') => {
+                    self.backup();
+                    return Err(self.error("unterminated quoted string"));
+                }
+                Some('\\') => match self.next_char() {
+                    None => return Err(self.error("unterminated quoted string")),
+                    Some('\n') => {
+                        self.backup();
+                        return Err(self.error("unterminated quoted string"));
+                    }
+                    Some(_) => {} // skip escaped char
+                },
                 Some('"') => {
                     let raw = self.current_str();
                     // Strip surrounding quotes for the value
@@ -653,7 +744,7 @@ impl<'a> Lexer<'a> {
         self.next_char(); // consume opening `
         loop {
             match self.next_char() {
-                None => return Err(self.error("unterminated raw string")),
+                None => return Err(self.error("unterminated raw quoted string")),
                 Some('`') => {
                     let raw = self.current_str();
                     let inner = &raw[1..raw.len() - 1];
@@ -760,7 +851,7 @@ impl<'a> Lexer<'a> {
                             self.next_char();
                         }
                         let raw = self.current_str();
-                        let clean = strip_underscores(raw);
+                        let clean = strip_underscores(raw).map_err(|m| self.error(m))?;
                         let (negative, digits) = if let Some(d) = clean.strip_prefix("-0") {
                             (true, d)
                         } else if let Some(d) = clean.strip_prefix("+0") {
@@ -804,7 +895,7 @@ impl<'a> Lexer<'a> {
         }
         // Emit as number but we need to convert to decimal for the value
         let raw = self.current_str();
-        let clean = strip_underscores(raw);
+        let clean = strip_underscores(raw).map_err(|m| self.error(m))?;
         // Parse hex int
         let negative = clean.starts_with('-');
         let hex_str = if negative {
@@ -853,7 +944,7 @@ impl<'a> Lexer<'a> {
         }
         // For hex floats, just emit the raw value. Rust can parse them with special handling
         let raw = self.current_str();
-        let clean = strip_underscores(raw);
+        let clean = strip_underscores(raw).map_err(|m| self.error(m))?;
         // Parse hex float manually: use the format 0xHEX.HEXpEXP
         match crate::go::parse_hex_float(&clean) {
             Some(f) => self.emit_num(TokenKind::Number, Number::Float(f)),
@@ -883,7 +974,7 @@ impl<'a> Lexer<'a> {
             return Err(self.error(format!("invalid base-{} number", base)));
         }
         let raw = self.current_str();
-        let clean = strip_underscores(raw);
+        let clean = strip_underscores(raw).map_err(|m| self.error(m))?;
         let negative = clean.starts_with('-');
         let prefix_len = if negative { 3 } else { 2 }; // skip sign + 0x/0o/0b
         let digits = &clean[prefix_len..];
@@ -935,7 +1026,7 @@ impl<'a> Lexer<'a> {
 
         let raw = self.current_str();
         // Strip underscores for parsing; borrow when the literal has none.
-        let clean = strip_underscores(raw);
+        let clean = strip_underscores(raw).map_err(|m| self.error(m))?;
         let num = if has_dot || has_exp {
             clean
                 .parse::<f64>()
@@ -958,6 +1049,7 @@ impl<'a> Lexer<'a> {
             val: clean,
             num: Some(num),
             pos: self.start,
+            end: self.pos,
             line: self.line,
         });
         self.start = self.pos;
@@ -996,16 +1088,31 @@ impl<'a> Lexer<'a> {
                             .map_err(|m| self.error(m))?;
                         char::from(byte)
                     }
-                    Some(c) => c,
-                    None => return Err(self.error("unterminated character literal")),
+                    // Fork: Go parity (`strconv.UnquoteChar`): any other
+                    // escape is an error, where it used to stand for itself.
+                    None => return Err(self.error("unterminated character constant")),
+                    Some('\n') => {
+                        self.backup();
+                        return Err(self.error("unterminated character constant"));
+                    }
+                    Some(c) => {
+                        return Err(
+                            self.error(format!("invalid syntax: unknown escape sequence \\{c}"))
+                        );
+                    }
                 }
             }
+            // Fork: Go parity (`lexChar`): a character constant ends on its line.
+            None => return Err(self.error("unterminated character constant")),
+            Some('\n') => {
+                self.backup();
+                return Err(self.error("unterminated character constant"));
+            }
             Some(c) => c,
-            None => return Err(self.error("unterminated character literal")),
         };
 
         if self.next_char() != Some('\'') {
-            return Err(self.error("unterminated character literal"));
+            return Err(self.error("unterminated character constant"));
         }
 
         // Emit as a number (Go treats char constants as their Unicode code point)
@@ -1059,33 +1166,39 @@ fn unescape(s: &str) -> core::result::Result<String, String> {
                 Some('r') => result.push('\r'),
                 Some('\\') => result.push('\\'),
                 Some('"') => result.push('"'),
-                Some('\'') => result.push('\''),
                 Some('a') => result.push('\x07'),
                 Some('b') => result.push('\x08'),
                 Some('f') => result.push('\x0C'),
                 Some('v') => result.push('\x0B'),
-                Some('x') => {
-                    let hex: String = chars.by_ref().take(2).collect();
-                    if let Ok(n) = u32::from_str_radix(&hex, 16)
-                        && let Some(c) = char::from_u32(n)
-                    {
-                        result.push(c);
-                    }
-                }
-                Some('u') => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    if let Ok(n) = u32::from_str_radix(&hex, 16)
-                        && let Some(c) = char::from_u32(n)
-                    {
-                        result.push(c);
-                    }
-                }
-                Some('U') => {
-                    let hex: String = chars.by_ref().take(8).collect();
-                    if let Ok(n) = u32::from_str_radix(&hex, 16)
-                        && let Some(c) = char::from_u32(n)
-                    {
-                        result.push(c);
+                // Fork: Go parity (`strconv.Unquote`): a malformed escape is
+                // an error, where it used to be dropped or kept as written.
+                Some(e @ ('x' | 'u' | 'U')) => {
+                    let digits = match e {
+                        'x' => 2,
+                        'u' => 4,
+                        _ => 8,
+                    };
+                    let hex: String = chars.by_ref().take(digits).collect();
+                    let n = match u32::from_str_radix(&hex, 16) {
+                        Ok(n)
+                            if hex.len() == digits
+                                && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                        {
+                            n
+                        }
+                        _ => {
+                            return Err(format!(
+                                "invalid syntax: \\{e} must be followed by {digits} hex digits"
+                            ));
+                        }
+                    };
+                    match char::from_u32(n) {
+                        Some(c) => result.push(c),
+                        None => {
+                            return Err(format!(
+                                "invalid syntax: \\{e}{hex} is not a valid code point"
+                            ));
+                        }
                     }
                 }
                 // Octal: \NNN — exactly three octal digits, value ≤ 255.
@@ -1099,11 +1212,9 @@ fn unescape(s: &str) -> core::result::Result<String, String> {
                     // `String`. See the fn doc comment for the pinning tests.
                     result.push(char::from(byte));
                 }
-                Some(c) => {
-                    result.push('\\');
-                    result.push(c);
-                }
-                None => result.push('\\'),
+                Some(c) => return Err(format!("invalid syntax: unknown escape sequence \\{c}")),
+                // The lexer never ends a string on a backslash.
+                None => return Err("invalid syntax: unknown escape sequence \\".into()),
             }
         } else {
             result.push(ch);
