@@ -349,8 +349,10 @@ impl Template {
         // Go parity: `(*Template).Parse` tags errors with the receiver's name
         // (its `parseName`). An empty receiver name drops the `<name>:` segment
         // from the error's display, keeping the rest of the format unchanged.
+        // Fork: the functions registered so far are the ones an action may call.
         let parser =
-            Parser::with_name(self.parse_name(), src, &self.left_delim, &self.right_delim)?;
+            Parser::with_name(self.parse_name(), src, &self.left_delim, &self.right_delim)?
+                .check_funcs(&self.funcs);
         let (tree, defines) = parser.parse()?;
 
         // Go's `parse.(*Tree).add` rejects a non-empty top-level that collides
@@ -554,7 +556,8 @@ impl Template {
                 &content,
                 &self.left_delim,
                 &self.right_delim,
-            )?;
+            )?
+            .check_funcs(&self.funcs);
             let (tree, defines) = parser.parse()?;
 
             // Go parity: if the basename matches the receiver's name, the file's

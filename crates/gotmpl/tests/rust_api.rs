@@ -1203,25 +1203,19 @@ fn test_unsupported_type_struct_into_map_bridge() {
 // Numeric literal error clarity (Phase 2.3).
 //
 // Pin error messages for invalid / unsupported numeric forms so changes are
-// intentional. `3i` is the lone divergence: Go rejects it at parse (complex
-// literals are unsupported in templates); we accept the `3` as a number and
-// then trip over the trailing `i` at exec, producing a different but
-// unambiguous error.
+// intentional. `3i` is the lone divergence: Go parses it as a complex
+// constant, which this crate does not support; the lexer reads `3` and `i`,
+// which touch, and Go's rule that operands are separated by spaces rejects
+// them at parse (fork: it used to fail only at exec).
 
 #[test]
 fn test_numeric_imaginary_literal_pinned_divergence() {
     let err = Template::new("t")
         .parse("{{3i}}")
-        .ok()
-        .expect("parse currently succeeds")
-        .execute_to_string(&Value::Nil)
         .err()
-        .expect("exec must error on the trailing identifier");
+        .expect("complex literals are not supported");
     let msg = err.to_string();
-    assert!(
-        msg.contains("can't give argument to non-function"),
-        "got: {msg}"
-    );
+    assert_eq!(msg, r#"template: t:1:4: unexpected "i" in operand"#);
 }
 
 #[test]
@@ -1314,14 +1308,16 @@ fn test_template_call_does_not_leak_callee_var_to_caller() {
 fn test_template_call_does_not_see_caller_var() {
     // Mirror: the caller's `$x` must not be visible inside the callee, even
     // when the callee declares no shadow. Go errors on `undefined variable`.
+    // Fork: Go finds it at parse, and so does this crate now.
     let src = r#"{{define "child"}}{{$x}}{{end}}{{$x := 1}}{{template "child"}}"#;
     let err = Template::new("root")
         .parse(src)
-        .unwrap()
-        .execute_to_string(&Value::Nil)
         .err()
         .expect("expected undefined variable error in callee");
-    assert!(matches!(err, gotmpl::TemplateError::UndefinedVariable(_)));
+    assert_eq!(
+        err.to_string(),
+        r#"template: root:1:21: undefined variable "$x""#
+    );
 }
 
 // Lookup parity — divergence pin (Phase 8.4).
@@ -1485,7 +1481,7 @@ fn test_delims_empty_right_errors_at_parse() {
         .expect("expected error from empty right delim");
     let msg = err.to_string();
     assert!(
-        msg.contains("empty command") || msg.contains("delim"),
+        msg.contains("missing value for command") || msg.contains("delim"),
         "got: {msg}"
     );
 }
@@ -1714,15 +1710,18 @@ fn test_runtime_error_missingkey_lacks_position_info() {
 }
 
 #[test]
-fn test_runtime_error_undefined_function_lacks_position_info() {
-    // `{{undefinedFn}}` — no Pos at error time. Exact match so any future
-    // `template: t:2:3:` prefix shows up here.
+fn test_undefined_function_is_a_parse_error_with_position() {
+    // Fork: `{{undefinedFn}}` fails at parse, with its position, as in Go
+    // (`template: t:2: function "undefinedFn" not defined`); it used to
+    // fail only at exec, with no position.
     let err = Template::new("t")
         .parse("a\n{{undefinedFn}}\nb")
-        .unwrap()
-        .execute_to_string(&Value::Nil)
-        .unwrap_err();
-    assert_eq!(err.to_string(), "undefined function: undefinedFn");
+        .err()
+        .expect("a parse error");
+    assert_eq!(
+        err.to_string(),
+        r#"template: t:2:3: function "undefinedFn" not defined"#
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use super::SmolStr;
 use super::lexer::{Lexer, Token, TokenKind};
 use super::node::*;
+use crate::FuncMap;
 use crate::error::{Result, TemplateError};
 
 /// Parse a decimal-form number token into a [`Number`].
@@ -56,6 +57,31 @@ pub struct Parser<'a> {
     source: &'a str,
     depth: usize,
     parse_name: Option<&'a str>,
+    // Fork: what Go's parser checks besides the grammar. The functions an
+    // action may call (`None`: any, like Go's `SkipFuncCheck`), the variables
+    // in scope (Go's `Tree.vars`), and how many `{{range}}` bodies enclose
+    // the current node, for `{{break}}` and `{{continue}}`.
+    funcs: Option<&'a FuncMap>,
+    vars: Vec<SmolStr>,
+    range_depth: usize,
+    right_delim: &'a str,
+}
+
+/// Fork: the block a list of nodes belongs to, named in the error when the
+/// input ends inside it (Go only says `unexpected EOF`).
+#[derive(Clone, Copy)]
+struct Open {
+    keyword: &'static str,
+    line: usize,
+}
+
+/// Fork: what ended a list of nodes, as Go's `itemList` returns it: `{{end}}`
+/// (consumed with its closing delimiter), `{{else}}` (the `else` keyword is
+/// the next token), or the end of the input (top level only).
+enum ListEnd {
+    End,
+    Else,
+    Eof,
 }
 
 impl<'a> Parser<'a> {
@@ -91,7 +117,20 @@ impl<'a> Parser<'a> {
             source,
             depth: 0,
             parse_name,
+            funcs: None,
+            vars: vec![SmolStr::new_static("$")],
+            range_depth: 0,
+            right_delim,
         })
+    }
+
+    /// Fork: check, as Go's parser does, that every function an action calls
+    /// is in `funcs` (`function "x" not defined`, with its line). Without
+    /// this, an unknown function is only found when the action runs.
+    #[must_use]
+    pub fn check_funcs(mut self, funcs: &'a FuncMap) -> Self {
+        self.funcs = Some(funcs);
+        self
     }
 
     fn err_name(&self) -> Option<String> {
@@ -101,12 +140,11 @@ impl<'a> Parser<'a> {
     fn enter(&mut self) -> Result<()> {
         self.depth += 1;
         if self.depth > MAX_PARSE_DEPTH {
-            return Err(TemplateError::Parse {
-                name: self.err_name(),
-                line: 0,
-                col: 0,
-                message: alloc::format!("template nesting depth exceeded {}", MAX_PARSE_DEPTH),
-            });
+            // Fork: at the token that went too deep, where it said line 0.
+            return Err(self.error(alloc::format!(
+                "template nesting depth exceeded {}",
+                MAX_PARSE_DEPTH
+            )));
         }
         Ok(())
     }
@@ -127,7 +165,7 @@ impl<'a> Parser<'a> {
     /// syntax errors (unexpected tokens, unclosed blocks, etc.).
     pub fn parse(mut self) -> Result<(ListNode, Vec<DefineNode>)> {
         let mut defines = Vec::new();
-        let list = self.parse_list(&mut defines)?;
+        let (list, _) = self.parse_list(&mut defines, None)?;
         Ok((list, defines))
     }
 
@@ -196,15 +234,72 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Fork: Go's `unexpected <token> in <context>` for the next token.
+    fn unexpected(&self, context: &str) -> TemplateError {
+        let tok = self.peek();
+        let text = match tok.kind {
+            TokenKind::Eof => String::from("EOF"),
+            TokenKind::RightDelim | TokenKind::RightTrimDelim => format!("{:?}", self.right_delim),
+            _ => {
+                let raw = &self.source[tok.pos..tok.end];
+                let keyword = matches!(
+                    tok.kind,
+                    TokenKind::If
+                        | TokenKind::Else
+                        | TokenKind::End
+                        | TokenKind::Range
+                        | TokenKind::With
+                        | TokenKind::Define
+                        | TokenKind::Template
+                        | TokenKind::Block
+                        | TokenKind::Break
+                        | TokenKind::Continue
+                        | TokenKind::Dot
+                        | TokenKind::Nil
+                );
+                // As Go's `item.String`: keywords in angle brackets, other
+                // tokens quoted and cut after 10 characters.
+                if keyword {
+                    format!("<{raw}>")
+                } else if raw.chars().count() > 10 {
+                    let cut: String = raw.chars().take(10).collect();
+                    format!("{cut:?}...")
+                } else {
+                    format!("{raw:?}")
+                }
+            }
+        };
+        self.error(format!("unexpected {text} in {context}"))
+    }
+
     // parse_list: the core loop
-    fn parse_list(&mut self, defines: &mut Vec<DefineNode>) -> Result<ListNode> {
+    //
+    // Fork: Go's `parse` (the top level, `open` is `None`) and `itemList` (a
+    // block's body) in one. Only the top level may hold `{{define}}` and end
+    // at EOF; a body ends at `{{end}}` or `{{else}}`, which are errors at the
+    // top level. The crate used to stop at any of the three wherever it was,
+    // so an unclosed `{{if}}` or a stray `{{end}}` dropped the rest of the
+    // input without an error.
+    fn parse_list(
+        &mut self,
+        defines: &mut Vec<DefineNode>,
+        open: Option<Open>,
+    ) -> Result<(ListNode, ListEnd)> {
         self.enter()?;
         let pos = self.cur_pos();
         let mut nodes = Vec::new();
 
-        loop {
+        let end = loop {
             match self.peek().kind {
-                TokenKind::Eof => break,
+                TokenKind::Eof => match open {
+                    None => break ListEnd::Eof,
+                    Some(open) => {
+                        return Err(self.error(format!(
+                            "unexpected EOF: {{{{{}}}}} at line {} has no {{{{end}}}}",
+                            open.keyword, open.line
+                        )));
+                    }
+                },
                 TokenKind::Text => {
                     let tok = self.next().clone();
                     nodes.push(Node::Text(TextNode {
@@ -216,13 +311,19 @@ impl<'a> Parser<'a> {
                     self.next(); // consume delimiter
 
                     match self.peek().kind {
+                        TokenKind::End if open.is_none() => {
+                            return Err(self.error("unexpected {{end}}"));
+                        }
                         TokenKind::End => {
                             self.next();
-                            self.expect_close_delim()?;
-                            break;
+                            self.expect_close_delim("end")?;
+                            break ListEnd::End;
+                        }
+                        TokenKind::Else if open.is_none() => {
+                            return Err(self.error("unexpected {{else}}"));
                         }
                         TokenKind::Else => {
-                            break;
+                            break ListEnd::Else;
                         }
                         TokenKind::If => {
                             nodes.push(self.parse_if(defines)?);
@@ -233,24 +334,33 @@ impl<'a> Parser<'a> {
                         TokenKind::With => {
                             nodes.push(self.parse_with(defines)?);
                         }
-                        TokenKind::Define => {
+                        TokenKind::Define if open.is_none() => {
                             let def = self.parse_define(defines)?;
                             defines.push(def);
                         }
+                        // Go parity: definitions are top-level only.
+                        TokenKind::Define => return Err(self.unexpected("command")),
                         TokenKind::Template => {
                             nodes.push(self.parse_template_call()?);
                         }
-                        TokenKind::Break => {
+                        TokenKind::Break | TokenKind::Continue => {
                             let pos = self.cur_pos();
-                            self.next();
-                            self.expect_close_delim()?;
-                            nodes.push(Node::Break(pos));
-                        }
-                        TokenKind::Continue => {
-                            let pos = self.cur_pos();
-                            self.next();
-                            self.expect_close_delim()?;
-                            nodes.push(Node::Continue(pos));
+                            let is_break = self.peek().kind == TokenKind::Break;
+                            let keyword = if is_break { "break" } else { "continue" };
+                            let tok = self.next().clone();
+                            self.expect_close_delim(&format!("{{{{{keyword}}}}}"))?;
+                            // Go parity: only a `{{range}}` body can be left.
+                            if self.range_depth == 0 {
+                                return Err(self.token_error(
+                                    &tok,
+                                    format!("{{{{{keyword}}}}} outside {{{{range}}}}"),
+                                ));
+                            }
+                            nodes.push(if is_break {
+                                Node::Break(pos)
+                            } else {
+                                Node::Continue(pos)
+                            });
                         }
                         TokenKind::Block => {
                             let (node, def) = self.parse_block(defines)?;
@@ -258,8 +368,8 @@ impl<'a> Parser<'a> {
                             defines.push(def);
                         }
                         _ => {
-                            let pipe = self.parse_pipeline(true)?;
-                            self.expect_close_delim()?;
+                            let pipe = self.parse_pipeline("command", true)?;
+                            self.expect_close_delim("command")?;
                             nodes.push(Node::Action(ActionNode {
                                 pos: pipe.pos,
                                 pipe,
@@ -272,51 +382,78 @@ impl<'a> Parser<'a> {
                     return Err(self.error(format!("unexpected token: {:?}", self.peek().kind)));
                 }
             }
-        }
+        };
 
         self.leave();
-        Ok(ListNode { pos, nodes })
+        Ok((ListNode { pos, nodes }, end))
     }
 
     // Control structure parsers
+    //
+    // Fork: Go's `parseControl`. Each `{{else}}` and `{{end}}` is checked
+    // against the block it closes; `{{else if}}` chains only in `{{if}}` and
+    // `{{else with}}` only in `{{with}}`, and the chain's last `{{end}}` closes
+    // them all (a second one is a stray `{{end}}`). Variables declared in the
+    // pipeline or the body go out of scope at `{{end}}`.
     fn parse_branch(
         &mut self,
         defines: &mut Vec<DefineNode>,
-        allow_multi_decl: bool,
+        context: &'static str,
     ) -> Result<BranchNode> {
         let pos = self.cur_pos();
-        self.next();
+        let line = self.next().line;
+        let vars = self.vars.len();
 
-        let pipe = self.parse_pipeline_full(true, allow_multi_decl)?;
-        self.expect_close_delim()?;
+        let pipe = self.parse_pipeline_full(context, true, context == "range")?;
+        self.expect_close_delim(context)?;
 
-        let body = self.parse_list(defines)?;
+        let in_range = usize::from(context == "range");
+        self.range_depth += in_range;
+        let body = self.parse_list(
+            defines,
+            Some(Open {
+                keyword: context,
+                line,
+            }),
+        );
+        self.range_depth -= in_range;
+        let (body, end) = body?;
 
-        let else_body = if self.pos < self.tokens.len() && self.peek().kind == TokenKind::Else {
-            self.next();
-
-            if self.peek().kind == TokenKind::If {
-                let inner_if = self.parse_if(defines)?;
-                self.expect_close_delim_or_end()?;
-                Some(ListNode {
-                    pos: self.cur_pos(),
-                    nodes: vec![inner_if],
-                })
-            } else if self.peek().kind == TokenKind::With {
-                let inner_with = self.parse_with(defines)?;
-                self.expect_close_delim_or_end()?;
-                Some(ListNode {
-                    pos: self.cur_pos(),
-                    nodes: vec![inner_with],
-                })
-            } else {
-                self.expect_close_delim()?;
-                let else_list = self.parse_list(defines)?;
-                Some(else_list)
+        let else_body = match end {
+            ListEnd::End | ListEnd::Eof => None,
+            ListEnd::Else => {
+                let else_line = self.next().line;
+                match self.peek().kind {
+                    TokenKind::If if context == "if" => {
+                        let inner_pos = self.cur_pos();
+                        Some(ListNode {
+                            pos: inner_pos,
+                            nodes: vec![self.parse_if(defines)?],
+                        })
+                    }
+                    TokenKind::With if context == "with" => {
+                        let inner_pos = self.cur_pos();
+                        Some(ListNode {
+                            pos: inner_pos,
+                            nodes: vec![self.parse_with(defines)?],
+                        })
+                    }
+                    _ => {
+                        self.expect_close_delim("else")?;
+                        let open = Open {
+                            keyword: "else",
+                            line: else_line,
+                        };
+                        let (else_list, end) = self.parse_list(defines, Some(open))?;
+                        if let ListEnd::Else = end {
+                            return Err(self.error("expected end; found {{else}}"));
+                        }
+                        Some(else_list)
+                    }
+                }
             }
-        } else {
-            None
         };
+        self.vars.truncate(vars);
 
         Ok(BranchNode {
             pos,
@@ -327,28 +464,49 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_if(&mut self, defines: &mut Vec<DefineNode>) -> Result<Node> {
-        Ok(Node::If(self.parse_branch(defines, false)?))
+        Ok(Node::If(self.parse_branch(defines, "if")?))
     }
 
     fn parse_range(&mut self, defines: &mut Vec<DefineNode>) -> Result<Node> {
-        Ok(Node::Range(self.parse_branch(defines, true)?))
+        Ok(Node::Range(self.parse_branch(defines, "range")?))
     }
 
     fn parse_with(&mut self, defines: &mut Vec<DefineNode>) -> Result<Node> {
-        Ok(Node::With(self.parse_branch(defines, false)?))
+        Ok(Node::With(self.parse_branch(defines, "with")?))
+    }
+
+    /// Fork: the body of a `{{define}}` or `{{block}}`, a template of its own
+    /// as in Go: it sees no variable but `$` and no enclosing `{{range}}`, and
+    /// ends at its `{{end}}` only.
+    fn parse_definition_body(
+        &mut self,
+        defines: &mut Vec<DefineNode>,
+        keyword: &'static str,
+        line: usize,
+    ) -> Result<ListNode> {
+        let vars = core::mem::replace(&mut self.vars, vec![SmolStr::new_static("$")]);
+        let range_depth = core::mem::take(&mut self.range_depth);
+        let body = self.parse_list(defines, Some(Open { keyword, line }));
+        self.vars = vars;
+        self.range_depth = range_depth;
+        let (body, end) = body?;
+        if let ListEnd::Else = end {
+            return Err(self.error(format!("unexpected {{{{else}}}} in {keyword} clause")));
+        }
+        Ok(body)
     }
 
     fn parse_define(&mut self, defines: &mut Vec<DefineNode>) -> Result<DefineNode> {
         let pos = self.cur_pos();
-        self.next();
+        let line = self.next().line;
 
-        let name_tok = self.next().clone();
-        if name_tok.kind != TokenKind::String {
-            return Err(self.error("define expects a string name"));
+        if self.peek().kind != TokenKind::String {
+            return Err(self.unexpected("define clause"));
         }
-        self.expect_close_delim()?;
+        let name_tok = self.next().clone();
+        self.expect_close_delim("define clause")?;
 
-        let body = self.parse_list(defines)?;
+        let body = self.parse_definition_body(defines, "define", line)?;
 
         Ok(DefineNode {
             pos,
@@ -361,20 +519,20 @@ impl<'a> Parser<'a> {
         let pos = self.cur_pos();
         self.next();
 
-        let name_tok = self.next().clone();
-        if name_tok.kind != TokenKind::String {
-            return Err(self.error("template expects a string name"));
+        if self.peek().kind != TokenKind::String {
+            return Err(self.unexpected("template clause"));
         }
+        let name_tok = self.next().clone();
 
         let pipe = if self.peek().kind != TokenKind::RightDelim
             && self.peek().kind != TokenKind::RightTrimDelim
         {
-            Some(self.parse_pipeline(false)?)
+            Some(self.parse_pipeline("template clause", false)?)
         } else {
             None
         };
 
-        self.expect_close_delim()?;
+        self.expect_close_delim("template clause")?;
 
         Ok(Node::Template(TemplateNode {
             pos,
@@ -385,23 +543,19 @@ impl<'a> Parser<'a> {
 
     fn parse_block(&mut self, defines: &mut Vec<DefineNode>) -> Result<(Node, DefineNode)> {
         let pos = self.cur_pos();
-        self.next();
+        let line = self.next().line;
 
-        let name_tok = self.next().clone();
-        if name_tok.kind != TokenKind::String {
-            return Err(self.error("block expects a string name"));
+        if self.peek().kind != TokenKind::String {
+            return Err(self.unexpected("block clause"));
         }
+        let name_tok = self.next().clone();
 
-        let pipe = if self.peek().kind != TokenKind::RightDelim
-            && self.peek().kind != TokenKind::RightTrimDelim
-        {
-            Some(self.parse_pipeline(false)?)
-        } else {
-            None
-        };
+        // Fork: Go parity: the pipeline of a block is mandatory
+        // (`missing value for block clause`).
+        let pipe = Some(self.parse_pipeline("block clause", false)?);
 
-        self.expect_close_delim()?;
-        let body = self.parse_list(defines)?;
+        self.expect_close_delim("block clause")?;
+        let body = self.parse_definition_body(defines, "block", line)?;
 
         let name = SmolStr::from(name_tok.val.as_ref());
         let define = DefineNode {
@@ -416,12 +570,17 @@ impl<'a> Parser<'a> {
     }
 
     // Pipeline and command parsing
-    fn parse_pipeline(&mut self, allow_decl: bool) -> Result<PipeNode> {
-        self.parse_pipeline_full(allow_decl, false)
+    //
+    // Fork: `context` names the pipeline in errors as Go does (`command`,
+    // `if`, `range`, `with`, `parenthesized pipeline`, `template clause`,
+    // `block clause`).
+    fn parse_pipeline(&mut self, context: &'static str, allow_decl: bool) -> Result<PipeNode> {
+        self.parse_pipeline_full(context, allow_decl, false)
     }
 
     fn parse_pipeline_full(
         &mut self,
+        context: &'static str,
         allow_decl: bool,
         allow_multi_decl: bool,
     ) -> Result<PipeNode> {
@@ -453,13 +612,12 @@ impl<'a> Parser<'a> {
             } else {
                 self.pos = saved;
             }
+            // Fork: Go parity: declared (or assigned) from here on.
+            self.vars.extend(decl.iter().cloned());
         }
 
         if !allow_multi_decl && decl.len() > 1 {
-            return Err(self.error(format!(
-                "cannot assign {} variables outside a range pipeline",
-                decl.len()
-            )));
+            return Err(self.error(format!("too many declarations in {context}")));
         }
         // Go caps range declarations at two (key, value); a third is a parse
         // error ("too many declarations in range"), not a silently-dropped
@@ -469,12 +627,57 @@ impl<'a> Parser<'a> {
             return Err(self.error("too many declarations in range"));
         }
 
+        // Fork: Go's `pipeline` loop. The pipeline ends at `}}`, or at `)` when
+        // parenthesized; a `|` may end it (`{{.X |}}` is `{{.X}}` in Go); it
+        // must hold a command, and only the first command may start with a
+        // constant (`non executable command in pipeline stage 2`).
+        let paren = context == "parenthesized pipeline";
         let mut commands = Vec::new();
-        commands.push(self.parse_command()?);
-
-        while self.peek().kind == TokenKind::Pipe {
-            self.next();
-            commands.push(self.parse_command()?);
+        loop {
+            match self.peek().kind {
+                TokenKind::RightDelim | TokenKind::RightTrimDelim if !paren => break,
+                TokenKind::RightParen if paren => break,
+                TokenKind::RightDelim | TokenKind::RightTrimDelim => {
+                    return Err(self.error("unclosed left paren"));
+                }
+                TokenKind::RightParen => return Err(self.error("unexpected right paren")),
+                TokenKind::Dot
+                | TokenKind::Field
+                | TokenKind::Variable
+                | TokenKind::Identifier
+                | TokenKind::String
+                | TokenKind::Number
+                | TokenKind::Bool
+                | TokenKind::Nil
+                | TokenKind::Char
+                | TokenKind::LeftParen => {
+                    commands.push(self.parse_command()?);
+                    if self.peek().kind == TokenKind::Pipe {
+                        self.next();
+                    }
+                }
+                _ => return Err(self.unexpected(context)),
+            }
+        }
+        if commands.is_empty() {
+            return Err(self.error(format!("missing value for {context}")));
+        }
+        for (stage, command) in commands.iter().enumerate().skip(1) {
+            if let Some(
+                Expr::Bool(p, _)
+                | Expr::Dot(p)
+                | Expr::Nil(p)
+                | Expr::Number(p, _)
+                | Expr::String(p, _),
+            ) = command.args.first()
+            {
+                return Err(TemplateError::Parse {
+                    name: self.err_name(),
+                    line: p.line,
+                    col: crate::col_for_offset(self.source, p.offset),
+                    message: format!("non executable command in pipeline stage {}", stage + 1),
+                });
+            }
         }
 
         Ok(PipeNode {
@@ -490,6 +693,7 @@ impl<'a> Parser<'a> {
         let mut args = Vec::new();
 
         loop {
+            let operand_start = self.peek().pos;
             match self.peek().kind {
                 TokenKind::RightDelim
                 | TokenKind::RightTrimDelim
@@ -502,7 +706,7 @@ impl<'a> Parser<'a> {
                     let paren_pos = self.cur_pos();
                     self.next();
                     self.enter()?;
-                    let pipe_result = self.parse_pipeline(false);
+                    let pipe_result = self.parse_pipeline("parenthesized pipeline", false);
                     self.leave();
                     let pipe = pipe_result?;
                     self.expect(TokenKind::RightParen)?;
@@ -520,15 +724,11 @@ impl<'a> Parser<'a> {
                     }
                 }
 
+                // Fork: no field chain after `.`: Go rejects `..E` (`unexpected
+                // . after term "."`), where it used to mean `.E`.
                 TokenKind::Dot => {
                     let (tok_pos, tok_line) = self.next_span();
-                    let mut fields = Vec::new();
-                    self.extend_field_chain(tok_pos + 1, &mut fields);
-                    if fields.is_empty() {
-                        args.push(Expr::Dot(Pos::new(tok_pos, tok_line)));
-                    } else {
-                        args.push(Expr::Field(Pos::new(tok_pos, tok_line), fields));
-                    }
+                    args.push(Expr::Dot(Pos::new(tok_pos, tok_line)));
                 }
 
                 TokenKind::Field => {
@@ -541,6 +741,12 @@ impl<'a> Parser<'a> {
 
                 TokenKind::Variable => {
                     let tok = self.next().clone();
+                    // Fork: Go parity: a variable must be in scope.
+                    if !self.vars.iter().any(|v| v.as_str() == tok.val.as_ref()) {
+                        return Err(
+                            self.token_error(&tok, format!("undefined variable {:?}", tok.val))
+                        );
+                    }
                     let mut fields = Vec::new();
                     self.extend_field_chain(tok.pos + tok.val.len(), &mut fields);
                     args.push(Expr::Variable(
@@ -552,6 +758,16 @@ impl<'a> Parser<'a> {
 
                 TokenKind::Identifier => {
                     let tok = self.next().clone();
+                    // Fork: Go parity: an unknown function is a parse error
+                    // with its line, not an error when the action runs.
+                    if self
+                        .funcs
+                        .is_some_and(|f| !f.contains_key(tok.val.as_ref()))
+                    {
+                        return Err(
+                            self.token_error(&tok, format!("function {:?} not defined", tok.val))
+                        );
+                    }
                     let mut fields = Vec::new();
                     self.extend_field_chain(tok.pos + tok.val.len(), &mut fields);
                     let ident_pos = Pos::new(tok.pos, tok.line);
@@ -602,6 +818,37 @@ impl<'a> Parser<'a> {
 
                 _ => break,
             }
+
+            // Fork: Go's `command`: an operand ends the command at `}}`, `)`
+            // or `|`, or is followed by a space and the next operand. The
+            // crate used to take `printf 3`x`` as two operands and
+            // `"a".Field` as a string and a field.
+            let last_end = self.tokens[self.pos - 1].end;
+            let next = self.peek();
+            let touches = next.pos == last_end;
+            match next.kind {
+                TokenKind::RightDelim
+                | TokenKind::RightTrimDelim
+                | TokenKind::RightParen
+                | TokenKind::Pipe
+                | TokenKind::Eof => break,
+                TokenKind::Field if touches => {
+                    let term = &self.source[operand_start..last_end];
+                    return Err(self.error(format!("unexpected . after term {term:?}")));
+                }
+                _ if touches => return Err(self.unexpected("operand")),
+                TokenKind::Dot
+                | TokenKind::Field
+                | TokenKind::Variable
+                | TokenKind::Identifier
+                | TokenKind::String
+                | TokenKind::Number
+                | TokenKind::Bool
+                | TokenKind::Nil
+                | TokenKind::Char
+                | TokenKind::LeftParen => {}
+                _ => return Err(self.unexpected("operand")),
+            }
         }
 
         if args.is_empty() {
@@ -631,46 +878,17 @@ impl<'a> Parser<'a> {
     }
 
     // Delimiter helpers
-    fn expect_close_delim(&mut self) -> Result<()> {
-        let tok = self.next();
-        match tok.kind {
-            TokenKind::RightDelim | TokenKind::RightTrimDelim => Ok(()),
-            _ => {
-                let (line, col) = self.tokens[self.pos - 1].line_col(self.source);
-                Err(TemplateError::Parse {
-                    name: self.err_name(),
-                    line,
-                    col,
-                    message: format!(
-                        "expected closing delimiter, got {:?} ({:?})",
-                        self.tokens[self.pos - 1].kind,
-                        self.tokens[self.pos - 1].val
-                    ),
-                })
-            }
-        }
-    }
-
-    /// After parsing an `else if` / `else with` chain, the inner branch
-    /// has already consumed `{{end}}`. Verify we stopped at a valid position.
-    fn expect_close_delim_or_end(&mut self) -> Result<()> {
-        // The inner branch consumed its own `{{end}}`.
-        // If we're at a right delimiter here, consume it (an outer end was seen).
+    //
+    // Fork: Go's `unexpected <token> in <context>` where it said `expected
+    // closing delimiter, got <TokenKind>`.
+    fn expect_close_delim(&mut self, context: &str) -> Result<()> {
         match self.peek().kind {
             TokenKind::RightDelim | TokenKind::RightTrimDelim => {
                 self.next();
+                Ok(())
             }
-            TokenKind::Eof | TokenKind::LeftDelim | TokenKind::LeftTrimDelim | TokenKind::Text => {
-                // Valid: we're past the end of the control block.
-            }
-            _ => {
-                return Err(self.error(format!(
-                    "unexpected token after else-if/else-with: {:?}",
-                    self.peek().kind
-                )));
-            }
+            _ => Err(self.unexpected(context)),
         }
-        Ok(())
     }
 }
 
@@ -819,5 +1037,294 @@ mod tests {
             },
             _ => panic!("expected Action node"),
         }
+    }
+
+    fn parse_error(src: &str) -> Option<String> {
+        crate::Template::new("t")
+            .parse(src)
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    /// Fork: every parse error Go's text/template reports (the cases of its
+    /// parse_test.go and more), with the line Go gives and the column. Go's
+    /// own message is kept where it has one; an unclosed block also names
+    /// where it opened.
+    #[test]
+    fn test_parse_errors_match_go() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "a {{ if .X }} b\n",
+                "template: t:2:1: unexpected EOF: {{if}} at line 1 has no {{end}}",
+            ),
+            (
+                "l1\n{{ with .X }}\nl3\n",
+                "template: t:4:1: unexpected EOF: {{with}} at line 2 has no {{end}}",
+            ),
+            (
+                "{{ range .X }}",
+                "template: t:1:15: unexpected EOF: {{range}} at line 1 has no {{end}}",
+            ),
+            (
+                "{{ if .X }}{{ else }}",
+                "template: t:1:22: unexpected EOF: {{else}} at line 1 has no {{end}}",
+            ),
+            (
+                "l1\n{{ define \"x\" }}\nbody\n",
+                "template: t:4:1: unexpected EOF: {{define}} at line 2 has no {{end}}",
+            ),
+            (
+                "{{ block \"a\" . }}x",
+                "template: t:1:19: unexpected EOF: {{block}} at line 1 has no {{end}}",
+            ),
+            (
+                "{{ if .X }}a{{ else if .Y }}b{{ else }}c",
+                "template: t:1:41: unexpected EOF: {{else}} at line 1 has no {{end}}",
+            ),
+            ("a\n{{ end }}\nb\n", "template: t:2:4: unexpected {{end}}"),
+            ("{{ else }}", "template: t:1:4: unexpected {{else}}"),
+            ("{{ else if .X }}", "template: t:1:4: unexpected {{else}}"),
+            (
+                "{{ if .X }}a{{ end }}{{ else }}",
+                "template: t:1:25: unexpected {{else}}",
+            ),
+            (
+                "{{ if .X }}a{{ else if .Y }}b{{ end }}{{ end }}",
+                "template: t:1:42: unexpected {{end}}",
+            ),
+            (
+                "{{ with .X }}a{{ else with .Y }}b{{ end }}{{ end }}",
+                "template: t:1:46: unexpected {{end}}",
+            ),
+            (
+                "{{ if .X }}1{{ else }}2{{ else }}3{{ end }}",
+                "template: t:1:27: expected end; found {{else}}",
+            ),
+            (
+                "{{ define \"a\" }}x{{ else }}y{{ end }}",
+                "template: t:1:21: unexpected {{else}} in define clause",
+            ),
+            (
+                "{{ with .X }}{{ else if .Y }}{{ end }}",
+                "template: t:1:22: unexpected <if> in else",
+            ),
+            (
+                "{{ range .X }}{{ else with .Y }}{{ end }}",
+                "template: t:1:23: unexpected <with> in else",
+            ),
+            (
+                "{{ if .X }}{{ define \"y\" }}{{ end }}{{ end }}",
+                "template: t:1:15: unexpected <define> in command",
+            ),
+            ("{{ end x }}", "template: t:1:4: unexpected {{end}}"),
+            (
+                "{{ if .X }}a{{ else x }}b{{ end }}",
+                "template: t:1:21: unexpected \"x\" in else",
+            ),
+            (
+                "{{ break }}",
+                "template: t:1:4: {{break}} outside {{range}}",
+            ),
+            (
+                "{{ range . }}{{ else }}{{ continue }}{{ end }}",
+                "template: t:1:27: {{continue}} outside {{range}}",
+            ),
+            (
+                "{{ range . }}{{ block \"b\" . }}{{ break }}{{ end }}{{ end }}",
+                "template: t:1:34: {{break}} outside {{range}}",
+            ),
+            (
+                "{{ range . }}{{ break 2 }}{{ end }}",
+                "template: t:1:23: unexpected \"2\" in {{break}}",
+            ),
+            (
+                "l1\n{{ .X | defalt \"x\" }}",
+                "template: t:2:9: function \"defalt\" not defined",
+            ),
+            ("{{ $x }}", "template: t:1:4: undefined variable \"$x\""),
+            (
+                "{{ with $x := 1 }}{{ end }}{{ $x }}",
+                "template: t:1:31: undefined variable \"$x\"",
+            ),
+            (
+                "{{ define \"a\" }}{{ $x }}{{ end }}{{ $x := 1 }}",
+                "template: t:1:20: undefined variable \"$x\"",
+            ),
+            ("{{ }}", "template: t:1:6: missing value for command"),
+            ("{{ if }}{{ end }}", "template: t:1:9: missing value for if"),
+            (
+                "{{ range }}{{ end }}",
+                "template: t:1:12: missing value for range",
+            ),
+            (
+                "{{ with }}{{ end }}",
+                "template: t:1:11: missing value for with",
+            ),
+            ("{{ $x := }}", "template: t:1:12: missing value for command"),
+            (
+                "{{ printf ( ) }}",
+                "template: t:1:13: missing value for parenthesized pipeline",
+            ),
+            (
+                "{{ block \"a\" }}x{{ end }}",
+                "template: t:1:16: missing value for block clause",
+            ),
+            (
+                "{{ 12 | . }}",
+                "template: t:1:9: non executable command in pipeline stage 2",
+            ),
+            (
+                "{{ . | printf | \"s\" }}",
+                "template: t:1:17: non executable command in pipeline stage 3",
+            ),
+            ("{{ | .X }}", "template: t:1:4: unexpected \"|\" in command"),
+            (
+                "{{ .X | | .Y }}",
+                "template: t:1:9: unexpected \"|\" in command",
+            ),
+            (
+                "{{ with $a, $b := 1 }}{{ end }}",
+                "template: t:1:19: too many declarations in with",
+            ),
+            (
+                "{{ range $a, $b, $c := . }}{{ end }}",
+                "template: t:1:24: too many declarations in range",
+            ),
+            (
+                "{{ template .X }}",
+                "template: t:1:13: unexpected \".X\" in template clause",
+            ),
+            (
+                "{{ template }}",
+                "template: t:1:15: unexpected \"}}\" in template clause",
+            ),
+            (
+                "{{ define a }}{{ end }}",
+                "template: t:1:11: unexpected \"a\" in define clause",
+            ),
+            (
+                "{{ printf 3, 4 }}",
+                "template: t:1:12: unexpected \",\" in operand",
+            ),
+            (
+                "{{ printf 3`x` }}",
+                "template: t:1:12: unexpected \"`x`\" in operand",
+            ),
+            (
+                "{{ printf `x`. }}",
+                "template: t:1:14: unexpected <.> in operand",
+            ),
+            (
+                "{{ \"a\".B }}",
+                "template: t:1:7: unexpected . after term \"\\\"a\\\"\"",
+            ),
+            (
+                "{{ true.B }}",
+                "template: t:1:8: unexpected . after term \"true\"",
+            ),
+            (
+                "{{ nil.B }}",
+                "template: t:1:7: unexpected . after term \"nil\"",
+            ),
+            (
+                "{{ ..B }}",
+                "template: t:1:5: unexpected . after term \".\"",
+            ),
+            (
+                "{{ 1.2.3 }}",
+                "template: t:1:7: unexpected \".3\" in operand",
+            ),
+            (
+                "{{ .X := 1 }}",
+                "template: t:1:7: unexpected \":=\" in operand",
+            ),
+            ("{{ .X (1 2 }}", "template: t:1:14: unclosed left paren"),
+            ("{{ .X 1 ) }}", "template: t:1:9: unexpected right paren"),
+            ("{{ (1 }}", "template: t:1:9: unclosed left paren"),
+            (
+                "line1\n{{ .X\n\n",
+                "template: t:4:1: unclosed action started at t:2",
+            ),
+            ("{{ .X", "template: t:1:6: unclosed action"),
+            ("{{/* x", "template: t:1:3: unclosed comment"),
+            ("{{/*\nx\n}}", "template: t:1:3: unclosed comment"),
+            (
+                "{{/* x */ .X }}",
+                "template: t:1:11: comment ends before closing delimiter",
+            ),
+            ("{{ /* x */ }}", "template: t:1:4: bad character U+002F '/'"),
+            (
+                "{{/* x */ }}",
+                "template: t:1:11: comment ends before closing delimiter",
+            ),
+            ("{{ \"a }}", "template: t:1:9: unterminated quoted string"),
+            (
+                "{{ `a }}",
+                "template: t:1:9: unterminated raw quoted string",
+            ),
+            (
+                "{{ 'a }}",
+                "template: t:1:7: unterminated character constant",
+            ),
+            (
+                "{{ \"a\nb\" }}",
+                "template: t:1:6: unterminated quoted string",
+            ),
+            (
+                "{{ \"\\q\" }}",
+                "template: t:1:8: invalid syntax: unknown escape sequence \\q",
+            ),
+            (
+                "{{ \"\\x4\" }}",
+                "template: t:1:9: invalid syntax: \\x must be followed by 2 hex digits",
+            ),
+            (
+                "{{ \"\\ud800\" }}",
+                "template: t:1:12: invalid syntax: \\ud800 is not a valid code point",
+            ),
+            (
+                "{{ '\\q' }}",
+                "template: t:1:7: invalid syntax: unknown escape sequence \\q",
+            ),
+            ("{{ a# }}", "template: t:1:5: bad character U+0023 '#'"),
+            ("{{ 0xi }}", "template: t:1:6: invalid hex number"),
+            ("{{ 1_ }}", "template: t:1:6: bad number syntax: \"1_\""),
+            ("{{ 1__2 }}", "template: t:1:8: bad number syntax: \"1__2\""),
+        ];
+        for (src, want) in cases {
+            assert_eq!(parse_error(src).as_deref(), Some(*want), "{src:?}");
+        }
+    }
+
+    /// Fork: what Go accepts still parses.
+    #[test]
+    fn test_go_accepts_these() {
+        for src in [
+            "{{ if .X }}a{{ else if .Y }}b{{ else }}c{{ end }}",
+            "{{ with .X }}a{{ else with .Y }}b{{ end }}",
+            "{{ range $i, $v := . }}{{ $i }}{{ break }}{{ continue }}{{ end }}",
+            "{{ .X | }}",
+            "{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}",
+            "{{ if $x := 1 }}{{ else }}{{ $x }}{{ end }}",
+            "{{ define \"a\" }}{{ $ }}{{ end }}{{ template \"a\" }}",
+            "{{- /* c */ -}}",
+            "{{/* c */}}",
+            "{{ (.X).Y }}",
+            "{{ $.X.Y }}",
+            "{{ printf \"%d\" (len .) }}",
+            "{{ 1_000 }} {{ 0x_1F }} {{ \"\\u00e9\\x41\\101\" }}",
+        ] {
+            assert_eq!(parse_error(src), None, "{src:?}");
+        }
+    }
+
+    /// Fork: a stray `{{end}}` or an unclosed block used to end the
+    /// template there, dropping the rest without an error.
+    #[test]
+    fn test_nothing_after_a_block_is_dropped() {
+        let (list, _) = parse("{{if .X}}a{{end}}b{{range .Y}}c{{else}}d{{end}}e");
+        assert_eq!(list.nodes.len(), 4);
+        assert!(parse_error("{{if .X}}a{{end}}{{end}}b").is_some());
+        assert!(parse_error("a {{if .X}} b").is_some());
     }
 }
