@@ -681,13 +681,13 @@ impl<'a> Lexer<'a> {
             .rev()
             .find(|t| matches!(t.kind, TokenKind::LeftDelim | TokenKind::LeftTrimDelim))
             .map_or(self.line, |t| t.line);
-        if started == self.line {
-            return self.error("unclosed action");
+        match self.parse_name {
+            _ if started == self.line => self.error("unclosed action"),
+            Some(name) => self.error(format!("unclosed action started at {name}:{started}")),
+            // Go would say `:LINE`; like the crate's other errors without a
+            // name, this one leaves the name out.
+            None => self.error(format!("unclosed action started at line {started}")),
         }
-        self.error(format!(
-            "unclosed action started at {}:{started}",
-            self.parse_name.unwrap_or("")
-        ))
     }
 
     /// Consume ASCII space/tab/CR/LF. Returns true if any were consumed.

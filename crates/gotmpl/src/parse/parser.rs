@@ -1296,6 +1296,16 @@ mod tests {
         }
     }
 
+    /// Fork: without a name, the start of an unclosed action is a line.
+    #[test]
+    fn test_unclosed_action_without_a_name() {
+        let err = crate::Template::new("").parse("a\n{{ .X\n").err();
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("template: 3:1: unclosed action started at line 2")
+        );
+    }
+
     /// Fork: what Go accepts still parses.
     #[test]
     fn test_go_accepts_these() {
