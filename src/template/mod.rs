@@ -15,6 +15,10 @@
 //!
 //! Unlike ContainerPilot, a value containing `=` is kept whole (`FOO=a=b` renders `a=b`).
 //!
+//! The template is parsed whole before anything runs, and every error Go's parser reports is
+//! one here (an unclosed `{{ if }}`, a stray `{{ end }}`, an unknown function...), with its line
+//! and column in the file: `gotmpl` is patched for that (`crates/gotmpl`).
+//!
 //! The renderer runs on user input that may be written carelessly (or fuzzed), so nothing it
 //! does is unbounded: functions refuse to build strings and lists past fixed sizes, the work of
 //! all of them together is budgeted, and the output is capped. A render that hits a limit is a
@@ -64,12 +68,12 @@ pub fn render_with(
 ) -> Result<String, TemplateError> {
     let budget = Arc::new(AtomicUsize::new(WORK_BUDGET_BYTES));
     let env = Arc::new(env.clone());
-    let template = Template::new("config")
+    let template = Template::new(NAME)
         .max_range_iters(MAX_RANGE_ITERATIONS)
         .funcs(functions(&env, &budget))
         .funcs(extra)
         .parse(text)
-        .map_err(|e| TemplateError(e.to_string()))?;
+        .map_err(parse_error)?;
 
     let mut fields = BTreeSet::new();
     for name in template.templates() {
@@ -97,6 +101,29 @@ pub fn render_with(
             MAX_OUTPUT_BYTES >> 20
         ))),
         Err(e) => Err(TemplateError(e.to_string())),
+    }
+}
+
+/// The template's name: only a named template's own tree is among `templates()`, which
+/// `render_with` walks for field names. The crate puts it in one message (`unclosed action started
+/// at config:2`), which `parse_error` words as a line.
+const NAME: &str = "config";
+
+/// A parse error with its place in the file, worded as the config's JSON parse errors are
+/// (`parse error at line:col [3:1]: ...`); the template is one with the file, so its lines are
+/// the file's.
+fn parse_error(error: gotmpl::TemplateError) -> TemplateError {
+    match error {
+        gotmpl::TemplateError::Parse {
+            line, col, message, ..
+        }
+        | gotmpl::TemplateError::Lex {
+            line, col, message, ..
+        } => {
+            let message = message.replace(&format!("started at {NAME}:"), "started at line ");
+            TemplateError(format!("parse error at line:col [{line}:{col}]: {message}"))
+        }
+        other => TemplateError(other.to_string()),
     }
 }
 
@@ -862,10 +889,9 @@ mod tests {
     #[test]
     fn templates_that_fail() {
         assert!(fails("{{ .X").contains("unclosed action"));
-        assert!(fails("{{ nope }}").contains("nope"));
         assert_eq!(
             fails("{{ if }}{{ end }}"),
-            "template: config:1:9: empty command"
+            "parse error at line:col [1:9]: missing value for if"
         );
         assert!(
             fails("{{ define \"a\" }}{{ template \"a\" }}{{ end }}{{ template \"a\" }}")
@@ -894,6 +920,30 @@ mod tests {
             e.contains("larger than 16 MiB") || e.contains("too much work"),
             "{e}"
         );
+    }
+
+    /// Parse errors come before anything runs, with the line and column of the file, where an
+    /// unclosed block or a stray `{{ end }}` used to cut the rest of the file off silently.
+    #[test]
+    fn parse_errors_have_their_line() {
+        assert_eq!(
+            fails("a {{ if .HOME }} b\n"),
+            "parse error at line:col [2:1]: unexpected EOF: {{if}} at line 1 has no {{end}}"
+        );
+        assert_eq!(
+            fails("a\n{{ end }}\nb"),
+            "parse error at line:col [2:4]: unexpected {{end}}"
+        );
+        assert_eq!(
+            fails("a\n\n{{ .X | defalt \"x\" }}"),
+            "parse error at line:col [3:9]: function \"defalt\" not defined"
+        );
+        assert_eq!(
+            fails("{{ .X\n\n"),
+            "parse error at line:col [3:1]: unclosed action started at line 1"
+        );
+        // A failing function call is no parse error: it needs the values.
+        assert!(!fails("{{ loop \"x\" }}").starts_with("parse error"));
     }
 
     #[test]
