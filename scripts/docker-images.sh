@@ -133,10 +133,22 @@ if [ ! -e examples/scratch/app ] || [ examples/scratch/app.c -nt examples/scratc
   say "built examples/scratch/app"
 fi
 
+# Builds IMAGE (and more tags) from a Dockerfile; the image it replaces, left without a tag, is
+# removed, so that rebuilding after each change does not pile up old binaries.
+build_image() { # build_image DOCKERFILE CONTEXT IMAGE [TAG...]
+  local dockerfile=$1 context=$2 image=$3 old tags=()
+  shift 2
+  for tag in "$@"; do tags+=(-t "$tag"); done
+  old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+  docker build --quiet "${tags[@]}" -f "$dockerfile" "$context" >/dev/null
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$image")" ] \
+    && [ -z "$(docker image inspect -f '{{join .RepoTags ""}}' "$old" 2>/dev/null)" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
+  say "$*: $(docker image inspect -f '{{.Size}}' "$image") bytes"
+}
+
 version=$("$pilot_bin" -version | sed -n 's/^Version: //p')
-docker build --quiet -t pilot:latest -t "pilot:$version" -f docker/pilot.Dockerfile "$stage/pilot" >/dev/null
-say "pilot:latest, pilot:$version: $(docker image inspect -f '{{.Size}}' pilot:latest) bytes"
-docker build --quiet -t pilot-consul-double:latest -f docker/consul-double.Dockerfile \
-  "$stage/consul-double" >/dev/null
-say "pilot-consul-double:latest: $(docker image inspect -f '{{.Size}}' pilot-consul-double:latest) bytes"
+build_image docker/pilot.Dockerfile "$stage/pilot" pilot:latest "pilot:$version"
+build_image docker/consul-double.Dockerfile "$stage/consul-double" pilot-consul-double:latest
 say "done in $((SECONDS - started)) s"

@@ -728,7 +728,9 @@ fn the_hello_world_example_scales_in_docker_and_leaves_nothing() {
 
     // 4. scale hello=3: the stopped instances deregistered themselves on the way out, so Consul
     //    lists the 3 left as soon as `scale` returns (no TTL lapsed), and nginx follows.
-    project.ok(&["scale", "hello=3"], PATIENCE);
+    // `--timeout` is patience: a pilot that took longer than Docker's 10 s would be SIGKILLed
+    // and never deregister; pilot takes well under a second (bench/docker.py).
+    project.ok(&["scale", "--timeout", STOP_PATIENCE, "hello=3"], PATIENCE);
     let kept = project.instances("hello");
     assert_eq!(kept.len(), 3);
     let kept_ids: BTreeSet<String> = kept
@@ -861,7 +863,7 @@ fn the_hello_world_example_scales_in_docker_and_leaves_nothing() {
     first
         .recv_timeout(PATIENCE)
         .expect("Consul's catalog answers");
-    project.ok(&["down"], PATIENCE);
+    project.ok(&["down", "--timeout", STOP_PATIENCE], PATIENCE);
     let last = follower.join().unwrap();
     assert!(
         last.iter().all(|s| s == "consul"),
