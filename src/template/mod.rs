@@ -1,5 +1,9 @@
-//! Rendering the config file as a Go `text/template` over the environment, as ContainerPilot does
-//! before it parses the JSON5.
+//! The Go `text/template` engine of the config file (rendered over the environment, as
+//! ContainerPilot does before it parses the JSON5) and of `pilot -render` (which adds its
+//! `service` function through `render_with`).
+//!
+//! This module knows nothing of configs or watches: it renders text over string data with
+//! ContainerPilot's functions and whatever functions its caller adds.
 //!
 //! ContainerPilot executes the template with `missingkey=zero` over a Go `map[string]string`, so
 //! `{{ .MISSING }}` is an empty string, and it adds the functions `default`, `split`, `join`,
@@ -181,7 +185,8 @@ fn collect_expr(expr: &Expr, fields: &mut BTreeSet<String>) {
 
 type Func = Arc<dyn Fn(&[Value]) -> gotmpl::Result<Value> + Send + Sync>;
 
-pub(crate) fn err(message: impl Into<String>) -> gotmpl::TemplateError {
+/// A template function's error, as the functions a caller adds report one.
+pub fn err(message: impl Into<String>) -> gotmpl::TemplateError {
     gotmpl::TemplateError::Exec(message.into())
 }
 
@@ -259,7 +264,8 @@ fn arg_count(name: &str, want: usize, got: usize) -> gotmpl::TemplateError {
     ))
 }
 
-pub(crate) fn string_arg(value: &Value) -> gotmpl::Result<&str> {
+/// A template function's string argument, or Go's wording of the wrong type.
+pub fn string_arg(value: &Value) -> gotmpl::Result<&str> {
     match value {
         Value::String(s) => Ok(s),
         other => Err(err(format!(
