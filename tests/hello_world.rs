@@ -881,9 +881,9 @@ fn the_nginx_template_renders_the_upstreams() {
         "{text}"
     );
     assert!(text.contains("root /usr/share/nginx/html;"), "{text}");
-    assert!(text.contains("user nginx;"), "{text}");
+    assert!(text.contains("user www-data;"), "{text}");
     assert!(
-        text.contains("client_body_temp_path /var/cache/nginx/client_temp;"),
+        text.contains("client_body_temp_path /var/lib/nginx/client_temp;"),
         "{text}"
     );
 }

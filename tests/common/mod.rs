@@ -16,8 +16,24 @@ use std::time::{Duration, Instant};
 /// How long any single expectation may take before the test fails instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The pilot binary under test: cargo's, or the one `PILOT_TEST_BIN` names (the static aarch64
+/// build that `scripts/test-aarch64.sh` runs the init-mode tests with).
 pub fn pilot_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pilot")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("PILOT_TEST_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_pilot").to_string())
+    })
+}
+
+/// The emulator that runs `pilot_bin()` when it is built for another architecture
+/// (`PILOT_TEST_RUNNER=qemu-aarch64-static`), if any.
+pub fn pilot_runner() -> Option<String> {
+    std::env::var("PILOT_TEST_RUNNER")
+        .ok()
+        .filter(|r| !r.is_empty())
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -40,8 +56,17 @@ pub enum Mode {
     Pid1,
 }
 
-/// The modes a test should run in: both when root, only `Plain` otherwise (saying so).
+/// The modes a test should run in: both when root, only `Plain` otherwise (saying so). Under an
+/// emulator only `Pid1`: qemu-user (7.2) refuses `PR_SET_CHILD_SUBREAPER`, so a plain pilot
+/// cannot reap orphans there, while PID 1, the container's case, reaps them as any init does.
 pub fn modes() -> Vec<Mode> {
+    if pilot_runner().is_some() {
+        assert!(
+            is_root(),
+            "PILOT_TEST_RUNNER: the emulated tests run pilot as PID 1, which needs root"
+        );
+        return vec![Mode::Pid1];
+    }
     if is_root() {
         vec![Mode::Plain, Mode::Pid1]
     } else {
@@ -58,14 +83,21 @@ where
 {
     match mode {
         Mode::Plain => {
-            let mut cmd = Command::new(pilot_bin());
+            let mut cmd = match pilot_runner() {
+                Some(runner) => {
+                    let mut cmd = Command::new(runner);
+                    cmd.arg(pilot_bin());
+                    cmd
+                }
+                None => Command::new(pilot_bin()),
+            };
             cmd.args(args);
             cmd
         }
         Mode::Pid1 => {
             let mut cmd = Command::new("unshare");
-            cmd.args(["--pid", "--fork", "--mount-proc", pilot_bin()])
-                .args(args);
+            cmd.args(["--pid", "--fork", "--mount-proc"]);
+            cmd.args(pilot_runner()).arg(pilot_bin()).args(args);
             cmd
         }
     }
@@ -530,3 +562,6 @@ pub fn raise_fd_limit() -> u64 {
     }
     limit.rlim_cur
 }
+
+/// Plain HTTP and headless Chromium, for the end-to-end tests.
+pub mod web;
