@@ -54,7 +54,7 @@ fn an_unquoted_missing_variable_is_a_parse_error() {
     let err = load_text("{{ .X", Path::new("t.json5"), &ctx()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "could not apply template to config t.json5: template: config:1:6: unclosed action"
+        "could not apply template to config t.json5: parse error at line:col [1:6]: unclosed action"
     );
 }
 
