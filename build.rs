@@ -39,34 +39,24 @@ fn musl_link_args() {
     // take a 24-byte R_*_RELATIVE entry each, about 120 KB. DT_RELR (packed relative relocations)
     // encodes the same in a few KB; musl's start-up code (rcrt1.o) applies them since musl 1.2.4
     // (Rust's musl targets ship 1.2.5). The binary stays position-independent.
-    link_arg("-z,pack-relative-relocs");
+    link_args(&["-z", "pack-relative-relocs"]);
     // Without unwinding (panic = "abort"), nothing reads the unwind tables: drop them (see the
     // script). Cargo does not tell a build script the panic strategy, so this goes by profile,
     // and src/main.rs refuses to compile where a release profile unwinds.
     if var("PROFILE") == "release" {
         let script = Path::new(&var("CARGO_MANIFEST_DIR")).join("link/discard-unwind-tables.ld");
         println!("cargo:rerun-if-changed={}", script.display());
-        link_arg("--no-eh-frame-hdr");
-        link_arg(&format!("-T,{}", script.display()));
+        link_args(&["-T", &script.display().to_string()]);
         println!("cargo:rustc-cfg=pilot_no_unwind_tables");
     }
 }
 
-/// Passes a linker option (comma-separated words, as after `-Wl,`) to pilot's executables,
-/// through the C compiler driver (rustc's default linker for the musl targets, or a cross
-/// `*-gcc`) or straight to a linker set as the target's linker, which rustc recognises by the
-/// same names (`ld`, `*-ld`, `ld.lld`, `rust-lld`).
-fn link_arg(option: &str) {
-    let linker = env::var("RUSTC_LINKER").unwrap_or_default();
-    let stem = Path::new(&linker)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("");
-    if stem == "ld" || stem.ends_with("-ld") || stem == "rust-lld" {
-        for word in option.split(',') {
-            println!("cargo:rustc-link-arg-bins={word}");
-        }
-    } else {
-        println!("cargo:rustc-link-arg-bins=-Wl,{option}");
+/// Passes linker options to pilot's executables, in the forms that the C compiler driver
+/// (rustc's default linker for the musl targets, or a cross `*-gcc` or clang) and a linker set
+/// as the target's linker (`ld`, `ld.lld`, `rust-lld`) both understand: `-z KEYWORD` and
+/// `-T SCRIPT`, without `-Wl,`.
+fn link_args(args: &[&str]) {
+    for arg in args {
+        println!("cargo:rustc-link-arg-bins={arg}");
     }
 }
