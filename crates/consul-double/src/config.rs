@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// The Consul release whose observable behaviour the double copies.
 ///
-/// Only the two versions with recorded transcripts are offered; [`Config::unknown_id_404`] adds
+/// Only the versions with recorded transcripts are offered; [`Config::unknown_id_404`] adds
 /// the one 1.11+ behaviour that clients must handle as well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConsulVersion {
@@ -23,6 +23,10 @@ pub enum ConsulVersion {
     /// Consul 1.8.4 (the default): strict JSON decoding, per-service indexes, `?filter`.
     #[default]
     V1_8_4,
+    /// Consul 1.8.5: the same behaviour as 1.8.4 in everything the double emulates (the KV,
+    /// consistency and no-leader transcripts were recorded from it); only the version string
+    /// differs.
+    V1_8_5,
 }
 
 impl ConsulVersion {
@@ -31,26 +35,33 @@ impl ConsulVersion {
         match self {
             ConsulVersion::V1_0_8 => "1.0.8",
             ConsulVersion::V1_8_4 => "1.8.4",
+            ConsulVersion::V1_8_5 => "1.8.5",
         }
     }
 
-    /// Parses `1.0.8` or `1.8.4`.
+    /// Parses `1.0.8`, `1.8.4` or `1.8.5`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "1.0.8" => Some(ConsulVersion::V1_0_8),
             "1.8.4" => Some(ConsulVersion::V1_8_4),
+            "1.8.5" => Some(ConsulVersion::V1_8_5),
             _ => None,
         }
     }
 
+    /// The 1.0 line, with its older shapes and quirks.
+    pub(crate) fn is_1_0(self) -> bool {
+        self == ConsulVersion::V1_0_8
+    }
+
     /// Unknown JSON fields are rejected from 1.7 on.
     pub(crate) fn strict_json(self) -> bool {
-        self == ConsulVersion::V1_8_4
+        !self.is_1_0()
     }
 
     /// Everything 1.2+ added to service and check JSON (Weights, TaggedAddresses, Proxy, Type).
     pub(crate) fn modern_shapes(self) -> bool {
-        self == ConsulVersion::V1_8_4
+        !self.is_1_0()
     }
 }
 
@@ -105,6 +116,10 @@ pub struct Timing {
     /// `check_update_interval` (5 min): an output-only check change reaches the catalog after
     /// half of this plus a random stagger of up to the whole. Zero syncs output at once.
     pub check_update_interval: Duration,
+    /// `rpc_hold_timeout` (7 s): how long a server holds a request that needs the leader while
+    /// there is none, before it answers 500 `No cluster leader` (plus up to a sixteenth of it as
+    /// jitter). Agent writes are held as long and then answer 200.
+    pub rpc_hold_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -116,6 +131,7 @@ impl Default for Timing {
             dcsa_floor: Duration::from_secs(60),
             reap_interval: Duration::from_secs(30),
             check_update_interval: Duration::from_secs(300),
+            rpc_hold_timeout: Duration::from_secs(7),
         }
     }
 }
@@ -138,6 +154,17 @@ pub enum Listen {
     Unix(PathBuf),
     /// HTTPS over TCP with this identity.
     Tls(SocketAddr, TlsIdentity),
+}
+
+/// Another server of the emulated cluster (see [`Config::peers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerServer {
+    /// Its node name.
+    pub node_name: String,
+    /// Its node ID.
+    pub node_id: String,
+    /// Its address (node address, and `address:8300` as a Raft peer or leader).
+    pub address: String,
 }
 
 /// Everything a double is started with. `Config::default()` is a fresh 1.8.4 dev agent named
@@ -176,6 +203,12 @@ pub struct Config {
     /// Answer compact JSON, as a server (non-dev) agent does; `?pretty` still indents. Off by
     /// default: the transcripts were recorded from a dev agent, which always indents.
     pub compact_json: bool,
+    /// The other servers of a cluster the double is one server of. Empty (the default) is a
+    /// single dev agent. With peers, their nodes and `serfHealth` checks are in the catalog from
+    /// the start (booted as in transcript 14), `/v1/status/peers` lists them, and
+    /// [`ConsulDouble::follow_leader`](crate::ConsulDouble::follow_leader) can make one of them
+    /// the leader.
+    pub peers: Vec<PeerServer>,
 }
 
 impl Default for Config {
@@ -196,19 +229,22 @@ impl Default for Config {
             control_api: false,
             control_listen: None,
             compact_json: false,
+            peers: Vec::new(),
         }
     }
 }
 
 impl Config {
     /// Timings for tests: no jitter, and the reaping constants scaled down so a DCSA scenario
-    /// takes about a second (floor 1 s, reaper every 250 ms, output sync after 1 s).
+    /// takes about a second (floor 1 s, reaper every 250 ms, output sync after 1 s), and a
+    /// leaderless server holds requests for 1 s instead of 7.
     pub fn fast_timing() -> Timing {
         Timing {
             jitter: false,
             dcsa_floor: Duration::from_secs(1),
             reap_interval: Duration::from_millis(250),
             check_update_interval: Duration::from_secs(2),
+            rpc_hold_timeout: Duration::from_secs(1),
             ..Timing::default()
         }
     }

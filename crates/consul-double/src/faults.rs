@@ -20,7 +20,10 @@ pub struct ErrorFault {
 }
 
 impl ErrorFault {
-    /// Consul's answer while it has no leader, for every request until cleared.
+    /// Consul's answer while it has no leader, at once and for every request (agent endpoints
+    /// and `/v1/status/leader` included) until cleared. A canned error answer; for a faithful
+    /// leaderless cluster (requests held for the RPC hold, `?stale` reads still answered, agent
+    /// writes accepted late) use [`ConsulDouble::lose_leader`](crate::ConsulDouble::lose_leader).
     pub fn no_leader() -> Self {
         ErrorFault {
             status: 500,

@@ -13,6 +13,8 @@ use crate::log::LoggedRequest;
 use crate::server::{BoundAddr, ServeError, Server};
 use crate::shared::Shared;
 use crate::state::definition::{Rejection, ServiceDefinition};
+use crate::state::leader::{LeaderState, Leadership};
+use crate::state::peers::PeerError;
 use crate::state::types::{CheckRecord, CheckStatus, Indexed, KvEntry, ServiceRecord};
 
 /// A running Consul double. Dropping it closes its listeners and stops its timers.
@@ -130,23 +132,32 @@ impl ConsulDouble {
             .with(|st| st.agent.checks.get(id).map(|c| c.record.clone()))
     }
 
-    /// Catalog instances of a service name with their indexes (what health/catalog readers see).
+    /// Catalog instances of a service name with their indexes (what health/catalog readers see),
+    /// on every node.
     pub fn catalog_service(&self, name: &str) -> Vec<Indexed<ServiceRecord>> {
         self.shared.state.with(|st| {
             st.catalog
                 .service_instances(name, true)
                 .1
                 .into_iter()
-                .cloned()
+                .map(|(_, s)| s.clone())
                 .collect()
         })
     }
 
-    /// Every catalog check, including `serfHealth`.
+    /// Every catalog check of the double's own node, including `serfHealth`.
     pub fn catalog_checks(&self) -> Vec<Indexed<CheckRecord>> {
+        self.shared.state.with(|st| {
+            let own = st.catalog.own_node().to_string();
+            st.catalog.node_checks(&own).into_iter().cloned().collect()
+        })
+    }
+
+    /// Every catalog check of a node (the double's own or a peer's).
+    pub fn node_checks(&self, node: &str) -> Vec<Indexed<CheckRecord>> {
         self.shared
             .state
-            .with(|st| st.catalog.all_checks().into_iter().cloned().collect())
+            .with(|st| st.catalog.node_checks(node).into_iter().cloned().collect())
     }
 
     /// The index a health query for `name` would report now.
@@ -250,6 +261,100 @@ impl ConsulDouble {
         self.shared.state.with(|st| st.catalog.kv_delete(key, None));
     }
 
+    // ---- other servers of the cluster (`Config::peers`) ----
+
+    /// Registers a service through a peer node's agent, as its anti-entropy sync writes it to the
+    /// catalog: the service and its checks in one write (initial check status as the
+    /// definition says, critical by default). Needs a leader, as every catalog write.
+    pub fn register_peer_service(
+        &self,
+        node: &str,
+        def: &ServiceDefinition,
+    ) -> Result<(), PeerError> {
+        self.shared
+            .state
+            .with(|st| st.peer_register_service(node, def))
+    }
+
+    /// [`ConsulDouble::register_peer_service`] from the JSON body `PUT
+    /// /v1/agent/service/register` would take.
+    pub fn register_peer_service_json(&self, node: &str, body: &str) -> Result<(), PeerError> {
+        let value = parse_json_body(body.as_bytes())
+            .map_err(|e| PeerError::Rejected(format!("Request decode failed: {e}")))?;
+        let def = Decoder::new(self.shared.cfg.version)
+            .service_definition(&value)
+            .map_err(|e| PeerError::Rejected(format!("Request decode failed: {e}")))?;
+        self.register_peer_service(node, &def)
+    }
+
+    /// A check of a peer node changed (a TTL update through its agent): one catalog write if
+    /// the status or output differ.
+    pub fn update_peer_check(
+        &self,
+        node: &str,
+        check_id: &str,
+        status: CheckStatus,
+        output: &str,
+    ) -> Result<(), PeerError> {
+        self.shared
+            .state
+            .with(|st| st.peer_update_check(node, check_id, status, output))
+    }
+
+    /// Deregisters a service of a peer node; false if it was not there.
+    pub fn deregister_peer_service(&self, node: &str, service_id: &str) -> Result<bool, PeerError> {
+        self.shared
+            .state
+            .with(|st| st.peer_deregister_service(node, service_id))
+    }
+
+    /// The leader's verdict on a node's gossip health: its `serfHealth` check passing (`Agent
+    /// alive and reachable`) or critical (`Agent not live or unreachable`), which every instance
+    /// on that node then shows.
+    pub fn set_node_health(&self, node: &str, status: CheckStatus) -> Result<(), PeerError> {
+        self.shared
+            .state
+            .with(|st| st.set_node_health(node, status))
+    }
+
+    // ---- leadership ----
+
+    /// Who leads the cluster now.
+    pub fn leadership(&self) -> Leadership {
+        self.shared.state.with(|st| st.leader.public())
+    }
+
+    /// The cluster loses its leader, as a follower sees it (transcript 14): `/v1/status/leader`
+    /// answers `""`; default and `?consistent` reads, KV writes, and agent requests that must
+    /// sync are held for `rpc_hold_timeout` and then fail with 500 `No cluster leader` (agent
+    /// requests answer 200: their change is kept locally); `?stale` reads are answered at once
+    /// with `X-Consul-Knownleader: false` and an `X-Consul-Lastcontact` that grows from the last
+    /// contact. Blocking reads that need the leader are held from now on. Nothing reaches the
+    /// catalog until a leader is elected. Losing it again changes nothing.
+    pub fn lose_leader(&self) {
+        self.shared.change_leader(|st| st.leader.lost());
+    }
+
+    /// The double becomes the leader again (the default): held requests proceed, the agent's
+    /// pending changes reach the catalog, every answer carries `true` and 0.
+    pub fn elect_leader(&self) {
+        self.shared.change_leader(|_| LeaderState::Us);
+    }
+
+    /// Another server leads, at `leader` (`address:port`, what `/v1/status/leader` shows); the
+    /// double is its follower and last heard from it `last_contact` ago. Default and
+    /// `?consistent` reads are answered as the leader answers them (`true`, 0); `?stale` reads
+    /// carry `X-Consul-Knownleader: true` and `X-Consul-Lastcontact: last_contact` in whole
+    /// milliseconds, so a client's maximum-staleness rule can be tested. Ends a leaderless
+    /// period like [`ConsulDouble::elect_leader`].
+    pub fn follow_leader(&self, leader: &str, last_contact: Duration) {
+        let leader = leader.to_string();
+        self.shared.change_leader(|_| LeaderState::Peer {
+            leader,
+            last_contact,
+        });
+    }
+
     /// Runs the reaper once now; returns the service IDs it deregistered.
     pub fn reap_now(&self) -> Vec<String> {
         self.shared.state.with(|st| st.reap())
@@ -324,7 +429,7 @@ impl ConsulDouble {
         self.shared.state.with(|st| st.lose_everything());
     }
 
-    /// Clears every fault and comes back up if down.
+    /// Clears every fault and comes back up if down. Leadership is left as it is.
     pub async fn clear_faults(&self) -> Result<(), ServeError> {
         let was_down = self.shared.faults().down;
         *self.shared.faults_mut() = Faults::default();

@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::faults::Faults;
 use crate::log::RequestLog;
 use crate::server::Server;
-use crate::state::StateCell;
+use crate::state::leader::LeaderState;
+use crate::state::{State, StateCell};
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -17,6 +18,8 @@ pub(crate) struct Shared {
     log: Mutex<RequestLog>,
     /// Bumped to wake every blocking query with unchanged data.
     pub(crate) spurious: tokio::sync::watch::Sender<u64>,
+    /// Bumped whenever leadership changes, for requests held while there is no leader.
+    pub(crate) leader_epoch: tokio::sync::watch::Sender<u64>,
     pub(crate) started: tokio::time::Instant,
     pub(crate) server: Server,
 }
@@ -32,6 +35,7 @@ impl Shared {
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(RequestLog::new(cfg.request_log_capacity)),
             spurious: tokio::sync::watch::Sender::new(0),
+            leader_epoch: tokio::sync::watch::Sender::new(0),
             started: tokio::time::Instant::now(),
             server: Server::default(),
             cfg,
@@ -54,6 +58,15 @@ impl Shared {
     /// The index to show for `real`, after any injected rewind.
     pub(crate) fn reported_index(&self, real: u64, consume: bool) -> u64 {
         lock(&self.faults).rewind(real, consume).max(1)
+    }
+
+    /// Changes who leads (under the state lock) and tells held requests.
+    pub(crate) fn change_leader(&self, new: impl FnOnce(&State) -> LeaderState) {
+        self.state.with(|st| {
+            let next = new(st);
+            st.set_leader(next);
+        });
+        self.leader_epoch.send_modify(|n| *n += 1);
     }
 
     /// Wakes every blocking query so it answers with unchanged data.

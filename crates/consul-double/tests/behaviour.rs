@@ -323,18 +323,79 @@ async fn kv_blocking_read_of_one_key_ignores_other_keys() {
         ..Config::default()
     })
     .await;
+    double.put_kv("watched", b"before");
     let idx = get(&t, "/v1/kv/watched").await.index();
     let t2 = t.clone();
     let pending =
         tokio::spawn(async move { get(&t2, &format!("/v1/kv/watched?index={idx}&wait=5s")).await });
     sleep(Duration::from_secs(1)).await;
     double.put_kv("unrelated", b"x");
+    double.put_kv("watched-too", b"a key that splits the path");
     sleep(Duration::from_secs(1)).await;
+    assert!(!pending.is_finished(), "other keys do not wake it");
     double.put_kv("watched", b"now");
     let t0 = Instant::now();
     let r = pending.await.unwrap();
     assert!(t0.elapsed() < Duration::from_millis(10));
     assert_eq!(r.status, 200);
+    assert!(r.index() > idx);
+}
+
+/// A missing key watches the closest node of its path in Consul's radix tree: writes elsewhere
+/// leave it asleep while its neighbours exist; with nothing left on its path, every write wakes
+/// it with an unchanged 404 and a higher index (transcript 12, steps 19 and 27).
+#[tokio::test(start_paused = true)]
+async fn kv_blocking_read_of_a_missing_key_wakes_as_consul_does() {
+    let (double, t) = start_unix(fast()).await;
+    double.put_kv("app/flags/a", b"1");
+    double.put_kv("app/flags/b", b"2");
+    let missing = get(&t, "/v1/kv/app/flags/missing").await;
+    assert_eq!(missing.status, 404);
+    let idx = missing.index();
+    let t2 = t.clone();
+    let started = Instant::now();
+    let pending = tokio::spawn(async move {
+        get(
+            &t2,
+            &format!("/v1/kv/app/flags/missing?index={idx}&wait=3s"),
+        )
+        .await
+    });
+    sleep(Duration::from_secs(1)).await;
+    double.put_kv("other/x", b"x");
+    let r = pending.await.unwrap();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(3),
+        "slept to the end"
+    );
+    assert_eq!(
+        (r.status, r.index()),
+        (404, idx),
+        "the index it started with"
+    );
+
+    double.delete_kv("app/flags/a");
+    double.delete_kv("app/flags/b");
+    let idx = get(&t, "/v1/kv/app/flags/missing").await.index();
+    let t2 = t.clone();
+    let pending = tokio::spawn(async move {
+        get(
+            &t2,
+            &format!("/v1/kv/app/flags/missing?index={idx}&wait=3s"),
+        )
+        .await
+    });
+    sleep(Duration::from_secs(1)).await;
+    let woken_at = Instant::now();
+    double.put_kv("other/y", b"y");
+    let r = pending.await.unwrap();
+    assert_eq!(
+        woken_at.elapsed(),
+        Duration::ZERO,
+        "woken by an unrelated write"
+    );
+    assert_eq!(r.status, 404);
     assert!(r.index() > idx);
 }
 
@@ -812,4 +873,520 @@ async fn http_checks_run_against_their_target() {
         assert!(Instant::now() < deadline, "http check never failed");
         sleep(Duration::from_millis(20)).await;
     }
+}
+
+// ---- consistency modes and leadership (transcripts 13 and 14) ----
+
+fn header(r: &common::Reply, name: &str) -> String {
+    r.header(name).unwrap_or_else(|| panic!("no {name} header"))
+}
+
+/// `(Knownleader, Lastcontact, Effective-Consistency)` of an answer.
+fn leader_headers(r: &common::Reply) -> (String, String, Option<String>) {
+    (
+        header(r, "x-consul-knownleader"),
+        header(r, "x-consul-lastcontact"),
+        r.header("x-consul-effective-consistency"),
+    )
+}
+
+fn meta(known: &str, contact: &str, consistency: Option<&str>) -> (String, String, Option<String>) {
+    (
+        known.to_string(),
+        contact.to_string(),
+        consistency.map(str::to_string),
+    )
+}
+
+const APP_1: &str =
+    r#"{"ID":"app-1","Name":"app","Port":80,"Check":{"TTL":"1h","Status":"passing"}}"#;
+
+#[tokio::test(start_paused = true)]
+async fn consistency_parameters_and_their_conflicts() {
+    let (_double, t) = start_unix(fast()).await;
+    put(&t, "/v1/agent/service/register", APP_1).await;
+    for (query, consistency) in [
+        ("", "leader"),
+        ("?leader", "leader"),
+        ("?stale", "stale"),
+        ("?stale=false", "stale"),
+        ("?max_stale=5s", "stale"),
+        ("?max_stale=0s", "leader"),
+        ("?consistent", "consistent"),
+    ] {
+        let r = get(&t, &format!("/v1/health/service/app{query}")).await;
+        assert_eq!(r.status, 200, "{query}");
+        assert_eq!(
+            leader_headers(&r),
+            meta("true", "0", Some(consistency)),
+            "{query}"
+        );
+    }
+    let conflict = "Cannot specify ?stale with ?consistent, conflicting semantics.";
+    for (query, text) in [
+        ("?stale&consistent", conflict),
+        ("?consistent&max_stale=5s", conflict),
+        (
+            "?max_stale=abc&stale&consistent",
+            "Invalid max_stale value \"abc\"",
+        ),
+        (
+            "?cached&consistent",
+            "Cannot specify ?cached with ?consistent, conflicting semantics.",
+        ),
+    ] {
+        for path in ["/v1/health/service/app", "/v1/kv/k"] {
+            let r = get(&t, &format!("{path}{query}")).await;
+            assert_eq!((r.status, r.text().as_str()), (400, text), "{path}{query}");
+            assert!(r.header("x-consul-index").is_none());
+        }
+    }
+    put(&t, "/v1/kv/k", "v").await;
+    let r = get(&t, "/v1/kv/k?stale").await;
+    assert_eq!(
+        leader_headers(&r),
+        meta("true", "0", None),
+        "KV never sends the consistency"
+    );
+}
+
+/// Transcript 14 on fast timing: without a leader, reads that need one are held for the RPC
+/// hold (1 s here) and fail; stale reads answer at once from the local state; agent writes are
+/// kept locally and answer 200 after the hold; nothing reaches the catalog until a leader is back.
+#[tokio::test(start_paused = true)]
+async fn without_a_leader_only_stale_reads_answer() {
+    let (double, t) = start_unix(fast()).await;
+    put(&t, "/v1/agent/service/register", APP_1).await;
+    put(&t, "/v1/kv/cfg", "v1").await;
+    let before = get(&t, "/v1/health/service/app").await;
+
+    double.lose_leader();
+    assert_eq!(get(&t, "/v1/status/leader").await.json(), "");
+    sleep(Duration::from_millis(2500)).await;
+    let t0 = Instant::now();
+    let stale = get(&t, "/v1/health/service/app?stale").await;
+    assert_eq!(t0.elapsed(), Duration::ZERO, "answered at once");
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.json(), before.json(), "the last replicated state");
+    assert_eq!(stale.index(), before.index());
+    assert_eq!(leader_headers(&stale), meta("false", "2500", Some("stale")));
+    sleep(Duration::from_secs(3)).await;
+    let later = get(&t, "/v1/kv/cfg?stale").await;
+    assert_eq!(
+        (later.status, leader_headers(&later)),
+        (200, meta("false", "5500", None)),
+        "Lastcontact grows with the time since the leader was lost"
+    );
+
+    for path in [
+        "/v1/health/service/app",
+        "/v1/health/service/app?consistent",
+        "/v1/catalog/service/app",
+    ] {
+        let t0 = Instant::now();
+        let r = get(&t, path).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(1), "{path}: held");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (500, "No cluster leader"),
+            "{path}"
+        );
+        assert_eq!(
+            (r.index(), leader_headers(&r)),
+            (1, meta("false", "0", None)),
+            "{path}: the headers of a failed RPC"
+        );
+    }
+    for (method, path, body) in [
+        ("GET", "/v1/kv/cfg", None),
+        ("GET", "/v1/kv/cfg?consistent", None),
+        ("PUT", "/v1/kv/cfg", Some(b"v2".to_vec())),
+        ("DELETE", "/v1/kv/cfg", None),
+    ] {
+        let t0 = Instant::now();
+        let r = send(&t, method, path, &[], body).await.unwrap();
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(1),
+            "{method} {path}: held"
+        );
+        assert_eq!((r.status, r.text().as_str()), (500, "No cluster leader"));
+        assert!(r.header("x-consul-index").is_none(), "KV errors carry none");
+        assert!(r.header("x-consul-knownleader").is_none());
+    }
+    assert_eq!(double.kv("cfg").unwrap().value, b"v1", "nothing written");
+
+    // An agent write with nothing to sync answers at once; one that changes the agent is
+    // applied locally, held for the failed sync, and answers 200.
+    let t0 = Instant::now();
+    assert_eq!(
+        put(&t, "/v1/agent/check/pass/service:app-1", "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(t0.elapsed(), Duration::ZERO, "idempotent: no RPC");
+    let t0 = Instant::now();
+    let app_2 = r#"{"ID":"app-2","Name":"app","Port":81,"Check":{"TTL":"1h","Status":"passing"}}"#;
+    assert_eq!(
+        put(&t, "/v1/agent/service/register", app_2).await.status,
+        200
+    );
+    assert_eq!(t0.elapsed(), Duration::from_secs(1));
+    assert!(double.service("app-2").is_some(), "kept by the agent");
+    let t0 = Instant::now();
+    assert_eq!(
+        put(&t, "/v1/agent/check/pass/service:app-1?note=x", "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_secs(1),
+        "held: the agent has changes to send"
+    );
+    let stale = get(&t, "/v1/health/service/app?stale").await;
+    assert_eq!(
+        stale.json().as_array().unwrap().len(),
+        1,
+        "not in the catalog"
+    );
+    assert_eq!(double.catalog_service("app").len(), 1);
+
+    double.elect_leader();
+    assert_eq!(get(&t, "/v1/status/leader").await.json(), "127.0.0.1:8300");
+    let after = get(&t, "/v1/health/service/app").await;
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        after.json().as_array().unwrap().len(),
+        2,
+        "synced on election"
+    );
+    assert!(after.index() > before.index());
+    assert_eq!(
+        leader_headers(&get(&t, "/v1/kv/cfg?stale").await),
+        meta("true", "0", None)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_request_proceeds_as_soon_as_a_leader_is_elected() {
+    let (double, t) = start_unix(fast()).await;
+    put(&t, "/v1/kv/cfg", "v1").await;
+    double.lose_leader();
+    let t2 = t.clone();
+    let t0 = Instant::now();
+    let pending = tokio::spawn(async move { put(&t2, "/v1/kv/cfg", "v2").await });
+    sleep(Duration::from_millis(600)).await;
+    assert!(!pending.is_finished());
+    double.follow_leader("10.0.0.9:8300", Duration::from_millis(40));
+    let r = pending.await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::from_millis(600));
+    assert_eq!((r.status, r.json()), (200, serde_json::json!(true)));
+    assert_eq!(double.kv("cfg").unwrap().value, b"v2");
+}
+
+/// A blocking read that needs the leader is held from the moment the leader is lost, as
+/// Consul retries its broken forwarded RPC: it fails after the hold, or goes on waiting once a
+/// leader is back. A `?stale` one keeps waiting on the local state throughout.
+#[tokio::test(start_paused = true)]
+async fn blocking_reads_across_a_lost_leader() {
+    let (double, t) = start_unix(fast()).await;
+    put(&t, "/v1/agent/service/register", APP_1).await;
+    let idx = get(&t, "/v1/health/service/app").await.index();
+    let query = |extra: &'static str| {
+        let t = t.clone();
+        tokio::spawn(async move {
+            get(
+                &t,
+                &format!("/v1/health/service/app?index={idx}&wait=10s{extra}"),
+            )
+            .await
+        })
+    };
+
+    let default = query("");
+    let stale = query("&stale");
+    sleep(Duration::from_secs(2)).await;
+    double.lose_leader();
+    let t0 = Instant::now();
+    let failed = default.await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::from_secs(1), "held, then failed");
+    assert_eq!(
+        (failed.status, failed.text().as_str()),
+        (500, "No cluster leader")
+    );
+    assert!(!stale.is_finished(), "the stale read still waits");
+
+    // A new leader within the hold: the read goes on waiting and sees the next change.
+    let default = query("");
+    sleep(Duration::from_millis(500)).await;
+    double.elect_leader();
+    sleep(Duration::from_secs(2)).await;
+    assert!(!default.is_finished(), "still waiting after the election");
+    assert!(!stale.is_finished());
+    put(&t, "/v1/agent/check/fail/service:app-1", "").await;
+    for r in [default.await.unwrap(), stale.await.unwrap()] {
+        assert_eq!(r.status, 200);
+        assert!(r.index() > idx);
+        assert_eq!(
+            r.json()[0]["Checks"][1]["Status"],
+            "critical",
+            "woken by the change"
+        );
+    }
+}
+
+/// A watch that keeps answering while the cluster elects a leader: a blocking `?stale` read
+/// sleeps through the leaderless period (agent changes do not reach the catalog) and is woken
+/// by the sync that follows the election.
+#[tokio::test(start_paused = true)]
+async fn a_stale_watch_sees_the_changes_synced_at_the_election() {
+    let (double, t) = start_unix(fast()).await;
+    put(&t, "/v1/agent/service/register", APP_1).await;
+    let idx = get(&t, "/v1/health/service/app?stale").await.index();
+    double.lose_leader();
+    let t2 = t.clone();
+    let pending = tokio::spawn(async move {
+        get(
+            &t2,
+            &format!("/v1/health/service/app?stale&index={idx}&wait=1m"),
+        )
+        .await
+    });
+    sleep(Duration::from_secs(1)).await;
+    let app_2 = r#"{"ID":"app-2","Name":"app","Port":81,"Check":{"TTL":"1h","Status":"passing"}}"#;
+    assert_eq!(
+        put(&t, "/v1/agent/service/register", app_2).await.status,
+        200
+    );
+    sleep(Duration::from_secs(5)).await;
+    assert!(!pending.is_finished(), "nothing reached the catalog");
+    double.follow_leader("10.0.0.9:8300", Duration::from_millis(30));
+    let r = pending.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.index() > idx);
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    assert_eq!(leader_headers(&r), meta("true", "30", Some("stale")));
+}
+
+/// A follower whose last contact with the leader is N ms: `?stale` answers carry it, the others
+/// come from the leader (`0`), so a client's maximum-staleness rule can be tested.
+#[tokio::test(start_paused = true)]
+async fn a_follower_reports_its_last_contact_on_stale_reads() {
+    let (double, t) = start_unix(fast()).await;
+    put(&t, "/v1/agent/service/register", APP_1).await;
+    put(&t, "/v1/kv/cfg", "v1").await;
+    double.follow_leader("10.0.0.9:8300", Duration::from_millis(7250));
+    assert_eq!(
+        double.leadership(),
+        consul_double::Leadership::Follower {
+            leader: "10.0.0.9:8300".into(),
+            last_contact: Duration::from_millis(7250),
+        }
+    );
+    assert_eq!(get(&t, "/v1/status/leader").await.json(), "10.0.0.9:8300");
+    let cases = [
+        (
+            "/v1/health/service/app?stale",
+            meta("true", "7250", Some("stale")),
+        ),
+        (
+            "/v1/health/service/app?max_stale=1s",
+            meta("true", "7250", Some("stale")),
+        ),
+        ("/v1/health/service/app", meta("true", "0", Some("leader"))),
+        (
+            "/v1/catalog/service/app?consistent",
+            meta("true", "0", Some("consistent")),
+        ),
+        ("/v1/kv/cfg?stale", meta("true", "7250", None)),
+        ("/v1/kv/cfg", meta("true", "0", None)),
+    ];
+    for (path, expected) in cases {
+        let r = get(&t, path).await;
+        assert_eq!((r.status, leader_headers(&r)), (200, expected), "{path}");
+    }
+    double.lose_leader();
+    sleep(Duration::from_millis(750)).await;
+    assert_eq!(
+        double.leadership(),
+        consul_double::Leadership::NoLeader {
+            last_contact: Duration::from_secs(8)
+        },
+        "the contact clock runs on from the follower's last contact"
+    );
+    assert_eq!(
+        leader_headers(&get(&t, "/v1/kv/cfg?stale").await),
+        meta("false", "8000", None)
+    );
+}
+
+fn cluster() -> Config {
+    Config {
+        node_name: "consul-b".into(),
+        node_address: "127.0.0.12".into(),
+        peers: vec![
+            consul_double::PeerServer {
+                node_name: "consul-a".into(),
+                node_id: "00000000-0000-0000-0000-00000000000a".into(),
+                address: "127.0.0.11".into(),
+            },
+            consul_double::PeerServer {
+                node_name: "consul-c".into(),
+                node_id: "00000000-0000-0000-0000-00000000000c".into(),
+                address: "127.0.0.13".into(),
+            },
+        ],
+        ..fast()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn peers_register_through_their_own_agents_and_can_fail() {
+    let (double, t) = start_unix(cluster()).await;
+    assert_eq!(
+        get(&t, "/v1/status/peers").await.json(),
+        serde_json::json!(["127.0.0.11:8300", "127.0.0.12:8300", "127.0.0.13:8300"])
+    );
+    put(&t, "/v1/agent/service/register", APP_1).await;
+    double
+        .register_peer_service_json(
+            "consul-a",
+            r#"{"ID":"app-9","Name":"app","Address":"10.0.0.9","Port":80,"Check":{"TTL":"1h"}}"#,
+        )
+        .unwrap();
+    let health = get(&t, "/v1/health/service/app").await.json();
+    let rows: Vec<(&str, &str, &str)> = health
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["Node"]["Node"].as_str().unwrap(),
+                e["Node"]["Address"].as_str().unwrap(),
+                e["Service"]["ID"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("consul-a", "127.0.0.11", "app-9"),
+            ("consul-b", "127.0.0.12", "app-1")
+        ],
+        "ordered by node"
+    );
+    assert_eq!(
+        health[0]["Checks"][1]["Status"], "critical",
+        "a new check starts critical"
+    );
+    assert!(!double.services().contains_key("app-9"), "not on our agent");
+    let passing = || async {
+        let r = get(&t, "/v1/health/service/app?passing").await;
+        let ids: Vec<String> = r
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["Service"]["ID"].as_str().unwrap().to_string())
+            .collect();
+        (r.index(), ids)
+    };
+    let (idx, ids) = passing().await;
+    assert_eq!(ids, ["app-1"]);
+
+    // A watch on the service is woken by the peer's check turning passing.
+    let t2 = t.clone();
+    let pending = tokio::spawn(async move {
+        get(
+            &t2,
+            &format!("/v1/health/service/app?passing&index={idx}&wait=1m"),
+        )
+        .await
+    });
+    sleep(Duration::from_secs(1)).await;
+    double
+        .update_peer_check("consul-a", "service:app-9", CheckStatus::Passing, "ok")
+        .unwrap();
+    let r = pending.await.unwrap();
+    assert!(r.index() > idx);
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+
+    // The leader marks the peer's node failed: its instance is no longer passing.
+    double
+        .set_node_health("consul-a", CheckStatus::Critical)
+        .unwrap();
+    assert_eq!(passing().await.1, ["app-1"]);
+    let node = get(&t, "/v1/health/node/consul-a").await.json();
+    assert_eq!(node[0]["CheckID"], "serfHealth");
+    assert_eq!(node[0]["Output"], "Agent not live or unreachable");
+    assert_eq!(node[0]["Node"], "consul-a");
+
+    use consul_double::PeerError;
+    assert_eq!(
+        double.update_peer_check("consul-z", "x", CheckStatus::Passing, ""),
+        Err(PeerError::UnknownNode("consul-z".into()))
+    );
+    assert!(matches!(
+        double.register_peer_service_json("consul-b", APP_1),
+        Err(PeerError::OwnNode(_))
+    ));
+    assert_eq!(
+        double.deregister_peer_service("consul-a", "app-9"),
+        Ok(true)
+    );
+    double.lose_leader();
+    assert_eq!(
+        double.set_node_health("consul-c", CheckStatus::Critical),
+        Err(PeerError::NoLeader("consul-c".into())),
+        "without a leader nothing commits"
+    );
+}
+
+#[tokio::test]
+async fn kv_values_are_bytes() {
+    let (double, t) = start_unix(Config::default()).await;
+    let binary = vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x01];
+    let latin1 = vec![b'c', b'a', b'f', 0xe9];
+    for (key, value) in [("bin", &binary), ("latin1", &latin1)] {
+        let r = send(
+            &t,
+            "PUT",
+            &format!("/v1/kv/{key}"),
+            &[],
+            Some(value.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.json(), true);
+        assert_eq!(&double.kv(key).unwrap().value, value, "stored as sent");
+        let raw = get(&t, &format!("/v1/kv/{key}?raw")).await;
+        assert_eq!(&raw.body.to_vec(), value, "?raw gives the bytes back");
+        let json = get(&t, &format!("/v1/kv/{key}")).await.json();
+        use base64::Engine;
+        assert_eq!(
+            json[0]["Value"],
+            base64::engine::general_purpose::STANDARD.encode(value)
+        );
+    }
+    let ct = |key: &'static str| {
+        let t = t.clone();
+        async move {
+            get(&t, &format!("/v1/kv/{key}?raw"))
+                .await
+                .header("content-type")
+        }
+    };
+    assert_eq!(ct("bin").await.as_deref(), Some("application/octet-stream"));
+    assert_eq!(
+        ct("latin1").await.as_deref(),
+        Some("text/plain; charset=utf-8"),
+        "Go sniffs control bytes, not UTF-8 validity"
+    );
+    put(&t, "/v1/kv/empty", "").await;
+    let empty = get(&t, "/v1/kv/empty?raw").await;
+    assert_eq!((empty.status, empty.body.len()), (200, 0));
+    assert_eq!(empty.header("content-type"), None, "nothing to sniff");
 }

@@ -230,6 +230,106 @@ async fn control_api_reset_rewind_and_wake() {
     run.stop();
 }
 
+/// The leadership and cluster controls over HTTP, on a real-time binary with a short hold.
+#[tokio::test]
+async fn control_api_loses_and_elects_leaders_and_writes_for_peers() {
+    let run = spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--no-jitter",
+        "--version",
+        "1.8.5",
+        "--node",
+        "consul-b",
+        "--node-address",
+        "127.0.0.12",
+        "--peer",
+        "consul-a@127.0.0.11",
+        "--rpc-hold-timeout",
+        "200ms",
+    ]);
+    let t = Target::Tcp(run.api);
+    assert_eq!(get(&t, "/v1/status/leader").await.json(), "127.0.0.12:8300");
+    assert_eq!(
+        get(&t, "/v1/status/peers").await.json(),
+        serde_json::json!(["127.0.0.11:8300", "127.0.0.12:8300"])
+    );
+    let r = send(
+        &t,
+        "PUT",
+        "/_double/peer-service?node=consul-a",
+        &[],
+        Some(br#"{"ID":"db-1","Name":"db","Port":5432,"Check":{"TTL":"1m"}}"#.to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        put(
+            &t,
+            "/_double/peer-check?node=consul-a&id=service:db-1&status=passing&output=ok",
+            ""
+        )
+        .await
+        .status,
+        200
+    );
+    let health = get(&t, "/v1/health/service/db?passing").await.json();
+    assert_eq!(health[0]["Node"]["Node"], "consul-a");
+    assert_eq!(health[0]["Checks"][1]["Output"], "ok");
+    let r = put(&t, "/_double/peer-check?node=nope&id=x&status=passing", "").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, "no node \"nope\" in the catalog")
+    );
+
+    assert_eq!(put(&t, "/_double/leader/lose", "").await.status, 200);
+    let state = get(&t, "/_double/leader").await.json();
+    assert_eq!(
+        (state["state"].as_str(), state["known_leader"].as_bool()),
+        (Some("none"), Some(false))
+    );
+    assert_eq!(get(&t, "/v1/status/leader").await.json(), "");
+    let t0 = std::time::Instant::now();
+    let r = get(&t, "/v1/health/service/db").await;
+    assert_eq!((r.status, r.text().as_str()), (500, "No cluster leader"));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(200),
+        "held for the hold timeout"
+    );
+    let r = get(&t, "/v1/health/service/db?stale").await;
+    assert_eq!(
+        (r.status, r.header("x-consul-knownleader").as_deref()),
+        (200, Some("false"))
+    );
+    let r = put(&t, "/_double/node-health?node=consul-a&status=critical", "").await;
+    assert_eq!(r.status, 503, "no leader to write it: {}", r.text());
+
+    assert_eq!(
+        put(
+            &t,
+            "/_double/leader/follow?leader=127.0.0.11:8300&last_contact=1500ms",
+            ""
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(get(&t, "/v1/status/leader").await.json(), "127.0.0.11:8300");
+    let r = get(&t, "/v1/kv/x?stale").await;
+    assert_eq!(
+        (r.status, r.header("x-consul-lastcontact").as_deref()),
+        (404, Some("1500"))
+    );
+    assert_eq!(
+        get(&t, "/_double/state").await.json()["leadership"]["last_contact_ms"],
+        1500
+    );
+    assert_eq!(put(&t, "/_double/leader/elect", "").await.status, 200);
+    assert_eq!(get(&t, "/v1/status/leader").await.json(), "127.0.0.12:8300");
+    run.stop();
+}
+
 #[tokio::test]
 async fn tls_generate_writes_a_ca_clients_can_trust() {
     let dir = std::env::temp_dir().join(format!("consul-double-bin-pki-{}", std::process::id()));

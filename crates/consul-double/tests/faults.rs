@@ -93,6 +93,14 @@ async fn error_answers_for_n_requests_or_until_cleared() {
         assert_eq!(r.index(), 1);
     }
     assert_eq!(get(&t, "/v1/health/service/a").await.status, 200);
+    // KV and agent endpoints send no index or leader headers with an error (transcript 14).
+    double.fail_requests(ErrorFault::no_leader().times(2));
+    for path in ["/v1/kv/k", "/v1/agent/services"] {
+        let r = get(&t, path).await;
+        assert_eq!((r.status, r.text().as_str()), (500, "No cluster leader"));
+        assert!(r.header("x-consul-index").is_none(), "{path}");
+        assert!(r.header("x-consul-knownleader").is_none(), "{path}");
+    }
     double.fail_requests(ErrorFault {
         status: 503,
         body: "busy".into(),

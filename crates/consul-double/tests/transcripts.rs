@@ -10,6 +10,19 @@
 //! Replays run on paused tokio time over a unix socket, so the 90-second reaping scenario and
 //! every blocking wait take no real time and timings are exact; a second pass replays the files
 //! without timing over TCP on real time.
+//!
+//! Binary bodies (`body_encoding: base64`) are decoded before sending and comparing.
+//! `X-Consul-Lastcontact` is compared exactly when it was recorded as 0; otherwise it is a live
+//! number of milliseconds: a follower's value is a configured input (so only "positive" is
+//! checked), and without a leader it must grow by exactly the replay time between the queries
+//! that measured it (it is measured when a query runs, so at the start of a blocking one).
+//!
+//! Transcript 14 was recorded from a three-server cluster losing its leaders. The double plays
+//! the server the steps were read from (B); the scenario below sets up the cluster, and the
+//! cluster events between steps (who leads, a node failing) are applied through the double's
+//! leadership and peer API. Steps sent to another server's agent endpoints are what that agent's
+//! sync writes to the catalog, so they are applied through the peer API; steps sent to another
+//! server's cluster-wide endpoints (KV, status) are sent to the double.
 
 mod common;
 
@@ -19,8 +32,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use base64::Engine;
 use common::{Reply, Target, send};
-use consul_double::{Config, ConsulDouble, ConsulVersion, Listen};
+use consul_double::{CheckStatus, Config, ConsulDouble, ConsulVersion, Listen, PeerServer};
 
 const RECORDED_HEADERS: &[&str] = &[
     "Content-Type",
@@ -181,12 +195,169 @@ fn compare_json(recorded: &Value, actual: &Value, at: &str, map: &mut IndexMap, 
     }
 }
 
+/// A cluster event applied between steps.
+#[derive(Clone, Copy)]
+enum Event {
+    /// Another server leads; the double follows it with this last contact (ms).
+    Follow(&'static str, u64),
+    /// The cluster loses its leader.
+    LoseLeader,
+    /// The leader marks a node's serfHealth.
+    NodeHealth(&'static str, CheckStatus),
+    /// Time passes (as it did in the recording between steps).
+    Pass(u64),
+}
+
+/// How a transcript recorded from a cluster is replayed: the double is the server at `agent`.
+struct Scenario {
+    agent: &'static str,
+    config: fn(&Transcript) -> Config,
+    /// Events applied before the step at that position.
+    before: &'static [(usize, &'static [Event])],
+}
+
+fn peer(name: &str, id: char, address: &str) -> PeerServer {
+    PeerServer {
+        node_name: name.into(),
+        node_id: format!("00000000-0000-0000-0000-00000000000{id}"),
+        address: address.into(),
+    }
+}
+
+/// Transcript 14's description: servers consul-a/b/c on 127.0.0.11-13, the steps read from B.
+fn cluster_14(t: &Transcript) -> Config {
+    Config {
+        version: t.version,
+        node_name: "consul-b".into(),
+        node_id: "00000000-0000-0000-0000-00000000000b".into(),
+        node_address: "127.0.0.12".into(),
+        peers: vec![
+            peer("consul-a", 'a', "127.0.0.11"),
+            peer("consul-c", 'c', "127.0.0.13"),
+        ],
+        ..Config::default()
+    }
+}
+
+fn scenario(name: &str) -> Option<Scenario> {
+    match name {
+        "14-no-leader-stale.json" => Some(Scenario {
+            agent: "127.0.0.12:8500",
+            config: cluster_14,
+            before: &[
+                // The leader was server C; B follows it.
+                (0, &[Event::Follow("127.0.0.13:8300", 18)]),
+                // C killed; A elected 14 s later and marks C's node critical.
+                (
+                    9,
+                    &[
+                        Event::LoseLeader,
+                        Event::Pass(14_000),
+                        Event::Follow("127.0.0.11:8300", 18),
+                        Event::NodeHealth("consul-c", CheckStatus::Critical),
+                        Event::Pass(1_000),
+                    ],
+                ),
+                // A killed too, 8 s before step 10: no leader from here on.
+                (10, &[Event::LoseLeader, Event::Pass(8_000)]),
+            ],
+        }),
+        _ => None,
+    }
+}
+
+/// What the replay remembers between steps.
+struct Replay {
+    map: IndexMap,
+    /// The last leaderless `?stale` answer: its X-Consul-Lastcontact and when its query started.
+    last_contact: Option<(u64, tokio::time::Instant)>,
+    /// When the double last lost its leader.
+    lost_at: Option<tokio::time::Instant>,
+}
+
 struct Outcome {
-    reply: Reply,
+    /// `None` when the step went to another server's agent, through the peer API.
+    reply: Option<Reply>,
+    started: tokio::time::Instant,
     elapsed: Duration,
 }
 
-async fn run_step(target: &Target, step: &Value, map: &IndexMap) -> Outcome {
+fn decoded_body(v: &Value, encoding: &Value) -> Option<Vec<u8>> {
+    match (v, encoding.as_str()) {
+        (Value::Null, _) => None,
+        (Value::String(s), Some("base64")) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .expect("base64 body"),
+        ),
+        (Value::String(s), _) => Some(s.as_bytes().to_vec()),
+        (other, _) => Some(serde_json::to_vec(other).unwrap()),
+    }
+}
+
+/// Applies a step sent to another server's agent as what that agent's sync writes.
+fn apply_to_peer(double: &ConsulDouble, node: &str, step: &Value) {
+    let req = &step["request"];
+    let path = req["path"].as_str().unwrap();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let note = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("note="))
+        .unwrap_or("");
+    let ttl = [
+        ("/v1/agent/check/pass/", CheckStatus::Passing),
+        ("/v1/agent/check/warn/", CheckStatus::Warning),
+        ("/v1/agent/check/fail/", CheckStatus::Critical),
+    ];
+    let result = if path == "/v1/agent/service/register" {
+        double.register_peer_service_json(node, &req["body"].to_string())
+    } else if let Some((id, status)) = ttl
+        .iter()
+        .find_map(|(p, st)| path.strip_prefix(p).map(|id| (id, *st)))
+    {
+        double.update_peer_check(node, id, status, note)
+    } else {
+        panic!("no peer equivalent for {path} on {node}");
+    };
+    result.unwrap_or_else(|e| panic!("{path} on {node}: {e}"));
+    assert_eq!(step["response"]["status"], 200, "recorded as accepted");
+}
+
+async fn run_step(
+    target: &Target,
+    double: &ConsulDouble,
+    scenario: Option<&Scenario>,
+    step: &Value,
+    map: &IndexMap,
+) -> Outcome {
+    let started = tokio::time::Instant::now();
+    let req = &step["request"];
+    if let (Some(sc), Some(agent)) = (scenario, step.get("agent").and_then(Value::as_str))
+        && agent != sc.agent
+        && req["path"].as_str().unwrap().starts_with("/v1/agent/")
+    {
+        let host = agent.split(':').next().unwrap();
+        let node = double
+            .config()
+            .peers
+            .iter()
+            .find(|p| p.address == host)
+            .unwrap_or_else(|| panic!("no peer at {agent}"))
+            .node_name
+            .clone();
+        apply_to_peer(double, &node, step);
+        return Outcome {
+            reply: None,
+            started,
+            elapsed: started.elapsed(),
+        };
+    }
+    send_step(target, step, map).await
+}
+
+/// Sends a step to the double over HTTP.
+async fn send_step(target: &Target, step: &Value, map: &IndexMap) -> Outcome {
+    let started = tokio::time::Instant::now();
     let req = &step["request"];
     let method = req["method"].as_str().unwrap();
     let path = rewrite_query(req["path"].as_str().unwrap(), map);
@@ -202,27 +373,26 @@ async fn run_step(target: &Target, step: &Value, map: &IndexMap) -> Outcome {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let body = match &req["body"] {
-        Value::Null => None,
-        Value::String(s) => Some(s.as_bytes().to_vec()),
-        other => Some(serde_json::to_vec(other).unwrap()),
-    };
-    let started = tokio::time::Instant::now();
+    let body = decoded_body(&req["body"], &req["body_encoding"]);
     let reply = send(target, method, &path, &header_refs, body)
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     Outcome {
-        reply,
+        reply: Some(reply),
+        started,
         elapsed: started.elapsed(),
     }
 }
+
+/// The RPC hold the double was configured with (transcript 14's `rpc_hold_timeout`).
+const HOLD_MS: u64 = 7_000;
 
 fn check_step(
     t: &Transcript,
     i: usize,
     step: &Value,
     out: &Outcome,
-    map: &mut IndexMap,
+    rp: &mut Replay,
     timing: bool,
     concurrent_sent_after: Option<u64>,
 ) {
@@ -230,8 +400,11 @@ fn check_step(
         "{} step {i} ({} {})",
         t.name, step["request"]["method"], step["request"]["path"]
     );
+    let Some(reply) = &out.reply else {
+        return;
+    };
+    let map = &mut rp.map;
     let rec = &step["response"];
-    let reply = &out.reply;
     assert_eq!(
         u64::from(reply.status),
         rec["status"].as_u64().unwrap(),
@@ -254,6 +427,26 @@ fn check_step(
                     &format!("{ctx} X-Consul-Index"),
                 );
             }
+            (Some(r), Some(a)) if *name == "X-Consul-Lastcontact" && r != "0" => {
+                let (r, a): (u64, u64) = (r.parse().unwrap(), a.parse().unwrap());
+                assert!(a > 0, "{ctx}: Lastcontact {a}, recorded {r}");
+                if reply.header("X-Consul-Knownleader").as_deref() == Some("false") {
+                    let since_lost = out.started - rp.lost_at.expect("a lost leader");
+                    assert!(
+                        u128::from(a) >= since_lost.as_millis(),
+                        "{ctx}: Lastcontact {a} ms, but the leader was lost {since_lost:?} ago"
+                    );
+                    if let Some((prev, at)) = rp.last_contact {
+                        let passed = (out.started - at).as_millis() as u64;
+                        assert_eq!(
+                            a - prev,
+                            passed,
+                            "{ctx}: Lastcontact grew from {prev} to {a} in {passed} ms"
+                        );
+                    }
+                    rp.last_contact = Some((a, out.started));
+                }
+            }
             (Some(r), Some(a)) => assert_eq!(r, a, "{ctx}: header {name}"),
         }
     }
@@ -268,7 +461,13 @@ fn check_step(
             .starts_with("/v1/agent/self");
         compare_json(&rec["body"], &actual, &ctx, map, subset);
     } else {
-        assert_eq!(rec["body"].as_str().unwrap(), reply.text(), "{ctx}: body");
+        let expected = decoded_body(&rec["body"], &rec["body_encoding"]).unwrap_or_default();
+        assert_eq!(
+            expected,
+            reply.body.to_vec(),
+            "{ctx}: body {:?}",
+            reply.text()
+        );
     }
 
     if let (true, Some(recorded)) = (timing, step.get("elapsed_ms").and_then(Value::as_u64)) {
@@ -286,6 +485,19 @@ fn check_step(
                 actual + slack >= recorded && actual <= recorded + slack,
                 "{ctx}: reaped after {actual} ms, recorded {recorded} ms"
             );
+        } else if note.contains("local-state lock") {
+            // Transcript 14: without a leader, Consul's background anti-entropy sync holds the
+            // agent's local-state lock through its own RPC hold, and agent requests that arrive
+            // meanwhile wait for it. The double does not model that background sync: it holds a
+            // request only for its own inline sync (when it has changes to send), so it answers
+            // no later than recorded, and at least the hold when the note says so.
+            assert!(
+                actual <= recorded,
+                "{ctx}: took {actual} ms, recorded {recorded} ms"
+            );
+            if note.contains("at least the RPC hold timeout") {
+                assert!(actual >= HOLD_MS, "{ctx}: took {actual} ms, not held");
+            }
         } else if let Some(sent_after) = concurrent_sent_after {
             assert!(
                 actual >= sent_after && actual < sent_after + 100,
@@ -293,7 +505,8 @@ fn check_step(
             );
             assert!(recorded < sent_after + 100, "{ctx}: recorded as woken");
         } else {
-            // A timeout: Consul adds up to wait/16 of jitter, the replay runs without.
+            // A timeout or an RPC hold: Consul adds up to a sixteenth of jitter, the replay runs
+            // without.
             let slack = recorded / 16 + 100;
             assert!(
                 actual + slack >= recorded && actual <= recorded + 100,
@@ -303,12 +516,42 @@ fn check_step(
     }
 }
 
-async fn replay(t: &Transcript, target: Target, double: &ConsulDouble, timing: bool) {
-    let mut map = IndexMap::new();
+async fn apply_events(double: &ConsulDouble, rp: &mut Replay, events: &[Event]) {
+    for event in events {
+        match *event {
+            Event::Follow(leader, ms) => double.follow_leader(leader, Duration::from_millis(ms)),
+            Event::LoseLeader => {
+                double.lose_leader();
+                rp.lost_at = Some(tokio::time::Instant::now());
+                rp.last_contact = None;
+            }
+            Event::NodeHealth(node, status) => double.set_node_health(node, status).unwrap(),
+            Event::Pass(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        }
+    }
+}
+
+async fn replay(
+    t: &Transcript,
+    target: Target,
+    double: &ConsulDouble,
+    timing: bool,
+    scenario: Option<&Scenario>,
+) {
+    let mut rp = Replay {
+        map: IndexMap::new(),
+        last_contact: None,
+        lost_at: None,
+    };
     let steps = &t.steps;
     let mut i = 0;
     while i < steps.len() {
         let step = &steps[i];
+        if let Some(sc) = scenario
+            && let Some((_, events)) = sc.before.iter().find(|(at, _)| *at == i)
+        {
+            apply_events(double, &mut rp, events).await;
+        }
         if let (true, Some(ms)) = (timing, step.get("delay_before_ms").and_then(Value::as_u64)) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
@@ -318,8 +561,8 @@ async fn replay(t: &Transcript, target: Target, double: &ConsulDouble, timing: b
             })
             .collect();
         if concurrent.is_empty() {
-            let out = run_step(&target, step, &map).await;
-            check_step(t, i, step, &out, &mut map, timing, None);
+            let out = run_step(&target, double, scenario, step, &rp.map).await;
+            check_step(t, i, step, &out, &mut rp, timing, None);
             i += 1;
             continue;
         }
@@ -328,11 +571,12 @@ async fn replay(t: &Transcript, target: Target, double: &ConsulDouble, timing: b
         let blocking = {
             let target = target.clone();
             let step = step.clone();
-            let path = rewrite_query(step["request"]["path"].as_str().unwrap(), &map);
+            let path = rewrite_query(step["request"]["path"].as_str().unwrap(), &rp.map);
             let mut translated = step.clone();
             translated["request"]["path"] = Value::String(path);
             let frozen = IndexMap::new();
-            tokio::spawn(async move { run_step(&target, &translated, &frozen).await })
+            // A blocking step is never a peer step: it goes to the double.
+            tokio::spawn(async move { send_step(&target, &translated, &frozen).await })
         };
         let mut last_sent = 0;
         for &j in &concurrent {
@@ -343,8 +587,8 @@ async fn replay(t: &Transcript, target: Target, double: &ConsulDouble, timing: b
                 "{} step {i}: the blocking query is not waiting when step {j} is sent",
                 t.name
             );
-            let out = run_step(&target, &steps[j], &map).await;
-            check_step(t, j, &steps[j], &out, &mut map, timing, None);
+            let out = run_step(&target, double, scenario, &steps[j], &rp.map).await;
+            check_step(t, j, &steps[j], &out, &mut rp, timing, None);
             last_sent = after;
         }
         let out = blocking.await.unwrap();
@@ -357,7 +601,7 @@ async fn replay(t: &Transcript, target: Target, double: &ConsulDouble, timing: b
             i,
             step,
             &out,
-            &mut map,
+            &mut rp,
             timing,
             woken.then_some(last_sent),
         );
@@ -366,12 +610,20 @@ async fn replay(t: &Transcript, target: Target, double: &ConsulDouble, timing: b
 }
 
 fn timed_config(t: &Transcript, sock: PathBuf) -> Config {
-    let mut cfg = Config {
-        version: t.version,
-        listen: vec![Listen::Unix(sock)],
-        ..Config::default()
+    let mut cfg = match scenario(&t.name) {
+        Some(sc) => (sc.config)(t),
+        None => Config {
+            version: t.version,
+            ..Config::default()
+        },
     };
+    cfg.listen = vec![Listen::Unix(sock)];
     cfg.timing.jitter = false;
+    assert_eq!(
+        cfg.timing.rpc_hold_timeout,
+        Duration::from_millis(HOLD_MS),
+        "Consul's default, as recorded"
+    );
     cfg
 }
 
@@ -387,13 +639,15 @@ fn replay_timed(name: &str) {
         let double = ConsulDouble::start(timed_config(&t, sock.clone()))
             .await
             .unwrap();
-        replay(&t, Target::Unix(sock), &double, true).await;
+        let sc = scenario(name);
+        replay(&t, Target::Unix(sock), &double, true, sc.as_ref()).await;
     });
 }
 
 /// Files without timing-dependent steps also replay on real time over TCP.
 fn replay_tcp(name: &str) {
     let t = load(name);
+    assert!(scenario(name).is_none(), "{name} needs its timed scenario");
     for (i, s) in t.steps.iter().enumerate() {
         for key in ["concurrent_with_step", "delay_before_ms"] {
             assert!(
@@ -418,7 +672,7 @@ fn replay_tcp(name: &str) {
         };
         let double = ConsulDouble::start(cfg).await.unwrap();
         let target = Target::Tcp(double.http_addr().unwrap());
-        replay(&t, target, &double, false).await;
+        replay(&t, target, &double, false, None).await;
     });
 }
 
@@ -457,6 +711,9 @@ timed! {
     t09_tags_and_instances => "09-tags-and-instances.json";
     t10_deregister_and_kv => "10-deregister-and-kv.json";
     t11_dcsa_reap => "11-dcsa-reap.json";
+    t12_kv_prefix_and_blocking => "12-kv-prefix-and-blocking.json";
+    t13_consistency_modes => "13-consistency-modes.json";
+    t14_no_leader_stale => "14-no-leader-stale.json";
 }
 
 // The files without blocking, expiry or concurrent steps, once more on real time over TCP.
@@ -493,5 +750,5 @@ fn every_transcript_file_has_a_test() {
             );
         }
     }
-    assert_eq!(count, 16, "the recorded transcripts");
+    assert_eq!(count, 19, "the recorded transcripts");
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use consul_double::{
-    AclConfig, Config, ConsulDouble, ConsulVersion, Listen, TlsIdentity, TokenRights,
+    AclConfig, Config, ConsulDouble, ConsulVersion, Listen, PeerServer, TlsIdentity, TokenRights,
 };
 
 const USAGE: &str = "usage: consul-double [flags]
@@ -21,8 +21,10 @@ const USAGE: &str = "usage: consul-double [flags]
   --control-listen ADDR         separate control-API listener that stays up while the API is down
   --no-control-api              do not serve /_double/ on the API listeners
   --node NAME                   node name (default NODE)
+  --node-address ADDR           node address (default 127.0.0.1; the leader is ADDR:8300)
+  --peer NAME@ADDR              another server of the cluster, in the catalog with its serfHealth (repeatable)
   --datacenter DC               datacenter (default dc1)
-  --version 1.8.4|1.0.8         Consul version to emulate (default 1.8.4)
+  --version 1.8.4|1.8.5|1.0.8   Consul version to emulate (default 1.8.4)
   --unknown-id-404              answer unknown check/service IDs like Consul 1.11+ (404)
   --acl-token TOKEN             enable ACLs; TOKEN may write (repeatable)
   --acl-read-token TOKEN        enable ACLs; TOKEN may only read (repeatable)
@@ -33,6 +35,7 @@ const USAGE: &str = "usage: consul-double [flags]
   --dcsa-floor DUR              minimum DeregisterCriticalServiceAfter (default 1m)
   --reap-interval DUR           how often the reaper runs (default 30s)
   --check-update-interval DUR   output-only check changes sync after half of this (default 5m; 0s syncs at once)
+  --rpc-hold-timeout DUR        how long requests wait for a leader while there is none (default 7s)
   --help                        this text";
 
 fn parse_listen(raw: &str) -> Result<Listen, String> {
@@ -92,11 +95,26 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             }
             "--no-control-api" => config.control_api = false,
             "--node" => config.node_name = value("--node")?,
+            "--node-address" => config.node_address = value("--node-address")?,
+            "--peer" => {
+                let v = value("--peer")?;
+                let (name, address) = v
+                    .split_once('@')
+                    .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+                    .ok_or_else(|| format!("invalid --peer {v:?}, want NAME@ADDRESS"))?;
+                let n = config.peers.len() + 1;
+                config.peers.push(PeerServer {
+                    node_name: name.to_string(),
+                    node_id: format!("00000000-0000-0000-0001-{n:012x}"),
+                    address: address.to_string(),
+                });
+            }
             "--datacenter" => config.datacenter = value("--datacenter")?,
             "--version" => {
                 let v = value("--version")?;
-                config.version = ConsulVersion::parse(&v)
-                    .ok_or_else(|| format!("unsupported --version {v:?}, want 1.8.4 or 1.0.8"))?;
+                config.version = ConsulVersion::parse(&v).ok_or_else(|| {
+                    format!("unsupported --version {v:?}, want 1.8.4, 1.8.5 or 1.0.8")
+                })?;
             }
             "--unknown-id-404" => config.unknown_id_404 = true,
             "--acl-token" => {
@@ -132,6 +150,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
                     "--check-update-interval",
                     &value("--check-update-interval")?,
                 )?;
+            }
+            "--rpc-hold-timeout" => {
+                config.timing.rpc_hold_timeout =
+                    parse_duration("--rpc-hold-timeout", &value("--rpc-hold-timeout")?)?
             }
             other => return Err(format!("unknown flag {other:?}")),
         }

@@ -4,8 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::acl::{ACL_NOT_FOUND, Access, PERMISSION_DENIED};
-use crate::blocking::hash_query;
-use crate::config::ConsulVersion;
+use crate::blocking::{await_leader, hash_query};
 use crate::decode::{Decoder, parse_json_body};
 use crate::filter::{Filter, check_shape, service_shape};
 use crate::http::Req;
@@ -13,6 +12,18 @@ use crate::http::render;
 use crate::http::util::{Resp, empty, json_value, parse_go_bool, text, with_header};
 use crate::shared::Shared;
 use crate::state::types::CheckStatus;
+
+/// After a successful agent write Consul runs the anti-entropy sync inline. With changes to send
+/// and no leader, its RPC is held for the hold timeout and fails (only logged): the request still
+/// answers 200, just late (transcript 14).
+async fn sync_inline(shared: &Shared) {
+    if shared
+        .state
+        .with(|st| !st.leader.has_leader() && st.agent_pending())
+    {
+        await_leader(shared).await;
+    }
+}
 
 fn decode_failed(e: impl std::fmt::Display) -> Resp {
     text(400, format!("Request decode failed: {e}"))
@@ -37,7 +48,7 @@ fn compile_filter(
     req: &Req,
     shape: fn() -> crate::filter::Shape,
 ) -> Result<Option<Filter>, Resp> {
-    if shared.cfg.version == ConsulVersion::V1_0_8 {
+    if shared.cfg.version.is_1_0() {
         return Ok(None);
     }
     match req.query.get("filter").filter(|f| !f.is_empty()) {
@@ -67,10 +78,13 @@ pub(crate) async fn register_service(shared: &Shared, req: &Req) -> Resp {
     if let Err(r) = require_write(shared, req) {
         return r;
     }
-    let replace = shared.cfg.version == ConsulVersion::V1_8_4
+    let replace = !shared.cfg.version.is_1_0()
         && matches!(req.query.get("replace-existing-checks"), Some("" | "true"));
     match shared.state.with(|st| st.register_service(&def, replace)) {
-        Ok(()) => empty(200),
+        Ok(()) => {
+            sync_inline(shared).await;
+            empty(200)
+        }
         Err(r) => text(r.status, r.message),
     }
 }
@@ -93,6 +107,9 @@ pub(crate) async fn deregister_service(shared: &Shared, req: &Req, id: &str) -> 
         return r;
     }
     let removed = shared.state.with(|st| st.deregister_service(id));
+    if removed || !shared.cfg.unknown_id_404 {
+        sync_inline(shared).await;
+    }
     if !removed && shared.cfg.unknown_id_404 {
         return text(
             404,
@@ -153,7 +170,10 @@ pub(crate) async fn ttl_update(
         return r;
     }
     match shared.state.with(|st| st.update_ttl(id, status, &output)) {
-        Ok(()) => empty(200),
+        Ok(()) => {
+            sync_inline(shared).await;
+            empty(200)
+        }
         Err(e) => text(500, e.to_string()),
     }
 }
@@ -180,7 +200,10 @@ pub(crate) async fn register_check(shared: &Shared, req: &Req) -> Resp {
         return r;
     }
     match shared.state.with(|st| st.register_check(def)) {
-        Ok(()) => empty(200),
+        Ok(()) => {
+            sync_inline(shared).await;
+            empty(200)
+        }
         Err(r) => text(r.status, r.message),
     }
 }
@@ -193,6 +216,7 @@ pub(crate) async fn deregister_check(shared: &Shared, req: &Req, id: &str) -> Re
         return r;
     }
     shared.state.with(|st| st.deregister_check(id));
+    sync_inline(shared).await;
     empty(200)
 }
 
@@ -229,6 +253,7 @@ pub(crate) async fn service_maintenance(shared: &Shared, req: &Req, id: &str) ->
         .state
         .with(|st| st.service_maintenance(id, enable, reason))
     {
+        sync_inline(shared).await;
         empty(200)
     } else {
         text(404, format!("No service registered with ID {id:?}"))
@@ -245,6 +270,7 @@ pub(crate) async fn node_maintenance(shared: &Shared, req: &Req) -> Resp {
     }
     let reason = req.query.get("reason").unwrap_or("").to_string();
     shared.state.with(|st| st.node_maintenance(enable, &reason));
+    sync_inline(shared).await;
     empty(200)
 }
 
@@ -320,7 +346,12 @@ pub(crate) async fn checks(shared: &Shared, req: &Req) -> Resp {
             .checks
             .iter()
             .filter(|_| access.can_read())
-            .map(|(id, c)| (id.clone(), render::check(cfg, &c.record, 0, 0)))
+            .map(|(id, c)| {
+                (
+                    id.clone(),
+                    render::check(cfg, &cfg.node_name, &c.record, 0, 0),
+                )
+            })
             .filter(|(_, v)| filter.as_ref().is_none_or(|f| f.matches(v)))
             .collect()
     });
@@ -355,16 +386,27 @@ pub(crate) async fn agent_self(shared: &Shared, req: &Req) -> Resp {
         "Meta": {"consul-network-segment": ""},
         "DebugConfig": {"Datacenter": cfg.datacenter, "NodeName": cfg.node_name, "DevMode": true},
     });
-    if cfg.version == ConsulVersion::V1_8_4 {
+    if !cfg.version.is_1_0() {
         body["xDS"] = json!({"SupportedProxies": {}});
     }
     json_value(body)
 }
 
-pub(crate) async fn status_leader(_shared: &Shared) -> Resp {
-    json_value(json!("127.0.0.1:8300"))
+/// The leader's Raft address; `""` while there is none (still a 200).
+pub(crate) async fn status_leader(shared: &Shared) -> Resp {
+    let addr = shared
+        .state
+        .with(|st| st.leader.leader_addr(&shared.cfg.node_address));
+    json_value(json!(addr))
 }
 
-pub(crate) async fn status_peers(_shared: &Shared) -> Resp {
-    json_value(json!(["127.0.0.1:8300"]))
+/// The Raft peers: the double and the other servers of its cluster.
+pub(crate) async fn status_peers(shared: &Shared) -> Resp {
+    let cfg = &shared.cfg;
+    let mut peers: Vec<String> = std::iter::once(&cfg.node_address)
+        .chain(cfg.peers.iter().map(|p| &p.address))
+        .map(|a| format!("{a}:8300"))
+        .collect();
+    peers.sort();
+    json_value(json!(peers))
 }

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::acl::{ACL_NOT_FOUND, Access};
-use crate::blocking::{QueryOptions, Run, index_query, parse_query_options};
+use crate::blocking::{Answer, NoLeader, QueryOptions, Run, index_query, parse_query_options};
 use crate::config::ConsulVersion;
 use crate::filter::{Filter, Shape, catalog_entry_shape, check_shape, health_entry_shape};
 use crate::http::Req;
@@ -13,7 +13,7 @@ use crate::http::render;
 use crate::http::util::{Resp, json_value, parse_go_bool, text, with_error_meta, with_index};
 use crate::shared::Shared;
 use crate::state::State;
-use crate::state::types::{CheckStatus, Indexed, ServiceRecord};
+use crate::state::types::{CheckStatus, ServiceRecord};
 use crate::state::watch::WatchSpec;
 
 /// What every catalog read parses before running.
@@ -33,7 +33,7 @@ fn prepare(shared: &Shared, req: &Req, shape: fn() -> Shape) -> Result<Prepared,
         return Err(with_error_meta(text(500, "No path to datacenter")));
     }
     let mut filter = None;
-    if shared.cfg.version != ConsulVersion::V1_0_8
+    if !shared.cfg.version.is_1_0()
         && let Some(expr) = req.query.get("filter").filter(|f| !f.is_empty())
     {
         filter = Some(Filter::compile(expr, &shape()).map_err(|e| {
@@ -55,7 +55,9 @@ fn requested_tags(shared: &Shared, req: &Req) -> Vec<String> {
     match shared.cfg.version {
         // Before 1.3 only one tag was honoured.
         ConsulVersion::V1_0_8 => tags.into_iter().take(1).map(str::to_lowercase).collect(),
-        ConsulVersion::V1_8_4 => tags.into_iter().map(str::to_lowercase).collect(),
+        ConsulVersion::V1_8_4 | ConsulVersion::V1_8_5 => {
+            tags.into_iter().map(str::to_lowercase).collect()
+        }
     }
 }
 
@@ -71,18 +73,25 @@ fn node_meta_matches(req: &Req) -> bool {
     })
 }
 
+/// A read that needs the leader found none within the hold: 500, with the headers of a failed
+/// RPC (health and catalog set them even then, transcript 14).
+fn no_leader() -> Resp {
+    with_error_meta(text(500, "No cluster leader"))
+}
+
 fn service_watch(st: &State, name: &str) -> Vec<WatchSpec> {
     let (_, instances) = st.catalog.service_instances(name, true);
     if instances.is_empty() {
         // Consul's fallback for a service that does not exist: watch the services table.
         vec![WatchSpec::ServicesTable]
-    } else if st.cfg.version == ConsulVersion::V1_0_8 {
+    } else if st.cfg.version.is_1_0() {
         // 1.0.8 also watched the node's checks, so a node-check change re-ran the query (and
         // updated the body it answers with at timeout) even when the index stayed put.
-        vec![
-            WatchSpec::ServiceIndex(name.to_lowercase()),
-            WatchSpec::NodeChecks,
-        ]
+        let mut specs = vec![WatchSpec::ServiceIndex(name.to_lowercase())];
+        for (node, _) in instances {
+            specs.push(WatchSpec::NodeChecks(node.name.clone()));
+        }
+        specs
     } else {
         vec![WatchSpec::ServiceIndex(name.to_lowercase())]
     }
@@ -107,22 +116,22 @@ pub(crate) async fn health_service(shared: &Shared, req: &Req, name: &str) -> Re
     let tags = requested_tags(shared, req);
     let node_ok = node_meta_matches(req);
     let cfg = shared.cfg.clone();
-    let (index, entries) = index_query(shared, prepared.opts.index, prepared.opts.wait, |st| {
+    let answer = index_query(shared, &prepared.opts, |st| {
         let (index, instances) = st.catalog.service_instances(name, true);
         let entries: Vec<(Value, bool)> = instances
             .into_iter()
-            .filter(|s| node_ok && has_tags(&s.value, &tags))
-            .map(|s| {
-                let checks = st.catalog.checks_for_instance(&s.value.id);
+            .filter(|(_, s)| node_ok && has_tags(&s.value, &tags))
+            .map(|(node, s)| {
+                let checks = st.catalog.checks_for_instance(&node.name, &s.value.id);
                 let all_passing = checks
                     .iter()
                     .all(|c| c.value.status == CheckStatus::Passing);
                 let checks: Vec<Value> = checks
                     .iter()
-                    .map(|c| render::indexed_check(&cfg, c))
+                    .map(|c| render::indexed_check(&cfg, &node.name, c))
                     .collect();
                 let entry = json!({
-                    "Node": render::node(&cfg, &st.catalog.node),
+                    "Node": render::node(&cfg, node),
                     "Service": render::node_service(&cfg, s),
                     "Checks": checks,
                 });
@@ -136,7 +145,11 @@ pub(crate) async fn health_service(shared: &Shared, req: &Req, name: &str) -> Re
         }
     })
     .await;
-    let out: Vec<Value> = entries
+    let Answer { index, data, meta } = match answer {
+        Ok(a) => a,
+        Err(NoLeader) => return no_leader(),
+    };
+    let out: Vec<Value> = data
         .into_iter()
         .filter(|(_, all_passing)| !passing || *all_passing)
         .map(|(e, _)| e)
@@ -147,6 +160,7 @@ pub(crate) async fn health_service(shared: &Shared, req: &Req, name: &str) -> Re
     with_index(
         json_value(Value::Array(out)),
         index,
+        meta,
         Some(prepared.opts.consistency),
     )
 }
@@ -162,12 +176,12 @@ pub(crate) async fn catalog_service(shared: &Shared, req: &Req, name: &str) -> R
     let tags = requested_tags(shared, req);
     let node_ok = node_meta_matches(req);
     let cfg = shared.cfg.clone();
-    let (index, entries) = index_query(shared, prepared.opts.index, prepared.opts.wait, |st| {
+    let answer = index_query(shared, &prepared.opts, |st| {
         let (index, instances) = st.catalog.service_instances(name, false);
         let entries: Vec<Value> = instances
             .into_iter()
-            .filter(|s: &&Indexed<ServiceRecord>| node_ok && has_tags(&s.value, &tags))
-            .map(|s| render::catalog_service(&cfg, s))
+            .filter(|(_, s)| node_ok && has_tags(&s.value, &tags))
+            .map(|(node, s)| render::catalog_service(&cfg, node, s))
             .collect();
         Run {
             index,
@@ -176,7 +190,11 @@ pub(crate) async fn catalog_service(shared: &Shared, req: &Req, name: &str) -> R
         }
     })
     .await;
-    let out: Vec<Value> = entries
+    let Answer { index, data, meta } = match answer {
+        Ok(a) => a,
+        Err(NoLeader) => return no_leader(),
+    };
+    let out: Vec<Value> = data
         .into_iter()
         .filter(|e| {
             prepared.access.can_read() && prepared.filter.as_ref().is_none_or(|f| f.matches(e))
@@ -185,6 +203,7 @@ pub(crate) async fn catalog_service(shared: &Shared, req: &Req, name: &str) -> R
     with_index(
         json_value(Value::Array(out)),
         index,
+        meta,
         Some(prepared.opts.consistency),
     )
 }
@@ -198,12 +217,12 @@ pub(crate) async fn health_checks(shared: &Shared, req: &Req, name: &str) -> Res
         Err(r) => return r,
     };
     let cfg = shared.cfg.clone();
-    let (index, checks) = index_query(shared, prepared.opts.index, prepared.opts.wait, |st| {
+    let answer = index_query(shared, &prepared.opts, |st| {
         let checks: Vec<Value> = st
             .catalog
             .checks_of_service_name(name)
             .into_iter()
-            .map(|c| render::indexed_check(&cfg, c))
+            .map(|(node, c)| render::indexed_check(&cfg, node, c))
             .collect();
         Run {
             index: st.catalog.checks_index(),
@@ -212,7 +231,11 @@ pub(crate) async fn health_checks(shared: &Shared, req: &Req, name: &str) -> Res
         }
     })
     .await;
-    let out: Vec<Value> = checks
+    let Answer { index, data, meta } = match answer {
+        Ok(a) => a,
+        Err(NoLeader) => return no_leader(),
+    };
+    let out: Vec<Value> = data
         .into_iter()
         .filter(|c| {
             prepared.access.can_read() && prepared.filter.as_ref().is_none_or(|f| f.matches(c))
@@ -221,6 +244,7 @@ pub(crate) async fn health_checks(shared: &Shared, req: &Req, name: &str) -> Res
     with_index(
         json_value(Value::Array(out)),
         index,
+        meta,
         Some(prepared.opts.consistency),
     )
 }
@@ -234,25 +258,28 @@ pub(crate) async fn health_node(shared: &Shared, req: &Req, node: &str) -> Resp 
         Err(r) => return r,
     };
     let cfg = shared.cfg.clone();
-    let ours = node.eq_ignore_ascii_case(&cfg.node_name);
-    let (index, checks) = index_query(shared, prepared.opts.index, prepared.opts.wait, |st| {
-        let checks: Vec<Value> = if ours {
-            st.catalog
-                .all_checks()
+    let answer = index_query(shared, &prepared.opts, |st| {
+        let checks: Vec<Value> = match st.catalog.node(node) {
+            Some(row) => st
+                .catalog
+                .node_checks(&row.name)
                 .into_iter()
-                .map(|c| render::indexed_check(&cfg, c))
-                .collect()
-        } else {
-            Vec::new()
+                .map(|c| render::indexed_check(&cfg, &row.name, c))
+                .collect(),
+            None => Vec::new(),
         };
         Run {
             index: st.catalog.checks_index(),
             data: checks,
-            watch: vec![WatchSpec::NodeChecks],
+            watch: vec![WatchSpec::NodeChecks(node.to_string())],
         }
     })
     .await;
-    let out: Vec<Value> = checks
+    let Answer { index, data, meta } = match answer {
+        Ok(a) => a,
+        Err(NoLeader) => return no_leader(),
+    };
+    let out: Vec<Value> = data
         .into_iter()
         .filter(|c| {
             prepared.access.can_read() && prepared.filter.as_ref().is_none_or(|f| f.matches(c))
@@ -261,6 +288,7 @@ pub(crate) async fn health_node(shared: &Shared, req: &Req, node: &str) -> Resp 
     with_index(
         json_value(Value::Array(out)),
         index,
+        meta,
         Some(prepared.opts.consistency),
     )
 }
@@ -270,7 +298,7 @@ pub(crate) async fn catalog_services(shared: &Shared, req: &Req) -> Resp {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (index, services) = index_query(shared, prepared.opts.index, prepared.opts.wait, |st| {
+    let answer = index_query(shared, &prepared.opts, |st| {
         let mut names: std::collections::BTreeMap<String, Vec<String>> =
             std::collections::BTreeMap::new();
         for s in st.catalog.services.values() {
@@ -288,15 +316,20 @@ pub(crate) async fn catalog_services(shared: &Shared, req: &Req) -> Resp {
         }
     })
     .await;
+    let Answer { index, data, meta } = match answer {
+        Ok(a) => a,
+        Err(NoLeader) => return no_leader(),
+    };
     let mut out = Map::new();
     if prepared.access.can_read() {
-        for (k, v) in services {
+        for (k, v) in data {
             out.insert(k, json!(v));
         }
     }
     with_index(
         json_value(Value::Object(out)),
         index,
+        meta,
         Some(prepared.opts.consistency),
     )
 }

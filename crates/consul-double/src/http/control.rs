@@ -9,6 +9,7 @@ use base64::Engine;
 use http::Method;
 use serde_json::{Value, json};
 
+use crate::decode::{Decoder, parse_json_body};
 use crate::duration::{format_go_duration, parse_positive};
 use crate::faults::{ErrorFault, Faults, IndexRewind};
 use crate::http::Req;
@@ -16,6 +17,9 @@ use crate::http::render;
 use crate::http::util::{Resp, json_value, text};
 use crate::server::Server;
 use crate::shared::Shared;
+use crate::state::leader::{LeaderState, Leadership};
+use crate::state::peers::PeerError;
+use crate::state::types::CheckStatus;
 
 fn duration_param(req: &Req, name: &str) -> Result<Option<Duration>, Resp> {
     match req.query.get(name) {
@@ -36,6 +40,43 @@ fn u64_param(req: &Req, name: &str) -> Result<Option<u64>, Resp> {
     }
 }
 
+fn leadership_json(l: &Leadership) -> Value {
+    match l {
+        Leadership::Leader => {
+            json!({"state": "leader", "known_leader": true, "last_contact_ms": 0})
+        }
+        Leadership::Follower {
+            leader,
+            last_contact,
+        } => json!({"state": "follower", "leader": leader, "known_leader": true,
+                    "last_contact_ms": last_contact.as_millis() as u64}),
+        Leadership::NoLeader { last_contact } => {
+            json!({"state": "none", "leader": "", "known_leader": false,
+                    "last_contact_ms": last_contact.as_millis() as u64})
+        }
+    }
+}
+
+fn required<'a>(req: &'a Req, name: &str) -> Result<&'a str, Resp> {
+    req.query
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| text(400, format!("missing {name}")))
+}
+
+fn status_param(req: &Req) -> Result<CheckStatus, Resp> {
+    let raw = required(req, "status")?;
+    CheckStatus::parse(raw).ok_or_else(|| text(400, format!("invalid status: {raw:?}")))
+}
+
+fn peer_result<T>(r: Result<T, PeerError>) -> Result<T, Resp> {
+    r.map_err(|e| match e {
+        PeerError::NoLeader(_) => text(503, e.to_string()),
+        PeerError::Rejected(_) => text(400, e.to_string()),
+        _ => text(404, e.to_string()),
+    })
+}
+
 fn faults_json(f: &Faults) -> Value {
     json!({
         "down": f.down,
@@ -52,10 +93,28 @@ fn state_json(shared: &Shared) -> Value {
     shared.state.with(|st| {
         let services: serde_json::Map<String, Value> =
             st.agent.services.iter().map(|(k, s)| (k.clone(), render::agent_service(cfg, &s.record))).collect();
-        let checks: serde_json::Map<String, Value> =
-            st.agent.checks.iter().map(|(k, c)| (k.clone(), render::check(cfg, &c.record, 0, 0))).collect();
-        let catalog_services: Vec<Value> = st.catalog.services.values().map(|s| render::node_service(cfg, s)).collect();
-        let catalog_checks: Vec<Value> = st.catalog.all_checks().into_iter().map(|c| render::indexed_check(cfg, c)).collect();
+        let checks: serde_json::Map<String, Value> = st
+            .agent
+            .checks
+            .iter()
+            .map(|(k, c)| (k.clone(), render::check(cfg, &cfg.node_name, &c.record, 0, 0)))
+            .collect();
+        let catalog_services: Vec<Value> = st
+            .catalog
+            .services
+            .iter()
+            .map(|((node, _), s)| {
+                let mut v = render::node_service(cfg, s);
+                v["Node"] = json!(node);
+                v
+            })
+            .collect();
+        let catalog_checks: Vec<Value> = st
+            .catalog
+            .all_checks()
+            .into_iter()
+            .map(|(node, c)| render::indexed_check(cfg, node, c))
+            .collect();
         let kv: Vec<Value> = st
             .catalog
             .kv
@@ -67,6 +126,7 @@ fn state_json(shared: &Shared) -> Value {
             .collect();
         json!({
             "index": st.catalog.raft_index(),
+            "leadership": leadership_json(&st.leader.public()),
             "blocked_queries": st.watchers.len(),
             "services": services,
             "checks": checks,
@@ -233,6 +293,59 @@ async fn control(shared: &Arc<Shared>, req: &Req) -> Result<Resp, Resp> {
         }
         (Method::PUT, "lose-state") => {
             shared.state.with(|st| st.lose_everything());
+            ok()
+        }
+        (Method::GET, "leader") => {
+            json_value(leadership_json(&shared.state.with(|st| st.leader.public())))
+        }
+        (Method::PUT, "leader/lose") => {
+            shared.change_leader(|st| st.leader.lost());
+            ok()
+        }
+        (Method::PUT, "leader/elect") => {
+            shared.change_leader(|_| LeaderState::Us);
+            ok()
+        }
+        (Method::PUT, "leader/follow") => {
+            let leader = required(req, "leader")?.to_string();
+            let last_contact = duration_param(req, "last_contact")?.unwrap_or_default();
+            shared.change_leader(|_| LeaderState::Peer {
+                leader,
+                last_contact,
+            });
+            ok()
+        }
+        (Method::PUT, "peer-service") => {
+            let node = required(req, "node")?;
+            let body = parse_json_body(&req.body)
+                .map_err(|e| text(400, format!("Request decode failed: {e}")))?;
+            let def = Decoder::new(shared.cfg.version)
+                .service_definition(&body)
+                .map_err(|e| text(400, format!("Request decode failed: {e}")))?;
+            peer_result(shared.state.with(|st| st.peer_register_service(node, &def)))?;
+            ok()
+        }
+        (Method::DELETE, "peer-service") => {
+            let (node, id) = (required(req, "node")?, required(req, "id")?);
+            let removed =
+                peer_result(shared.state.with(|st| st.peer_deregister_service(node, id)))?;
+            json_value(json!({"removed": removed}))
+        }
+        (Method::PUT, "peer-check") => {
+            let (node, id) = (required(req, "node")?, required(req, "id")?);
+            let status = status_param(req)?;
+            let output = req.query.get("output").unwrap_or("");
+            peer_result(
+                shared
+                    .state
+                    .with(|st| st.peer_update_check(node, id, status, output)),
+            )?;
+            ok()
+        }
+        (Method::PUT, "node-health") => {
+            let node = required(req, "node")?;
+            let status = status_param(req)?;
+            peer_result(shared.state.with(|st| st.set_node_health(node, status)))?;
             ok()
         }
         (Method::PUT, "reap") => {

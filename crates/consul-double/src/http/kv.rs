@@ -1,14 +1,17 @@
-//! `/v1/kv/*`: single-key and prefix reads (JSON with base64 values, `?raw`, `?keys` with
-//! `?separator`), blocking reads, PUT with `?cas`/`?flags`, DELETE with `?recurse`/`?cas`.
-//! Sessions are not emulated: `?acquire`/`?release` fail as for an unknown session.
+//! `/v1/kv/*`: single-key and prefix reads (JSON with base64 values, `?raw` with a sniffed
+//! Content-Type, `?keys` with `?separator`), blocking reads woken as Consul's radix-tree watches
+//! are, consistency modes (KV never sends `X-Consul-Effective-Consistency`), PUT with
+//! `?cas`/`?flags`, DELETE with `?recurse`/`?cas`. Values are bytes, kept as sent. Sessions are
+//! not emulated: `?acquire`/`?release` fail as for an unknown session.
 
 use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::acl::{ACL_NOT_FOUND, Access, PERMISSION_DENIED};
-use crate::blocking::{Run, index_query, parse_query_options};
+use crate::blocking::{Run, await_leader, index_query, parse_query_options};
 use crate::http::Req;
-use crate::http::util::{Resp, empty, json_value, text, with_error_meta, with_header, with_index};
+use crate::http::sniff::detect_content_type;
+use crate::http::util::{Resp, empty, json_value, text, with_header, with_index};
 use crate::shared::Shared;
 use crate::state::types::KvEntry;
 use crate::state::watch::WatchSpec;
@@ -29,28 +32,22 @@ fn entry_json(e: &KvEntry) -> Value {
     })
 }
 
+// The KV handler sets the index, leader and contact headers only on success: errors (ACL,
+// datacenter, no leader) come back without them (transcript 14).
 fn resolve(shared: &Shared, req: &Req) -> Result<Access, Resp> {
     crate::acl::resolve(shared.cfg.acl.as_ref(), req.token.as_deref())
-        .map_err(|_| with_error_meta(text(403, ACL_NOT_FOUND)))
+        .map_err(|_| text(403, ACL_NOT_FOUND))
 }
 
 fn check_dc(shared: &Shared, req: &Req) -> Result<(), Resp> {
     match req.query.get("dc").filter(|d| !d.is_empty()) {
-        Some(dc) if dc != shared.cfg.datacenter => {
-            Err(with_error_meta(text(500, "No path to datacenter")))
-        }
+        Some(dc) if dc != shared.cfg.datacenter => Err(text(500, "No path to datacenter")),
         _ => Ok(()),
     }
 }
 
-/// Go's content sniffing, reduced to what a KV value can look like.
-fn sniff(value: &[u8]) -> &'static str {
-    match std::str::from_utf8(value) {
-        Ok(s) if !s.chars().any(|c| c.is_control() && !c.is_whitespace()) => {
-            "text/plain; charset=utf-8"
-        }
-        _ => "application/octet-stream",
-    }
+fn no_leader() -> Resp {
+    text(500, "No cluster leader")
 }
 
 pub(crate) async fn get(shared: &Shared, req: &Req, key: &str) -> Resp {
@@ -72,71 +69,93 @@ pub(crate) async fn get(shared: &Shared, req: &Req, key: &str) -> Resp {
     }
     if keys {
         let sep = req.query.get("separator").unwrap_or("").to_string();
-        let (index, list) = index_query(shared, opts.index, opts.wait, |st| {
+        let Ok(a) = index_query(shared, &opts, |st| {
             let (index, list) = st.catalog.kv_keys(key, &sep);
             Run {
                 index,
                 data: list,
-                watch: vec![WatchSpec::KvPrefix(key.to_string())],
+                watch: vec![WatchSpec::KvChannel(st.catalog.kv_prefix_watch(key))],
             }
         })
-        .await;
-        let list = if access.can_read() { list } else { Vec::new() };
+        .await
+        else {
+            return no_leader();
+        };
+        let list = if access.can_read() {
+            a.data
+        } else {
+            Vec::new()
+        };
         if list.is_empty() && !key.is_empty() {
-            return with_index(empty(404), index, None);
+            return with_index(empty(404), a.index, a.meta, None);
         }
-        return with_index(json_value(json!(list)), index, None);
+        return with_index(json_value(json!(list)), a.index, a.meta, None);
     }
     if recurse {
-        let (index, entries) = index_query(shared, opts.index, opts.wait, |st| {
+        let Ok(a) = index_query(shared, &opts, |st| {
             let (index, entries) = st.catalog.kv_list(key);
             Run {
                 index,
                 data: entries.into_iter().cloned().collect::<Vec<_>>(),
-                watch: vec![WatchSpec::KvPrefix(key.to_string())],
+                watch: vec![WatchSpec::KvChannel(st.catalog.kv_prefix_watch(key))],
             }
         })
-        .await;
+        .await
+        else {
+            return no_leader();
+        };
         let entries = if access.can_read() {
-            entries
+            a.data
         } else {
             Vec::new()
         };
         if entries.is_empty() {
-            return with_index(empty(404), index, None);
+            return with_index(empty(404), a.index, a.meta, None);
         }
         return with_index(
             json_value(Value::Array(entries.iter().map(entry_json).collect())),
-            index,
+            a.index,
+            a.meta,
             None,
         );
     }
     if !access.can_read() {
-        return with_error_meta(text(403, PERMISSION_DENIED));
+        return text(403, PERMISSION_DENIED);
     }
-    let (index, entry) = index_query(shared, opts.index, opts.wait, |st| {
-        let (index, entry) = st.catalog.kv_get(key);
+    let Ok(a) = index_query(shared, &opts, |st| {
+        let (index, entry, watch) = st.catalog.kv_get(key);
         Run {
             index,
             data: entry.cloned(),
-            watch: vec![WatchSpec::KvKey(key.to_string())],
+            watch: vec![WatchSpec::KvChannel(watch)],
         }
     })
-    .await;
-    let Some(entry) = entry else {
-        return with_index(empty(404), index, None);
+    .await
+    else {
+        return no_leader();
+    };
+    let Some(entry) = a.data else {
+        return with_index(empty(404), a.index, a.meta, None);
     };
     if req.query.has("raw") {
         let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(
             entry.value.clone(),
         )));
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(sniff(&entry.value)),
-        );
-        return with_index(r, index, None);
+        // Consul 1.8 sets no type here; Go sniffs one from a non-empty body.
+        if !entry.value.is_empty() {
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(detect_content_type(&entry.value)),
+            );
+        }
+        return with_index(r, a.index, a.meta, None);
     }
-    with_index(json_value(json!([entry_json(&entry)])), index, None)
+    with_index(
+        json_value(json!([entry_json(&entry)])),
+        a.index,
+        a.meta,
+        None,
+    )
 }
 
 fn conflicting(req: &Req, flags: &[&str]) -> Option<Resp> {
@@ -196,6 +215,9 @@ pub(crate) async fn put(shared: &Shared, req: &Req, key: &str) -> Resp {
             return text(500, format!("invalid session {session:?}"));
         }
     }
+    if !await_leader(shared).await {
+        return no_leader();
+    }
     let value = req.body.to_vec();
     let ok = shared
         .state
@@ -224,6 +246,9 @@ pub(crate) async fn delete(shared: &Shared, req: &Req, key: &str) -> Resp {
     };
     if !access.can_write() {
         return text(403, PERMISSION_DENIED);
+    }
+    if !await_leader(shared).await {
+        return no_leader();
     }
     let ok = shared.state.with(|st| {
         if recurse {

@@ -7,6 +7,7 @@ pub(crate) mod catalog;
 pub(crate) mod control;
 pub(crate) mod kv;
 pub(crate) mod render;
+pub(crate) mod sniff;
 pub(crate) mod util;
 
 use std::sync::Arc;
@@ -118,7 +119,9 @@ pub(crate) async fn serve(
     let response = match injected {
         Some((code, body)) => {
             let r = text(code, body);
-            if is_rpc_read(&req.path) {
+            // Health and catalog reads carry the headers of a failed RPC; KV and agent
+            // endpoints none (transcript 14).
+            if sets_meta_on_error(&req.path) {
                 with_error_meta(r)
             } else {
                 r
@@ -140,8 +143,8 @@ pub(crate) async fn serve(
     Ok(response)
 }
 
-fn is_rpc_read(path: &str) -> bool {
-    ["/v1/health/", "/v1/catalog/", "/v1/kv/"]
+fn sets_meta_on_error(path: &str) -> bool {
+    ["/v1/health/", "/v1/catalog/"]
         .iter()
         .any(|p| path.starts_with(p))
 }
@@ -317,7 +320,7 @@ const PATTERNS: &[Pattern] = &[
 fn find_pattern(version: ConsulVersion, path: &str) -> Option<&'static Pattern> {
     PATTERNS
         .iter()
-        .filter(|p| !p.since_1_3 || version != ConsulVersion::V1_0_8)
+        .filter(|p| !p.since_1_3 || !version.is_1_0())
         .filter(|p| {
             if p.path.ends_with('/') {
                 path.starts_with(p.path)

@@ -1,6 +1,7 @@
 //! JSON shapes of services, checks and nodes, per emulated version, with Consul's key order and
-//! null/empty conventions (`Tags` always a list, catalog `Meta` null when unset, agent `Meta` `{}`
-//! on 1.8.4 but null on 1.0.8, empty `TaggedAddresses` omitted).
+//! null/empty conventions (`Tags` always a list, health's `Service.Meta` null when unset but
+//! `/v1/catalog/service`'s `ServiceMeta` `{}`, agent `Meta` `{}` on 1.8 but null on 1.0.8, empty
+//! `TaggedAddresses` omitted).
 
 use serde_json::{Map, Value, json};
 
@@ -30,7 +31,7 @@ pub(crate) fn agent_service(cfg: &Config, s: &ServiceRecord) -> Value {
     m.insert("Service".into(), json!(s.name));
     m.insert("Tags".into(), json!(s.tags));
     match cfg.version {
-        ConsulVersion::V1_8_4 => {
+        ConsulVersion::V1_8_4 | ConsulVersion::V1_8_5 => {
             m.insert("Meta".into(), json!(s.meta.clone().unwrap_or_default()));
             m.insert("Port".into(), json!(s.port));
             m.insert("Address".into(), json!(s.address));
@@ -55,10 +56,16 @@ pub(crate) fn agent_service(cfg: &Config, s: &ServiceRecord) -> Value {
     Value::Object(m)
 }
 
-/// A check; agent-local checks pass zero indexes.
-pub(crate) fn check(cfg: &Config, c: &CheckRecord, create_index: u64, modify_index: u64) -> Value {
+/// A check of `node`; agent-local checks pass zero indexes.
+pub(crate) fn check(
+    cfg: &Config,
+    node: &str,
+    c: &CheckRecord,
+    create_index: u64,
+    modify_index: u64,
+) -> Value {
     let mut m = Map::new();
-    m.insert("Node".into(), json!(cfg.node_name));
+    m.insert("Node".into(), json!(node));
     m.insert("CheckID".into(), json!(c.id));
     m.insert("Name".into(), json!(c.name));
     m.insert("Status".into(), json!(c.status.as_str()));
@@ -76,14 +83,15 @@ pub(crate) fn check(cfg: &Config, c: &CheckRecord, create_index: u64, modify_ind
     Value::Object(m)
 }
 
-pub(crate) fn indexed_check(cfg: &Config, c: &Indexed<CheckRecord>) -> Value {
-    check(cfg, &c.value, c.create_index, c.modify_index)
+pub(crate) fn indexed_check(cfg: &Config, node: &str, c: &Indexed<CheckRecord>) -> Value {
+    check(cfg, node, &c.value, c.create_index, c.modify_index)
 }
 
-fn node_tagged_addresses(cfg: &Config) -> Value {
-    let a = &cfg.node_address;
+fn node_tagged_addresses(cfg: &Config, a: &str) -> Value {
     match cfg.version {
-        ConsulVersion::V1_8_4 => json!({"lan": a, "lan_ipv4": a, "wan": a, "wan_ipv4": a}),
+        ConsulVersion::V1_8_4 | ConsulVersion::V1_8_5 => {
+            json!({"lan": a, "lan_ipv4": a, "wan": a, "wan_ipv4": a})
+        }
         ConsulVersion::V1_0_8 => json!({"lan": a, "wan": a}),
     }
 }
@@ -91,11 +99,11 @@ fn node_tagged_addresses(cfg: &Config) -> Value {
 /// The `Node` of a health entry.
 pub(crate) fn node(cfg: &Config, n: &NodeRow) -> Value {
     json!({
-        "ID": cfg.node_id,
-        "Node": cfg.node_name,
-        "Address": cfg.node_address,
+        "ID": n.id,
+        "Node": n.name,
+        "Address": n.address,
         "Datacenter": cfg.datacenter,
-        "TaggedAddresses": node_tagged_addresses(cfg),
+        "TaggedAddresses": node_tagged_addresses(cfg, &n.address),
         "Meta": {"consul-network-segment": ""},
         "CreateIndex": n.create_index,
         "ModifyIndex": n.modify_index,
@@ -133,15 +141,18 @@ pub(crate) fn node_service(cfg: &Config, s: &Indexed<ServiceRecord>) -> Value {
 }
 
 /// An entry of `/v1/catalog/service/:name` (`structs.ServiceNode`).
-pub(crate) fn catalog_service(cfg: &Config, s: &Indexed<ServiceRecord>) -> Value {
+pub(crate) fn catalog_service(cfg: &Config, n: &NodeRow, s: &Indexed<ServiceRecord>) -> Value {
     let v = &s.value;
     let modern = cfg.version.modern_shapes();
     let mut m = Map::new();
-    m.insert("ID".into(), json!(cfg.node_id));
-    m.insert("Node".into(), json!(cfg.node_name));
-    m.insert("Address".into(), json!(cfg.node_address));
+    m.insert("ID".into(), json!(n.id));
+    m.insert("Node".into(), json!(n.name));
+    m.insert("Address".into(), json!(n.address));
     m.insert("Datacenter".into(), json!(cfg.datacenter));
-    m.insert("TaggedAddresses".into(), node_tagged_addresses(cfg));
+    m.insert(
+        "TaggedAddresses".into(),
+        node_tagged_addresses(cfg, &n.address),
+    );
     m.insert("NodeMeta".into(), json!({"consul-network-segment": ""}));
     if modern {
         m.insert("ServiceKind".into(), json!(""));
@@ -159,7 +170,12 @@ pub(crate) fn catalog_service(cfg: &Config, s: &Indexed<ServiceRecord>) -> Value
             json!({"Passing": v.weights.passing, "Warning": v.weights.warning}),
         );
     }
-    m.insert("ServiceMeta".into(), meta_or_null(&v.meta));
+    // The catalog clones each row with a fresh map (`ServiceNode.PartialClone`), so an unset
+    // `ServiceMeta` is `{}` here while health's `Service.Meta` is null (transcript 13).
+    m.insert(
+        "ServiceMeta".into(),
+        json!(v.meta.clone().unwrap_or_default()),
+    );
     m.insert("ServicePort".into(), json!(v.port));
     m.insert(
         "ServiceEnableTagOverride".into(),

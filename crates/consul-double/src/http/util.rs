@@ -7,6 +7,8 @@ use http_body_util::Full;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::state::leader::ReadMeta;
+
 pub(crate) type Resp = Response<Full<Bytes>>;
 
 /// Decodes `%XX` escapes (and `+` as space when `plus` is set), like Go's `url` package.
@@ -190,12 +192,25 @@ fn set(r: &mut Resp, name: &'static str, value: &str) {
     }
 }
 
-/// The headers of an RPC-backed read: index (never 0), leader, last contact and, for health and
-/// catalog reads, the effective consistency.
-pub(crate) fn with_index(mut r: Resp, index: u64, consistency: Option<&str>) -> Resp {
+/// The headers of an RPC-backed read: index (never 0), leader, last contact (whole
+/// milliseconds) and, for health and catalog reads, the effective consistency.
+pub(crate) fn with_index(
+    mut r: Resp,
+    index: u64,
+    meta: ReadMeta,
+    consistency: Option<&str>,
+) -> Resp {
     set(&mut r, "x-consul-index", &index.max(1).to_string());
-    set(&mut r, "x-consul-knownleader", "true");
-    set(&mut r, "x-consul-lastcontact", "0");
+    set(
+        &mut r,
+        "x-consul-knownleader",
+        if meta.known_leader { "true" } else { "false" },
+    );
+    set(
+        &mut r,
+        "x-consul-lastcontact",
+        &meta.last_contact.as_millis().to_string(),
+    );
     if let Some(c) = consistency {
         set(&mut r, "x-consul-effective-consistency", c);
     }

@@ -4,7 +4,8 @@
 //! initial status, re-registration keeping status and output, `replace-existing-checks`, TTL
 //! timers, output truncation, idempotent updates, deferred output-only updates, maintenance
 //! checks, and the reaper for `DeregisterCriticalServiceAfter`. Every change is synced to the
-//! catalog before the request returns, as one Consul RPC per service or check.
+//! catalog before the request returns, as one Consul RPC per service or check; while the cluster
+//! has no leader, changes stay agent-local until one is elected.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::config::ConsulVersion;
+use crate::config::Config;
 use crate::state::State;
 use crate::state::definition::{CheckDefinition, Rejection, ServiceDefinition};
 use crate::state::types::{CheckRecord, CheckStatus, ServiceAddress, ServiceRecord, Weights};
@@ -116,35 +117,8 @@ impl State {
                 });
             }
         }
-        let modern = self.cfg.version.modern_shapes();
-        let id = if def.id.is_empty() {
-            def.name.clone()
-        } else {
-            def.id.clone()
-        };
-        let mut tagged = if modern {
-            def.tagged_addresses.clone()
-        } else {
-            BTreeMap::new()
-        };
-        if modern && self.cfg.version == ConsulVersion::V1_8_4 {
-            add_default_tagged_addresses(&mut tagged, &def.address, def.port);
-        }
-        let record = ServiceRecord {
-            id: id.clone(),
-            name: def.name.clone(),
-            tags: def.tags.clone(),
-            address: def.address.clone(),
-            tagged_addresses: tagged,
-            meta: def.meta.clone(),
-            port: def.port,
-            weights: if modern {
-                def.weights.unwrap_or_default()
-            } else {
-                Weights::default()
-            },
-            enable_tag_override: def.enable_tag_override,
-        };
+        let (record, rows) = service_rows(&self.cfg, def);
+        let id = record.id.clone();
         // Status and output of checks that already exist survive the re-registration.
         let snapshot: HashMap<String, (CheckStatus, String)> = self
             .agent
@@ -162,44 +136,17 @@ impl State {
         self.agent.services.insert(
             id.clone(),
             LocalService {
-                record: record.clone(),
+                record,
                 in_sync: false,
             },
         );
-        let checks = def.all_checks();
-        let count = checks.len();
-        for (i, check) in checks.into_iter().enumerate() {
-            let check_id = if !check.check_id.is_empty() {
-                check.check_id.clone()
-            } else if count > 1 {
-                format!("service:{id}:{}", i + 1)
-            } else {
-                format!("service:{id}")
-            };
-            let name = if check.name.is_empty() {
-                format!("Service '{}' check", record.name)
-            } else {
-                check.name.clone()
-            };
-            let mut status = CheckStatus::parse(&check.status).unwrap_or(CheckStatus::Critical);
-            let mut output = String::new();
-            if let Some((prev_status, prev_output)) = snapshot.get(&check_id) {
-                status = *prev_status;
-                output = prev_output.clone();
+        for (mut rec, check) in rows {
+            if let Some((prev_status, prev_output)) = snapshot.get(&rec.id) {
+                rec.status = *prev_status;
+                rec.output = prev_output.clone();
             }
-            let rec = CheckRecord {
-                id: check_id.clone(),
-                name,
-                status,
-                notes: check.notes.clone(),
-                output,
-                service_id: id.clone(),
-                service_name: record.name.clone(),
-                service_tags: record.tags.clone(),
-                kind: check.kind().to_string(),
-            };
-            self.add_local_check(rec, check.clone());
-            keep.insert(check_id, true);
+            keep.insert(rec.id.clone(), true);
+            self.add_local_check(rec, check);
         }
         if replace_existing_checks {
             let mut stale: Vec<String> = keep
@@ -602,9 +549,22 @@ impl State {
         doomed
     }
 
+    /// Whether anti-entropy has something to send: a request that changed the agent then makes
+    /// an RPC, which waits for a leader when there is none.
+    pub(crate) fn agent_pending(&self) -> bool {
+        !self.agent.deleted_services.is_empty()
+            || !self.agent.deleted_checks.is_empty()
+            || self.agent.services.values().any(|s| !s.in_sync)
+            || self.agent.checks.values().any(|c| !c.in_sync)
+    }
+
     /// Anti-entropy: pushes every out-of-sync service and check to the catalog, one RPC each,
-    /// services first (a service carries its out-of-sync checks along).
-    fn sync(&mut self) {
+    /// services first (a service carries its out-of-sync checks along). Without a leader nothing
+    /// can be written; the changes stay pending until one is elected.
+    pub(crate) fn sync(&mut self) {
+        if !self.leader.has_leader() {
+            return;
+        }
         for id in std::mem::take(&mut self.agent.deleted_services) {
             self.catalog.deregister_service(&id);
         }
@@ -657,6 +617,77 @@ impl State {
             self.catalog.register(service.as_ref(), &[record]);
         }
     }
+}
+
+/// What a service registration describes: the service record, and each check with its default
+/// ID (`service:<id>`, or `service:<id>:<n>` for several), default name and initial status
+/// (critical unless given), before any state carried over from an earlier registration.
+pub(crate) fn service_rows(
+    cfg: &Config,
+    def: &ServiceDefinition,
+) -> (ServiceRecord, Vec<(CheckRecord, CheckDefinition)>) {
+    let modern = cfg.version.modern_shapes();
+    let id = if def.id.is_empty() {
+        def.name.clone()
+    } else {
+        def.id.clone()
+    };
+    let mut tagged = if modern {
+        def.tagged_addresses.clone()
+    } else {
+        BTreeMap::new()
+    };
+    if modern {
+        add_default_tagged_addresses(&mut tagged, &def.address, def.port);
+    }
+    let record = ServiceRecord {
+        id: id.clone(),
+        name: def.name.clone(),
+        tags: def.tags.clone(),
+        address: def.address.clone(),
+        tagged_addresses: tagged,
+        meta: def.meta.clone(),
+        port: def.port,
+        weights: if modern {
+            def.weights.unwrap_or_default()
+        } else {
+            Weights::default()
+        },
+        enable_tag_override: def.enable_tag_override,
+    };
+    let checks = def.all_checks();
+    let count = checks.len();
+    let rows = checks
+        .into_iter()
+        .enumerate()
+        .map(|(i, check)| {
+            let check_id = if !check.check_id.is_empty() {
+                check.check_id.clone()
+            } else if count > 1 {
+                format!("service:{id}:{}", i + 1)
+            } else {
+                format!("service:{id}")
+            };
+            let name = if check.name.is_empty() {
+                format!("Service '{}' check", record.name)
+            } else {
+                check.name.clone()
+            };
+            let rec = CheckRecord {
+                id: check_id,
+                name,
+                status: CheckStatus::parse(&check.status).unwrap_or(CheckStatus::Critical),
+                notes: check.notes.clone(),
+                output: String::new(),
+                service_id: id.clone(),
+                service_name: record.name.clone(),
+                service_tags: record.tags.clone(),
+                kind: check.kind().to_string(),
+            };
+            (rec, check.clone())
+        })
+        .collect();
+    (record, rows)
 }
 
 /// Consul 1.7+ adds `lan_ipv4`/`wan_ipv4` (or `_ipv6`) for a service address that is an IP

@@ -8,6 +8,9 @@
 pub(crate) mod agent;
 pub(crate) mod catalog;
 pub(crate) mod definition;
+pub(crate) mod kvtree;
+pub mod leader;
+pub mod peers;
 pub mod types;
 pub(crate) mod watch;
 
@@ -16,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use crate::config::Config;
 use crate::state::agent::Agent;
 use crate::state::catalog::Catalog;
+use crate::state::leader::LeaderState;
 use crate::state::watch::{Change, Watchers};
 
 /// Everything behind the lock.
@@ -26,6 +30,8 @@ pub(crate) struct State {
     pub(crate) agent: Agent,
     pub(crate) watchers: Watchers,
     pub(crate) agent_changes: Vec<Change>,
+    /// Who leads the cluster; without a leader the agent's changes wait for one.
+    pub(crate) leader: LeaderState,
     /// Lets timer tasks find their way back to the state without keeping it alive.
     pub(crate) weak: Weak<StateCell>,
     /// Where timer tasks run.
@@ -47,6 +53,7 @@ impl StateCell {
                 agent: Agent::default(),
                 watchers: Watchers::default(),
                 agent_changes: Vec::new(),
+                leader: LeaderState::Us,
                 weak: weak.clone(),
                 runtime,
                 rng: seed(),
@@ -86,6 +93,17 @@ impl State {
         self.agent = Agent::default();
         self.catalog = Catalog::boot(&self.cfg);
         self.watchers.wake_all();
+    }
+
+    /// Changes who leads. When a leader appears, its first Raft entry (a barrier) takes an index
+    /// without changing any table, and the agent's changes made meanwhile reach the catalog.
+    pub(crate) fn set_leader(&mut self, new: LeaderState) {
+        let had = self.leader.has_leader();
+        self.leader = new;
+        if !had && self.leader.has_leader() {
+            self.catalog.skip_index();
+            self.sync();
+        }
     }
 
     /// A uniform random value in `[0, max)`, or 0 when jitter is off (Consul's `RandomStagger`).
@@ -188,10 +206,17 @@ mod tests {
             );
             let (idx, rows) = st.catalog.service_instances("a", true);
             assert_eq!(
-                (idx, rows[0].value.tags.clone()),
+                (idx, rows[0].1.value.tags.clone()),
                 (15, vec!["u".to_string()])
             );
-            assert_eq!(st.catalog.checks["service:a-1"].value.service_tags, ["u"]);
+            assert_eq!(
+                st.catalog
+                    .own_check("service:a-1")
+                    .unwrap()
+                    .value
+                    .service_tags,
+                ["u"]
+            );
         });
     }
 
@@ -224,11 +249,15 @@ mod tests {
                 .catalog
                 .checks
                 .keys()
+                .map(|(_, id)| id)
                 .filter(|k| k.starts_with("service:"))
                 .collect();
             assert_eq!(remaining, ["service:a-1"]);
             // Second registration wrote the check, the third an unchanged service, then two deletions.
-            assert_eq!(st.catalog.checks["service:a-1"].modify_index, idx - 3);
+            assert_eq!(
+                st.catalog.own_check("service:a-1").unwrap().modify_index,
+                idx - 3
+            );
         });
     }
 
@@ -246,7 +275,10 @@ mod tests {
             .unwrap();
         c.with(|st| {
             assert_eq!(st.catalog.service_instances("a", true).0, idx);
-            assert_eq!(st.catalog.checks["service:a-1"].value.output, "ok");
+            assert_eq!(
+                st.catalog.own_check("service:a-1").unwrap().value.output,
+                "ok"
+            );
             assert_eq!(st.agent.checks["service:a-1"].record.output, "other");
         });
         c.with(|st| st.update_ttl("service:a-1", CheckStatus::Warning, "w"))

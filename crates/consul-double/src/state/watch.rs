@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::state::kvtree::Channel;
+
 /// Something a write changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
@@ -18,10 +20,14 @@ pub(crate) enum Change {
     ServiceIndex(String),
     /// A row of the services table was inserted, changed or deleted.
     ServicesTable,
-    /// A check row changed; the (lower-cased) service name, or `None` for node-level checks.
-    Checks(Option<String>),
-    /// A KV key was written or deleted (a tree delete reports its prefix).
-    Kv(String),
+    /// A check row of `node` changed; `service` is the (lower-cased) service name, or `None`
+    /// for node-level checks.
+    Checks {
+        node: String,
+        service: Option<String>,
+    },
+    /// A KV write closed these watch channels of the KV index (see `kvtree`).
+    KvTree(Vec<Channel>),
     /// Agent-local services or checks changed.
     Agent,
 }
@@ -35,12 +41,11 @@ pub(crate) enum WatchSpec {
     ServicesTable,
     /// Checks of a (lower-cased) service name.
     ServiceChecks(String),
-    /// Any check of the node.
-    NodeChecks,
-    /// One KV key.
-    KvKey(String),
-    /// Every KV key under a prefix.
-    KvPrefix(String),
+    /// Any check of this node.
+    NodeChecks(String),
+    /// One watch channel of the KV index: a key's leaf, or the closest node of a missing key or
+    /// of a prefix.
+    KvChannel(Channel),
     /// Agent-local state (hash-based blocking).
     Agent,
 }
@@ -50,12 +55,14 @@ impl WatchSpec {
         match (self, change) {
             (WatchSpec::ServiceIndex(a), Change::ServiceIndex(b)) => a == b,
             (WatchSpec::ServicesTable, Change::ServicesTable) => true,
-            (WatchSpec::ServiceChecks(a), Change::Checks(Some(b))) => a == b,
-            (WatchSpec::NodeChecks, Change::Checks(_)) => true,
-            (WatchSpec::KvKey(a), Change::Kv(b)) => a == b || a.starts_with(b.as_str()),
-            (WatchSpec::KvPrefix(a), Change::Kv(b)) => {
-                b.starts_with(a.as_str()) || a.starts_with(b.as_str())
-            }
+            (
+                WatchSpec::ServiceChecks(a),
+                Change::Checks {
+                    service: Some(b), ..
+                },
+            ) => a == b,
+            (WatchSpec::NodeChecks(a), Change::Checks { node, .. }) => a.eq_ignore_ascii_case(node),
+            (WatchSpec::KvChannel(c), Change::KvTree(closed)) => closed.contains(c),
             (WatchSpec::Agent, Change::Agent) => true,
             _ => false,
         }
@@ -113,17 +120,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kv_key_watch_ignores_other_keys_but_sees_tree_deletes() {
-        let key = WatchSpec::KvKey("a/b".into());
-        assert!(key.matches(&Change::Kv("a/b".into())));
-        assert!(!key.matches(&Change::Kv("a/c".into())));
-        assert!(
-            key.matches(&Change::Kv("a/".into())),
-            "a tree delete of a/ removes a/b"
-        );
-        let prefix = WatchSpec::KvPrefix("a/".into());
-        assert!(prefix.matches(&Change::Kv("a/x".into())));
-        assert!(!prefix.matches(&Change::Kv("b/x".into())));
+    fn kv_watches_match_the_channels_a_write_closed() {
+        let w = WatchSpec::KvChannel(7);
+        assert!(w.matches(&Change::KvTree(vec![3, 7])));
+        assert!(!w.matches(&Change::KvTree(vec![3, 8])));
+        assert!(!w.matches(&Change::Agent));
     }
 
     #[test]
