@@ -17,6 +17,7 @@ pub mod logging;
 pub mod render;
 pub mod supervisor;
 pub mod telemetry;
+pub mod template;
 pub mod watches;
 
 use std::ffi::OsString;

@@ -105,7 +105,7 @@ fn template_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).starts_with(&format!(
-            "pilot: could not apply template to config {}: template: config:1:",
+            "pilot: could not apply template to config {}: parse error at line:col [1:",
             p(&bad)
         )),
         "{}",

@@ -282,7 +282,35 @@ fn each_failure_exits_1_with_a_clear_message() {
     let broken = setup
         .dir
         .write("broken.ctmpl", "{{ range service \"hello\" }");
-    check(setup.spec(&broken, &dest, None), "template:");
+    check(
+        setup.spec(&broken, &dest, None),
+        "template: parse error at line:col [1:26]: bad character U+007D '}'",
+    );
+    // A template that does not parse fails before anything is rendered or written, with its
+    // line, where an unclosed block used to render what came before it.
+    let marker = setup.dir.path("command-ran");
+    let command = format!("touch {}", marker.display());
+    let unclosed = setup.dir.write(
+        "unclosed.ctmpl",
+        "upstream hello {\n{{- range service \"hello\" }}\n  server {{ .Address }};\n}\n",
+    );
+    check(
+        setup.spec(&unclosed, &dest, Some(&command)),
+        "template: parse error at line:col [5:1]: unexpected EOF: {{range}} at line 2 has no {{end}}",
+    );
+    let stray = setup.dir.write("stray.ctmpl", "a\n{{ end }}\nb\n");
+    check(
+        setup.spec(&stray, &dest, Some(&command)),
+        "template: parse error at line:col [2:4]: unexpected {{end}}",
+    );
+    let undefined = setup
+        .dir
+        .write("undefined.ctmpl", "{{ servce \"hello\" }}\n");
+    check(
+        setup.spec(&undefined, &dest, Some(&command)),
+        "template: parse error at line:col [1:4]: function \"servce\" not defined",
+    );
+    assert!(!marker.exists(), "no command ran");
     check(
         setup.spec(&setup.dir.path("missing.ctmpl"), &dest, None),
         "cannot read the template",
@@ -304,6 +332,15 @@ fn each_failure_exits_1_with_a_clear_message() {
         std::fs::read_to_string(&dest).unwrap(),
         "ok\n",
         "DEST is written before its command runs"
+    );
+    check(
+        setup.spec(&unclosed, &dest, None),
+        "unexpected EOF: {{range}} at line 2 has no {{end}}",
+    );
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "ok\n",
+        "a template that does not parse leaves DEST as it was"
     );
     check(
         setup.spec(

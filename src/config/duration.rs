@@ -57,6 +57,9 @@ impl fmt::Display for DurationError {
     }
 }
 
+/// The largest magnitude of a duration: `1 << 63` nanoseconds (only as a negative one).
+const LIMIT: u64 = 1 << 63;
+
 /// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, or `0`.
 pub fn parse(text: &str) -> Result<GoDuration, DurationError> {
     let mut s = text.as_bytes();
@@ -71,86 +74,10 @@ pub fn parse(text: &str) -> Result<GoDuration, DurationError> {
     if s.is_empty() {
         return Err(DurationError::Invalid);
     }
-    const LIMIT: u64 = 1 << 63;
     let mut total: u64 = 0;
     while !s.is_empty() {
-        if !(s[0] == b'.' || s[0].is_ascii_digit()) {
-            return Err(DurationError::Invalid);
-        }
-        // The integer part.
-        let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-        let mut value: u64 = 0;
-        for &d in &s[..digits] {
-            value = value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(d - b'0')))
-                .filter(|&v| v <= LIMIT)
-                .ok_or(DurationError::Invalid)?;
-        }
-        s = &s[digits..];
-        let pre = digits > 0;
-        // The fraction: digits past what fits are ignored, as Go does.
-        let mut fraction: u64 = 0;
-        let mut scale: f64 = 1.0;
-        let mut post = false;
-        if s.first() == Some(&b'.') {
-            s = &s[1..];
-            let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-            let mut overflow = false;
-            for &d in &s[..digits] {
-                if overflow {
-                    continue;
-                }
-                match fraction
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(u64::from(d - b'0')))
-                    .filter(|&v| v <= LIMIT)
-                {
-                    Some(v) => {
-                        fraction = v;
-                        scale *= 10.0;
-                    }
-                    None => overflow = true,
-                }
-            }
-            post = digits > 0;
-            s = &s[digits..];
-        }
-        if !pre && !post {
-            return Err(DurationError::Invalid);
-        }
-        // The unit: everything up to the next digit or dot.
-        let unit_len = s
-            .iter()
-            .take_while(|&&c| c != b'.' && !c.is_ascii_digit())
-            .count();
-        if unit_len == 0 {
-            return Err(DurationError::MissingUnit);
-        }
-        let unit_bytes = &s[..unit_len];
-        s = &s[unit_len..];
-        let unit_text = String::from_utf8_lossy(unit_bytes);
-        let unit: u64 = match unit_text.as_ref() {
-            "ns" => NANOSECOND as u64,
-            "us" | "µs" | "μs" => MICROSECOND as u64,
-            "ms" => MILLISECOND as u64,
-            "s" => SECOND as u64,
-            "m" => MINUTE as u64,
-            "h" => HOUR as u64,
-            other => return Err(DurationError::UnknownUnit(other.to_string())),
-        };
-        if value > LIMIT / unit {
-            return Err(DurationError::Invalid);
-        }
-        value *= unit;
-        if fraction > 0 {
-            value = value
-                .checked_add((fraction as f64 * (unit as f64 / scale)) as u64)
-                .filter(|&v| v <= LIMIT)
-                .ok_or(DurationError::Invalid)?;
-        }
         total = total
-            .checked_add(value)
+            .checked_add(component(&mut s)?)
             .filter(|&v| v <= LIMIT)
             .ok_or(DurationError::Invalid)?;
     }
@@ -163,47 +90,141 @@ pub fn parse(text: &str) -> Result<GoDuration, DurationError> {
         .map_err(|_| DurationError::Invalid)
 }
 
+/// One `<number><unit>` of a duration, in nanoseconds; `s` moves past it.
+fn component(s: &mut &[u8]) -> Result<u64, DurationError> {
+    if !(s[0] == b'.' || s[0].is_ascii_digit()) {
+        return Err(DurationError::Invalid);
+    }
+    let (mut value, pre) = integer(s)?;
+    let (fraction, scale, post) = if s.first() == Some(&b'.') {
+        *s = &s[1..];
+        fraction(s)
+    } else {
+        (0, 1.0, false)
+    };
+    if !pre && !post {
+        return Err(DurationError::Invalid);
+    }
+    let unit = unit(s)?;
+    if value > LIMIT / unit {
+        return Err(DurationError::Invalid);
+    }
+    value *= unit;
+    if fraction > 0 {
+        value = value
+            .checked_add((fraction as f64 * (unit as f64 / scale)) as u64)
+            .filter(|&v| v <= LIMIT)
+            .ok_or(DurationError::Invalid)?;
+    }
+    Ok(value)
+}
+
+/// The leading digits of `s` as an integer, and whether there were any.
+fn integer(s: &mut &[u8]) -> Result<(u64, bool), DurationError> {
+    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut value: u64 = 0;
+    for &d in &s[..digits] {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .filter(|&v| v <= LIMIT)
+            .ok_or(DurationError::Invalid)?;
+    }
+    *s = &s[digits..];
+    Ok((value, digits > 0))
+}
+
+/// The digits after a decimal point: their value, `10^n` for the `n` of them taken, and whether
+/// there were any. Digits past what fits are ignored, as Go does.
+fn fraction(s: &mut &[u8]) -> (u64, f64, bool) {
+    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut fraction: u64 = 0;
+    let mut scale: f64 = 1.0;
+    for &d in &s[..digits] {
+        match fraction
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .filter(|&v| v <= LIMIT)
+        {
+            Some(v) => {
+                fraction = v;
+                scale *= 10.0;
+            }
+            None => break,
+        }
+    }
+    *s = &s[digits..];
+    (fraction, scale, digits > 0)
+}
+
+/// The unit at the start of `s` (everything up to the next digit or dot), in nanoseconds.
+fn unit(s: &mut &[u8]) -> Result<u64, DurationError> {
+    let len = s
+        .iter()
+        .take_while(|&&c| c != b'.' && !c.is_ascii_digit())
+        .count();
+    if len == 0 {
+        return Err(DurationError::MissingUnit);
+    }
+    let text = String::from_utf8_lossy(&s[..len]).into_owned();
+    *s = &s[len..];
+    let nanos = match text.as_str() {
+        "ns" => NANOSECOND,
+        "us" | "µs" | "μs" => MICROSECOND,
+        "ms" => MILLISECOND,
+        "s" => SECOND,
+        "m" => MINUTE,
+        "h" => HOUR,
+        _ => return Err(DurationError::UnknownUnit(text)),
+    };
+    Ok(nanos as u64)
+}
+
 impl fmt::Display for GoDuration {
     /// Go's `Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let negative = self.0 < 0;
-        let mut u = self.0.unsigned_abs();
-        let mut out = String::new();
-        if u < SECOND as u64 {
-            let (unit, precision) = if u == 0 {
-                return f.write_str("0s");
-            } else if u < MICROSECOND as u64 {
-                ("ns", 0)
-            } else if u < MILLISECOND as u64 {
-                ("µs", 3)
-            } else {
-                ("ms", 6)
-            };
-            out.push_str(&fraction_text(u, precision));
-            out.push_str(unit);
+        f.write_str(&go_string(self.0 < 0, u128::from(self.0.unsigned_abs())))
+    }
+}
+
+/// A duration as Go's `time.Duration.String()` writes it (`1h30m0s`, `1.5s`, `300ms`): what
+/// Consul parses in `DeregisterCriticalServiceAfter` and `wait`.
+pub fn go_duration(d: std::time::Duration) -> String {
+    go_string(false, d.as_nanos())
+}
+
+/// Go's `Duration.String` of `nanos` nanoseconds, negative or not.
+fn go_string(negative: bool, nanos: u128) -> String {
+    const SECOND: u128 = self::SECOND as u128;
+    const MINUTE: u128 = self::MINUTE as u128;
+    let sign = if negative { "-" } else { "" };
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < SECOND {
+        // Below a second Go picks the largest unit that keeps a non-zero integer part.
+        let (unit, precision) = if nanos < MICROSECOND as u128 {
+            ("ns", 0)
+        } else if nanos < MILLISECOND as u128 {
+            ("µs", 3)
         } else {
-            let text = fraction_text(u % (MINUTE as u64), 9);
-            u /= MINUTE as u64;
-            let minutes = u % 60;
-            let hours = u / 60;
-            if hours > 0 {
-                out.push_str(&format!("{hours}h{minutes}m"));
-            } else if minutes > 0 {
-                out.push_str(&format!("{minutes}m"));
-            }
-            out.push_str(&text);
-            out.push('s');
-        }
-        if negative {
-            f.write_str("-")?;
-        }
-        f.write_str(&out)
+            ("ms", 6)
+        };
+        return format!("{sign}{}{unit}", fraction_text(nanos, precision));
+    }
+    let seconds = fraction_text(nanos % MINUTE, 9);
+    let minutes = (nanos / MINUTE) % 60;
+    let hours = nanos / (60 * MINUTE);
+    match (hours, minutes) {
+        (0, 0) => format!("{sign}{seconds}s"),
+        (0, _) => format!("{sign}{minutes}m{seconds}s"),
+        _ => format!("{sign}{hours}h{minutes}m{seconds}s"),
     }
 }
 
 /// `value / 10^precision` with the trailing zeros of the fraction (and a bare dot) removed.
-fn fraction_text(value: u64, precision: u32) -> String {
-    let divisor = 10u64.pow(precision);
+fn fraction_text(value: u128, precision: u32) -> String {
+    let divisor = 10u128.pow(precision);
     let whole = value / divisor;
     let fraction = value % divisor;
     if fraction == 0 {
@@ -289,6 +310,32 @@ mod tests {
         ];
         for &(nanos, text) in cases {
             assert_eq!(GoDuration(nanos).to_string(), text, "{nanos}");
+        }
+    }
+
+    #[test]
+    fn std_durations_print_like_go() {
+        use std::time::Duration;
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(1), "1ns"),
+            (Duration::from_micros(15), "15µs"),
+            (Duration::from_millis(300), "300ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(600), "10m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_secs(3 * 3600 + 5), "3h0m5s"),
+            (
+                Duration::from_secs(72 * 3600 + 3 * 60) + Duration::from_millis(500),
+                "72h3m0.5s",
+            ),
+            // Past Go's range (292 years) the same form goes on.
+            (Duration::from_secs(u64::MAX), "5124095576030431h0m15s"),
+        ] {
+            assert_eq!(go_duration(d), want, "{d:?}");
         }
     }
 

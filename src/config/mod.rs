@@ -1,33 +1,43 @@
 //! Configuration: ContainerPilot 3.x config files, loaded unchanged.
 //!
-//! The pipeline is: read the file, render it as a Go template over the environment
-//! (`template`), parse JSON5 keeping every value's line (`json5`), decode with ContainerPilot's
-//! weak typing (`decode`), and validate into the typed model of `model` (`validate`), reporting
-//! every problem at once. Only `model` and this module's functions are meant for the rest of
-//! pilot; everything here is pure apart from reading the file, `CONSUL_HTTP_TOKEN_FILE` and the
-//! host's interfaces, which come through `LoadContext`.
+//! Loading reads the file, renders it as a Go template over the environment (`crate::template`)
+//! and parses the JSON5 keeping every value's line (`json5`). Then three steps, each with its
+//! own module and each reporting into one list of problems (`problems`), so that a user sees
+//! every problem at once:
+//!
+//! 1. `raw`: the file as written, decoded section by section with ContainerPilot's weak typing.
+//! 2. `rules`: what the decoded values mean, one rule per function.
+//! 3. `build`: defaults, the environment and the host's interfaces, into `model`.
+//!
+//! Within one line, problems are listed in the order of the steps. Only `model`, the entry
+//! points below and what they take and give are meant for the rest of pilot; everything here is
+//! pure apart from reading the file, `CONSUL_HTTP_TOKEN_FILE` and the host's interfaces, which
+//! come through `LoadContext`.
 //!
 //! This module must not start anything: loading a config has no side effect on the process.
 
-pub mod decode;
-pub mod duration;
-pub mod interfaces;
+mod build;
+mod duration;
+mod interfaces;
 pub mod json5;
-pub mod model;
+mod model;
+mod problems;
+mod raw;
+mod rules;
 pub mod subcommand;
-pub mod template;
-pub mod validate;
+mod words;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use decode::Problem;
+pub use crate::template::TemplateError;
+pub use build::{DEFAULT_CONTROL_SOCKET, TELEMETRY_JOB};
+pub use duration::go_duration;
 pub use interfaces::{IfaceAddr, InterfaceSource, StaticInterfaces, SystemInterfaces};
 pub use model::*;
-pub use template::TemplateError;
-pub use validate::{DEFAULT_CONTROL_SOCKET, TELEMETRY_JOB};
+pub use problems::{Problem, Severity};
 
 /// The largest config file pilot reads.
 const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -185,7 +195,7 @@ pub fn read(path: &Path) -> Result<String, LoadError> {
 
 /// Renders config text as ContainerPilot's template over `env` (`-template`).
 pub fn render(text: &str, env: &BTreeMap<String, String>) -> Result<String, TemplateError> {
-    template::render(text, env)
+    crate::template::render(text, env)
 }
 
 /// Reads and renders the config file at `path` (`-template`).
@@ -197,19 +207,49 @@ pub fn render_file(path: &Path, env: &BTreeMap<String, String>) -> Result<String
     })
 }
 
+/// A config that loads, and what pilot warns about in it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// Problems that do not refuse the config, in file order.
+    pub warnings: Vec<Problem>,
+}
+
 /// Loads and validates the config file at `path`.
 pub fn load(path: &Path, ctx: &LoadContext) -> Result<Config, LoadError> {
-    let text = read(path)?;
-    load_text(&text, path, ctx)
+    load_with_warnings(path, ctx).map(|loaded| loaded.config)
 }
 
 /// Loads and validates config text; `path` only names it in errors.
 pub fn load_text(text: &str, path: &Path, ctx: &LoadContext) -> Result<Config, LoadError> {
+    load_text_with_warnings(text, path, ctx).map(|loaded| loaded.config)
+}
+
+/// Like `load`, with the warnings.
+pub fn load_with_warnings(path: &Path, ctx: &LoadContext) -> Result<Loaded, LoadError> {
+    let text = read(path)?;
+    load_text_with_warnings(&text, path, ctx)
+}
+
+/// Like `load_text`, with the warnings.
+pub fn load_text_with_warnings(
+    text: &str,
+    path: &Path,
+    ctx: &LoadContext,
+) -> Result<Loaded, LoadError> {
     let root = parse_rendered(text, path, &ctx.env)?;
-    validate::build(&root, ctx).map_err(|problems| LoadError::Invalid {
-        path: path.to_path_buf(),
-        problems,
-    })
+    let mut problems = problems::Problems::default();
+    let config = raw::decode(&root, &mut problems).and_then(|raw| {
+        rules::check(&raw, &mut problems);
+        build::build(&raw, ctx, &mut problems)
+    });
+    match problems.verdict(config) {
+        Ok((config, warnings)) => Ok(Loaded { config, warnings }),
+        Err(problems) => Err(LoadError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }),
+    }
 }
 
 fn parse_rendered(
@@ -261,45 +301,16 @@ fn redact_secrets(error: &mut json5::ParseError, env: &BTreeMap<String, String>)
 pub fn control_socket(path: &Path, ctx: &LoadContext) -> Result<PathBuf, LoadError> {
     let text = read(path)?;
     let root = parse_rendered(&text, path, &ctx.env)?;
-    let invalid = |message: String, line: u32| LoadError::Invalid {
-        path: path.to_path_buf(),
-        problems: vec![Problem {
-            path: String::new(),
-            message,
-            line: Some(line),
-        }],
-    };
-    let Some(mut top) = decode::Obj::top_level(&root) else {
-        return Err(invalid(
-            format!(
-                "the config must be an object of keys, got {}",
-                decode::describe(&root)
-            ),
-            root.pos.line,
-        ));
-    };
-    let Some(control) = top.get("control") else {
-        return Ok(PathBuf::from(DEFAULT_CONTROL_SOCKET));
-    };
-    let Some(mut control_obj) = decode::Obj::new(control) else {
-        return Err(invalid(
-            format!(
-                "control must be an object, got {}",
-                decode::describe(control)
-            ),
-            control.pos.line,
-        ));
-    };
-    match control_obj.get("socket") {
-        None => Ok(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
-        Some(value) => match decode::weak_string(value) {
-            Ok(s) if s.is_empty() => Err(invalid(
-                "control.socket must not be empty".into(),
-                value.pos.line,
-            )),
-            Ok(s) => Ok(PathBuf::from(s)),
-            Err(e) => Err(invalid(format!("control.socket {e}"), value.pos.line)),
-        },
+    let mut problems = problems::Problems::default();
+    let socket = raw::control_socket(&root, &mut problems);
+    match problems.verdict(Some(socket)) {
+        Ok((socket, _)) => Ok(PathBuf::from(
+            socket.as_deref().unwrap_or(DEFAULT_CONTROL_SOCKET),
+        )),
+        Err(problems) => Err(LoadError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }),
     }
 }
 

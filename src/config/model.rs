@@ -183,6 +183,18 @@ pub struct Exec {
     pub args: Vec<String>,
 }
 
+impl Exec {
+    /// A command line split into words as a POSIX shell splits them, without expanding anything:
+    /// how `exec: "..."` is read, and `-render`'s COMMAND. `None` when it has no word.
+    pub fn from_command_line(line: &str) -> Result<Option<Exec>, String> {
+        let mut words = super::words::split(line)?.into_iter();
+        Ok(words.next().map(|program| Exec {
+            program,
+            args: words.collect(),
+        }))
+    }
+}
+
 /// When a job starts.
 #[derive(Clone, Debug, PartialEq)]
 pub enum When {

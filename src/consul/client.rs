@@ -16,9 +16,8 @@ use serde::Serialize;
 
 use super::buffer::AnswerBuffer;
 use super::decode::{self, DecodeError, Instance};
-use super::go_duration;
 use super::transport::{self, Connector, TlsError};
-use crate::config::{self, CheckStatus, Scheme};
+use crate::config::{self, CheckStatus, Scheme, go_duration};
 
 /// How long a write (register, deregister, TTL update) or a non-blocking read may take, from
 /// connecting to the last byte of the answer. A local agent answers in milliseconds; this only

@@ -28,9 +28,8 @@ use std::sync::Arc;
 
 use gotmpl::Value;
 
-use crate::config::TemplateError;
-use crate::config::template::{err, render_with, string_arg};
 use crate::consul::Instance;
+use crate::template::{TemplateError, err, render_with, string_arg};
 use crate::watches::Snapshot;
 
 /// One `-render` argument: `TEMPLATE:DEST[:COMMAND]`.

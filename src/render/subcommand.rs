@@ -161,13 +161,13 @@ async fn run_command(target: &Target, sup: &Supervisor) -> Result<String, String
     let Some(command) = &target.command else {
         return Ok(format!("wrote {dest}"));
     };
-    let words =
-        config::decode::split_words(command).map_err(|e| format!("command {command:?}: {e}"))?;
-    let Some((program, args)) = words.split_first() else {
+    let exec = config::Exec::from_command_line(command)
+        .map_err(|e| format!("command {command:?}: {e}"))?;
+    let Some(exec) = exec else {
         return Ok(format!("wrote {dest}"));
     };
     let mut child = sup
-        .spawn(&Spec::new(program, args))
+        .spawn(&Spec::new(&exec.program, &exec.args))
         .map_err(|e| format!("wrote {dest}, but {command:?} did not start: {e}"))?;
     let status = child.exited().await;
     if status.success() {

@@ -1,0 +1,95 @@
+//! `watches`: the Consul services to follow.
+
+use super::Spanned;
+use super::object::{Obj, is_null, list_items, wrong_type};
+use super::weak::{non_empty_string, weak_seconds, weak_string};
+use crate::config::duration::GoDuration;
+use crate::config::json5::Value;
+use crate::config::problems::{Problems, quote_short};
+
+const KEYS: &[&str] = &["name", "interval", "tag", "dc"];
+
+/// One entry of `watches`, as written.
+#[derive(Debug)]
+pub struct RawWatch {
+    pub index: usize,
+    /// The line of the watch's object.
+    pub line: u32,
+    /// Empty when not given (reported).
+    pub name: String,
+    /// `None` when not given (reported) or not a duration.
+    pub interval: Option<Spanned<GoDuration>>,
+    pub tag: Option<String>,
+    pub dc: Option<String>,
+}
+
+impl RawWatch {
+    /// What its problems belong to: `watches[0] "db"`, or `watches[0]` without a name.
+    pub fn path(&self) -> String {
+        path(self.index, &self.name)
+    }
+}
+
+fn path(index: usize, name: &str) -> String {
+    if name.is_empty() {
+        format!("watches[{index}]")
+    } else {
+        format!("watches[{index}] {}", quote_short(name))
+    }
+}
+
+pub fn decode(value: Option<&Value>, problems: &mut Problems) -> Vec<RawWatch> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let items = list_items(value, "watches", &mut problems.at(""));
+    let mut watches = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        if is_null(item) {
+            continue;
+        }
+        match Obj::new(item, "") {
+            Some(obj) => watches.push(watch(index, obj, problems)),
+            None => wrong_type(
+                &mut problems.at(""),
+                &format!("watches[{index}]"),
+                "an object",
+                item,
+            ),
+        }
+    }
+    watches
+}
+
+fn watch(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawWatch {
+    let name = obj
+        .field("name", weak_string, &mut problems.at(path(index, "")))
+        .map(|n| n.value)
+        .unwrap_or_default();
+    let mut report = problems.at(path(index, &name));
+    if name.is_empty() {
+        report.key(
+            "name",
+            "must be set: it is the Consul service to watch",
+            obj.line,
+        );
+    }
+    let interval = obj.required(
+        "interval",
+        weak_seconds,
+        "how often to poll when Consul is unreachable",
+        &mut report,
+    );
+    let tag = obj.field_if_set("tag", non_empty_string, &mut report);
+    let dc = obj.field_if_set("dc", non_empty_string, &mut report);
+    let line = obj.line;
+    obj.finish(&mut report, KEYS);
+    RawWatch {
+        index,
+        line,
+        name,
+        interval,
+        tag: tag.map(|t| t.value),
+        dc: dc.map(|d| d.value),
+    }
+}
