@@ -5,6 +5,14 @@
 //! child must get exactly that (ARCHITECTURE.md, invariant 3). Everything else is in the library.
 #![no_main]
 
+// build.rs links the static release binary without unwind tables, which only a binary that aborts
+// on panic can do without: a panic that unwinds would find no tables and abort anyway.
+#[cfg(all(pilot_no_unwind_tables, not(panic = "abort")))]
+compile_error!(
+    "build.rs drops the unwind tables from this musl release build, but its profile unwinds on \
+     panic: set panic = \"abort\""
+);
+
 use std::ffi::{CStr, OsString, c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 
