@@ -169,6 +169,30 @@ def netns_pids(netns):
     return [int(p) for p in out.split() if p.isdigit()]
 
 
+def forward_rule(bridge):
+    """The iptables rule that lets the bridge's members talk to each other. Docker sets the FORWARD
+    policy to DROP and loads br_netfilter, so without it frames between two namespaces on a plain
+    Linux bridge are dropped once Docker has run on the machine."""
+    return ["FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
+
+
+def allow_forwarding(bridge):
+    if shutil.which("iptables", path=system_path()) is None:
+        return
+    if run("iptables", "-w", "-C", *forward_rule(bridge), check=False, quiet=True).returncode != 0:
+        run("iptables", "-w", "-I", *forward_rule(bridge))
+
+
+def remove_forwarding(bridge):
+    """Deletes the bridge's rule (every copy of it). Returns whether there was one."""
+    if shutil.which("iptables", path=system_path()) is None:
+        return False
+    removed = False
+    while run("iptables", "-w", "-D", *forward_rule(bridge), check=False, quiet=True).returncode == 0:
+        removed = True
+    return removed
+
+
 def sweep(names, grace=5.0):
     """Removes whatever is left of a run with this prefix: its processes (SIGTERM, then SIGKILL
     after `grace`), namespaces, links and state directory. Returns what it removed."""
@@ -201,6 +225,8 @@ def sweep(names, grace=5.0):
     for ns in spaces:
         run("ip", "netns", "del", ns, check=False)
         removed.append(f"namespace {ns}")
+    if remove_forwarding(names.bridge):
+        removed.append(f"iptables rule for {names.bridge}")
     if names.state.exists():
         shutil.rmtree(names.state, ignore_errors=True)
         removed.append(f"directory {names.state}")
@@ -342,6 +368,7 @@ class Topology:
         run("ip", "link", "add", self.names.bridge, "type", "bridge")
         run("ip", "addr", "add", f"{self.host_ip}/{self.net.prefixlen}", "dev", self.names.bridge)
         run("ip", "link", "set", self.names.bridge, "up")
+        allow_forwarding(self.names.bridge)
 
     def make_netns(self, inst):
         """A namespace whose only link is `eth0` on the bridge (pilot's default interface)."""
@@ -572,6 +599,7 @@ class Topology:
                 self.stop([self.consul])
                 self.consul = None
             run("ip", "link", "del", self.names.bridge, check=False, quiet=True)
+            remove_forwarding(self.names.bridge)
 
 
 # --- the control socket of a running `up` ----------------------------------------------------
