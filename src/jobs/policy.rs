@@ -66,15 +66,17 @@ impl Policy {
         };
         let (trigger, starts, interval) = match &job.when {
             When::Startup => (
-                (EventCode::Startup, GLOBAL.to_string()),
+                Some((EventCode::Startup, GLOBAL.to_string())),
                 Budget::Left(1),
                 false,
             ),
             When::Interval(_) => (
-                (EventCode::Startup, GLOBAL.to_string()),
+                Some((EventCode::Startup, GLOBAL.to_string())),
                 Budget::Left(1),
                 true,
             ),
+            // Nothing starts it; it waits for shutdown (or its `when.timeout`).
+            When::Never { .. } => (None, Budget::Left(0), false),
             When::Event {
                 code,
                 source,
@@ -85,13 +87,16 @@ impl Policy {
                     Repeat::Once => Budget::Left(1),
                     Repeat::Each => Budget::Unlimited,
                 };
-                ((*code, source.clone()), starts, false)
+                (Some((*code, source.clone())), starts, false)
             }
         };
-        let stop_hook = matches!(trigger.0, EventCode::Stopping | EventCode::Stopped);
+        let stop_hook = matches!(
+            trigger,
+            Some((EventCode::Stopping | EventCode::Stopped, _))
+        );
         Policy {
             stop_hook,
-            trigger: Some(trigger),
+            trigger,
             starts,
             restarts,
             interval,
@@ -232,6 +237,7 @@ mod tests {
     fn job(when: When, restarts: Restarts) -> Job {
         Job {
             name: "j".into(),
+            key: "j".into(),
             kind: JobKind::User,
             exec: None,
             raw_output: false,

@@ -11,6 +11,7 @@ fn job_defaults() {
         job,
         Job {
             name: "a".into(),
+            key: "a".into(),
             kind: JobKind::User,
             exec: exec(&["run"]),
             raw_output: false,
@@ -52,10 +53,14 @@ fn job_exec_forms() {
         error(&job("name: 'a', exec: []")),
         "jobs[0] \"a\": exec is empty: give the program to run (line 1)"
     );
+    // ContainerPilot split on spaces and kept quotes: pilot does so where shell-style quoting
+    // cannot apply, with a warning.
+    let unterminated = job("name: 'a', exec: \"echo 'x  y\"");
     assert_eq!(
-        error(&job("name: 'a', exec: \"echo 'x\"")),
-        "jobs[0] \"a\": exec has an unterminated single quote (line 1)"
+        warnings(&unterminated),
+        ["warning: jobs[0] \"a\": exec has an unterminated single quote: it is split on spaces with the quotes kept, as ContainerPilot splits it (line 1)"]
     );
+    assert_eq!(ok(&unterminated).jobs[0].exec, exec(&["echo", "'x", "", "y"]));
     assert_eq!(
         error(&job("name: 'a', exec: {}")),
         "jobs[0] \"a\": exec must be a string or an array of strings, got an object (line 1)"
@@ -84,16 +89,27 @@ fn job_name_errors() {
     assert_eq!(ok("{consul: 'c', jobs: [null, {name: 'a'}]}").jobs.len(), 1);
 }
 
+/// ContainerPilot runs two jobs of one name: pilot too, with a warning; each has its own key.
 #[test]
 fn duplicate_job_names() {
+    let text = "{consul: 'c', jobs: [\n{name: 'a'},\n{name: 'b'},\n{name: 'a', exec: 'x'}]}";
     assert_eq!(
-        error("{consul: 'c', jobs: [\n{name: 'a'},\n{name: 'b'},\n{name: 'a'}]}"),
-        "jobs[2] \"a\": name \"a\" is already the name of jobs[0] (line 2): job names must be unique (line 4)"
+        warnings(text),
+        ["warning: jobs[2] \"a\": name \"a\" is already the name of jobs[0] (line 2): both jobs run, and their events and Consul service are one (line 4)"]
     );
+    let config = ok(text);
+    let keys: Vec<(&str, &str)> = (config.jobs.iter())
+        .map(|j| (j.name.as_str(), j.key.as_str()))
+        .collect();
+    assert_eq!(keys, [("a", "a"), ("b", "b"), ("a", "a#2")]);
+    assert_eq!(config.job("a#2").unwrap().exec, exec(&["x"]));
+    let text = "{consul: 'c', telemetry: {},\n jobs: [{name: 'containerpilot'}]}";
     assert_eq!(
-        error("{consul: 'c', telemetry: {},\n jobs: [{name: 'containerpilot'}]}"),
-        "jobs[0] \"containerpilot\": name \"containerpilot\" is the name of the job telemetry adds (line 1): job names must be unique (line 2)"
+        warnings(text),
+        ["warning: jobs[0] \"containerpilot\": name \"containerpilot\" is the name of the job telemetry adds (line 1): both jobs run, and their events and Consul service are one (line 2)"]
     );
+    let keys: Vec<String> = ok(text).jobs.into_iter().map(|j| j.key).collect();
+    assert_eq!(keys, ["containerpilot", "containerpilot#2"]);
 }
 
 #[test]
