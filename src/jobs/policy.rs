@@ -211,14 +211,15 @@ impl Policy {
 
     /// The job `source` stopped for good, so it will publish nothing more. A job whose trigger
     /// comes from it can never start again: it halts once its current run (and that run's
-    /// restarts) is over.
+    /// restarts), and the run a trigger that came during it asked for, are over.
     pub fn on_source_stopped(&mut self, source: &str) -> Decision {
         if self.trigger_source() != Some(source) {
             return Decision::Wait;
         }
         self.trigger = None;
-        self.starts = Budget::Left(0);
-        self.pending = false;
+        if !self.pending {
+            self.starts = Budget::Left(0);
+        }
         if self.running {
             Decision::Wait
         } else {
@@ -514,5 +515,18 @@ mod tests {
         );
         running.started();
         assert_eq!(running.on_exit(), Halt);
+
+        // A trigger that came during the run still gets its run (ContainerPilot queued it).
+        let mut follower = Policy::new(&job(
+            on(EventCode::ExitSuccess, "dup", Repeat::Each),
+            Restarts::Never,
+        ));
+        assert_eq!(follower.on_trigger(), Start);
+        follower.started();
+        assert_eq!(follower.on_trigger(), Wait);
+        assert_eq!(follower.on_source_stopped("dup"), Wait);
+        assert_eq!(follower.on_exit(), Start, "the queued trigger's run");
+        follower.started();
+        assert_eq!(follower.on_exit(), Halt);
     }
 }
