@@ -91,7 +91,10 @@ fn a_job_whose_trigger_never_comes_waits_until_shutdown() {
         assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
         let events = events(&finished.stdout);
         for want in ["Shutdown global", "Stopping waiter", "Stopped waiter"] {
-            assert!(events.iter().any(|e| e == want), "{mode:?}: {want} in {events:#?}");
+            assert!(
+                events.iter().any(|e| e == want),
+                "{mode:?}: {want} in {events:#?}"
+            );
         }
         assert!(outputs(&finished.stdout, "waiter").is_empty(), "{mode:?}");
     }

@@ -90,10 +90,7 @@ impl Policy {
                 (Some((*code, source.clone())), starts, false)
             }
         };
-        let stop_hook = matches!(
-            trigger,
-            Some((EventCode::Stopping | EventCode::Stopped, _))
-        );
+        let stop_hook = matches!(trigger, Some((EventCode::Stopping | EventCode::Stopped, _)));
         Policy {
             stop_hook,
             trigger,

@@ -4,8 +4,8 @@
 
 use super::Spanned;
 use super::weak::{describe, exec, exec_quoting_problem};
-use crate::config::model::Exec;
 use crate::config::json5::{Kind, Member, Value};
+use crate::config::model::Exec;
 use crate::config::problems::{Reporter, closest, quote_short};
 
 /// Unknown keys reported one by one in an object; the rest are counted.

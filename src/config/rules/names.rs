@@ -30,15 +30,17 @@ pub fn check_job_names(jobs: &[RawJob], telemetry: Option<&RawTelemetry>, proble
         return;
     };
     if let Some(job) = first.iter().find(|j| j.name == TELEMETRY_JOB) {
-        problems.at(format!("jobs[{}] {TELEMETRY_JOB:?}", job.index)).warn_key(
-            "name",
-            format!(
-                "{TELEMETRY_JOB:?} is the name of the job telemetry adds (line {}): both jobs \
+        problems
+            .at(format!("jobs[{}] {TELEMETRY_JOB:?}", job.index))
+            .warn_key(
+                "name",
+                format!(
+                    "{TELEMETRY_JOB:?} is the name of the job telemetry adds (line {}): both jobs \
                  run, and their events and Consul service are one",
-                telemetry.line
-            ),
-            job.line,
-        );
+                    telemetry.line
+                ),
+                job.line,
+            );
     }
 }
 

@@ -58,9 +58,14 @@ fn job_exec_forms() {
     let unterminated = job("name: 'a', exec: \"echo 'x  y\"");
     assert_eq!(
         warnings(&unterminated),
-        ["warning: jobs[0] \"a\": exec has an unterminated single quote: it is split on spaces with the quotes kept, as ContainerPilot splits it (line 1)"]
+        [
+            "warning: jobs[0] \"a\": exec has an unterminated single quote: it is split on spaces with the quotes kept, as ContainerPilot splits it (line 1)"
+        ]
     );
-    assert_eq!(ok(&unterminated).jobs[0].exec, exec(&["echo", "'x", "", "y"]));
+    assert_eq!(
+        ok(&unterminated).jobs[0].exec,
+        exec(&["echo", "'x", "", "y"])
+    );
     assert_eq!(
         error(&job("name: 'a', exec: {}")),
         "jobs[0] \"a\": exec must be a string or an array of strings, got an object (line 1)"
@@ -95,7 +100,9 @@ fn duplicate_job_names() {
     let text = "{consul: 'c', jobs: [\n{name: 'a'},\n{name: 'b'},\n{name: 'a', exec: 'x'}]}";
     assert_eq!(
         warnings(text),
-        ["warning: jobs[2] \"a\": name \"a\" is already the name of jobs[0] (line 2): both jobs run, and their events and Consul service are one (line 4)"]
+        [
+            "warning: jobs[2] \"a\": name \"a\" is already the name of jobs[0] (line 2): both jobs run, and their events and Consul service are one (line 4)"
+        ]
     );
     let config = ok(text);
     let keys: Vec<(&str, &str)> = (config.jobs.iter())
@@ -106,7 +113,9 @@ fn duplicate_job_names() {
     let text = "{consul: 'c', telemetry: {},\n jobs: [{name: 'containerpilot'}]}";
     assert_eq!(
         warnings(text),
-        ["warning: jobs[0] \"containerpilot\": name \"containerpilot\" is the name of the job telemetry adds (line 1): both jobs run, and their events and Consul service are one (line 2)"]
+        [
+            "warning: jobs[0] \"containerpilot\": name \"containerpilot\" is the name of the job telemetry adds (line 1): both jobs run, and their events and Consul service are one (line 2)"
+        ]
     );
     let keys: Vec<String> = ok(text).jobs.into_iter().map(|j| j.key).collect();
     assert_eq!(keys, ["containerpilot", "containerpilot#2"]);

@@ -255,11 +255,12 @@ fn when_that_can_never_fire() {
         ),
     ];
     for (text, message) in cases {
-        let found = match load_text_with_warnings(&when_config(text), Path::new("test.json5"), &ctx()) {
-            Ok(loaded) if loaded.warnings.len() == 1 => loaded.warnings[0].to_string(),
-            Ok(loaded) => panic!("{text}: {:?}", loaded.warnings),
-            Err(err) => panic!("{text}: refused: {err}"),
-        };
+        let found =
+            match load_text_with_warnings(&when_config(text), Path::new("test.json5"), &ctx()) {
+                Ok(loaded) if loaded.warnings.len() == 1 => loaded.warnings[0].to_string(),
+                Ok(loaded) => panic!("{text}: {:?}", loaded.warnings),
+                Err(err) => panic!("{text}: refused: {err}"),
+            };
         let expected = format!("warning: jobs[4] \"test\": {message} (line 6)");
         assert_eq!(found, expected, "{text}");
     }
