@@ -111,7 +111,11 @@ fn validate(fixture: &str, env: &[(&str, &str)]) -> (i32, Vec<String>) {
         .arg("-config")
         .arg(fixture_path(fixture));
     let (status, stdout, stderr) = run(cmd);
-    let lines = stdout.lines().chain(stderr.lines()).map(str::to_string).collect();
+    let lines = stdout
+        .lines()
+        .chain(stderr.lines())
+        .map(str::to_string)
+        .collect();
     (code(status), lines)
 }
 
@@ -132,18 +136,24 @@ fn real_config_patterns_are_valid_with_their_warnings() {
         (
             "source-under-unset-variable.json5",
             &[],
-            &["warning: jobs[0] \"setup\": when.once \"healthy\" from \"consul-agent\" never fires: no job is named \"consul-agent\""],
+            &[
+                "warning: jobs[0] \"setup\": when.once \"healthy\" from \"consul-agent\" never fires: no job is named \"consul-agent\"",
+            ],
         ),
         ("source-under-unset-variable.json5", &agent, &[]),
         (
             "undeclared-watch.json5",
             &[],
-            &["warning: jobs[1] \"queue-onchange\": when.once \"changed\" from \"watch.queue\" never fires: there is no watch named \"queue\" in watches (line 9)"],
+            &[
+                "warning: jobs[1] \"queue-onchange\": when.once \"changed\" from \"watch.queue\" never fires: there is no watch named \"queue\" in watches (line 9)",
+            ],
         ),
         (
             "duplicate-names.json5",
             &[],
-            &["warning: jobs[1] \"dns\": when.each \"changed\" from \"web\" never fires: only watches publish changed (line 15)"],
+            &[
+                "warning: jobs[1] \"dns\": when.each \"changed\" from \"web\" never fires: only watches publish changed (line 15)",
+            ],
         ),
         (
             "duplicate-names.json5",
@@ -174,10 +184,16 @@ fn real_config_patterns_are_valid_with_their_warnings() {
     for (fixture, env, want) in cases {
         let (status, lines) = validate(fixture, env);
         assert_eq!(status, 0, "{fixture} {env:?}: {lines:#?}");
-        let warnings: Vec<&String> = lines.iter().filter(|l| l.starts_with("warning: ")).collect();
+        let warnings: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with("warning: "))
+            .collect();
         assert_eq!(warnings.len(), want.len(), "{fixture} {env:?}: {lines:#?}");
         for (line, want) in warnings.iter().zip(want.iter()) {
-            assert!(line.starts_with(want), "{fixture} {env:?}: {line:?} is not {want:?}");
+            assert!(
+                line.starts_with(want),
+                "{fixture} {env:?}: {line:?} is not {want:?}"
+            );
         }
         assert!(
             lines.last().is_some_and(|l| l.contains(" is valid: ")),
@@ -185,7 +201,12 @@ fn real_config_patterns_are_valid_with_their_warnings() {
         );
     }
     let (_, lines) = validate("loop-jobs.json5", &[]);
-    assert!(lines.iter().any(|l| l.ends_with("is valid: 30 job(s), 0 watch(es)")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("is valid: 30 job(s), 0 watch(es)")),
+        "{lines:#?}"
+    );
 }
 
 /// A ContainerPilot 2.x config is refused with one error that names the format and the docs'
@@ -196,6 +217,172 @@ fn a_containerpilot_2_config_is_recognised() {
     assert_eq!(status, 2, "{lines:#?}");
     assert_eq!(
         lines[1..],
-        ["this is a ContainerPilot 2.x config (\"services\", \"backends\", \"preStart\" at the top level), which pilot does not read: ContainerPilot 3 replaced them with jobs and watches; see docs/configuration.md, \"Moving from ContainerPilot 2.x\" (line 1)"]
+        [
+            "this is a ContainerPilot 2.x config (\"services\", \"backends\", \"preStart\" at the top level), which pilot does not read: ContainerPilot 3 replaced them with jobs and watches; see docs/configuration.md, \"Moving from ContainerPilot 2.x\" (line 1)"
+        ]
     );
+}
+
+/// A directory holding the binary under test installed as `containerpilot` (a symbolic link,
+/// as `ln -s pilot containerpilot` would make), to put first in PATH.
+fn installed_as_containerpilot(dir: &Scratch) -> std::path::PathBuf {
+    let bin = dir.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(pilot_bin(), bin.join("containerpilot")).unwrap();
+    bin
+}
+
+fn path_with(bin: &std::path::Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// A free TCP port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How hook scripts of real images talk back to the running ContainerPilot, with pilot
+/// installed as `containerpilot`: `-putmetric` with `-config` before or after it, the service's
+/// `CONTAINERPILOT_<JOB>_IP` (dashes in the job's name), `CONTAINERPILOT_PID`, `-putenv` then a
+/// reload whose config is rendered with the new value (a job that exists only when it is set),
+/// and the MySQL image's manager: render the config with `-template`, rewrite the file,
+/// `-reload`.
+#[test]
+fn hook_scripts_talk_back_through_containerpilot() {
+    for mode in modes() {
+        let dir = Scratch::new("talk-back");
+        let bin = installed_as_containerpilot(&dir);
+        let cfg = dir.path("containerpilot.json5");
+        let socket = dir.path("run/cp.socket");
+        let script = [
+            "until containerpilot -config \"$CFG\" -ping >/dev/null; do sleep 0.05; done",
+            "containerpilot -config \"$CFG\" -putmetric app_hits=2",
+            "containerpilot -putmetric app_hits=3 -config \"$CFG\"",
+            "echo ip=$CONTAINERPILOT_MY_DB_IP pid=$CONTAINERPILOT_PID",
+            "containerpilot -putenv VERSION=2 -config \"$CFG\"",
+            "containerpilot -reload -config \"$CFG\" && echo reloaded",
+            "until [ -e \"$CFG.ran\" ]; do sleep 0.05; done",
+            "containerpilot -config \"$CFG\" -template > \"$CFG.rendered\"",
+            // (`[ ]`: the script itself, in the file, must not match)
+            "sed 's|// more[ ]jobs|{ name: \"rewritten\", exec: \"echo rewritten\" },|' \"$CFG.rendered\" > \"$CFG\"",
+            "containerpilot -reload -config \"$CFG\" && echo reloaded again",
+        ]
+        .join("\n");
+        let text = format!(
+            r#"{{
+  consul: "127.0.0.1:1",
+  logging: {{ level: "DEBUG" }},
+  control: {{ socket: "{socket}" }},
+  telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"],
+    metrics: [{{ namespace: "app", name: "hits", help: "hits", type: "counter" }}] }},
+  jobs: [
+    {{ name: "my-db", exec: ["sleep", "1000"], port: 5432, interfaces: ["static:10.1.2.3"],
+      health: {{ exec: "true", interval: 1, ttl: 5 }} }},
+    {{ name: "talk", exec: ["sh", "-c", {script:?}] }},{{{{ if .VERSION }}}}
+    {{ name: "reloaded", exec: ["sh", "-c", "echo version {{{{ .VERSION }}}}; touch $CFG.ran"] }},{{{{ end }}}}
+    // more jobs
+  ],
+}}
+"#,
+            socket = socket.display(),
+            port = free_port(),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let mut cmd = pilot(mode, config_args(&cfg));
+        cmd.env("PATH", path_with(&bin)).env("CFG", &cfg);
+        let mut running = Running::start(cmd, mode);
+        let said = running.expect_line("talk's environment", |l| {
+            job_output(l, "talk").is_some_and(|o| o.starts_with("ip="))
+        });
+        let said = job_output(&said, "talk").unwrap().to_string();
+        let pid = if mode == Mode::Pid1 {
+            "1".to_string()
+        } else {
+            running.pilot_pid().to_string()
+        };
+        assert_eq!(said, format!("ip=10.1.2.3 pid={pid}"), "{mode:?}");
+        running.expect_line("the metric set with -config first", |l| {
+            l.ends_with("event: {Metric app_hits|2}")
+        });
+        running.expect_line("the metric set with -config last", |l| {
+            l.ends_with("event: {Metric app_hits|3}")
+        });
+        running.expect_line("the reload answered", |l| {
+            job_output(l, "talk") == Some("reloaded")
+        });
+        running.expect_line(
+            "the job the reload added, rendered with -putenv's value",
+            |l| job_output(l, "reloaded") == Some("version 2"),
+        );
+        running.expect_line("the second reload answered", |l| {
+            job_output(l, "talk") == Some("reloaded again")
+        });
+        running.expect_line("the job added to the file -template rendered", |l| {
+            job_output(l, "rewritten") == Some("rewritten")
+        });
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
+    }
+}
+
+/// A job that ends the container with `pkill containerpilot` (or `pkill --signal SIGTERM
+/// containerpilot`) works when pilot is installed under that name. Only as PID 1 of a PID
+/// namespace with its own /proc, where pkill sees nothing but the container's processes.
+#[test]
+fn pkill_containerpilot_ends_pilot_installed_as_containerpilot() {
+    if !modes().contains(&Mode::Pid1) {
+        eprintln!("skipping: pkill is only safe inside a PID namespace, which needs root");
+        return;
+    }
+    for pkill in [
+        "pkill containerpilot",
+        "pkill --signal SIGTERM containerpilot",
+    ] {
+        let dir = Scratch::new("pkill");
+        let bin = installed_as_containerpilot(&dir);
+        let cfg = dir.write(
+            "containerpilot.json5",
+            &config(&format!(
+                r#"jobs: [
+    {{ name: "app", exec: ["sh", "-c", "trap 'echo app got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done"] }},
+    {{ name: "ender", exec: "{pkill}", when: {{ source: "starter", once: "exitSuccess" }} }},
+    {{ name: "starter", exec: "true" }},
+  ]"#
+            )),
+        );
+        let mut cmd = pilot(Mode::Pid1, config_args(&cfg));
+        // unshare runs the binary by its path; make that path the `containerpilot` name.
+        let mut args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_os_string()).collect();
+        for arg in &mut args {
+            if arg.as_os_str() == std::ffi::OsStr::new(pilot_bin()) {
+                *arg = bin.join("containerpilot").into_os_string();
+            }
+        }
+        cmd = std::process::Command::new(cmd.get_program());
+        cmd.args(&args).env("PATH", path_with(&bin));
+        let finished = Running::start(cmd, Mode::Pid1).wait();
+        assert_eq!(code(finished.status), 0, "{pkill}: {}", finished.stderr);
+        let events = events(&finished.stdout);
+        assert!(
+            events.iter().any(|e| e == "Shutdown global"),
+            "{pkill}: {events:#?}"
+        );
+        assert!(
+            finished
+                .stdout
+                .iter()
+                .any(|l| job_output(l, "app") == Some("app got TERM")),
+            "{pkill}: {:#?}",
+            finished.stdout
+        );
+    }
 }
