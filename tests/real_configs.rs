@@ -125,6 +125,9 @@ fn fixture_path(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// Environment variables, as (name, value).
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 /// The patterns of real users' configs, each in a config of our own: what ContainerPilot 3.8
 /// runs is valid (exit 0), with a warning (its key path and line) for what never fires or
 /// repeats. `scripts/corpus-check.py` runs the same check over the configs themselves.
@@ -132,7 +135,7 @@ fn fixture_path(name: &str) -> std::path::PathBuf {
 fn real_config_patterns_are_valid_with_their_warnings() {
     let agent = [("CONSUL_AGENT", "1")];
     let acme = [("ACME_DOMAIN", "example.com")];
-    let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+    let cases: &[(&str, Env, &[&str])] = &[
         (
             "source-under-unset-variable.json5",
             &[],
