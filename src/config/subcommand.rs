@@ -63,8 +63,9 @@ pub fn validate(args: &Args) -> i32 {
     };
     match super::load_with_warnings(&path, &ctx) {
         Ok(super::Loaded { config, warnings }) => {
+            let mut text = String::new();
             for warning in &warnings {
-                println!("{warning}");
+                text.push_str(&format!("{warning}\n"));
             }
             // The jobs written: not the one telemetry adds.
             let jobs = config
@@ -77,12 +78,12 @@ pub fn validate(args: &Args) -> i32 {
                 1 => ", 1 warning".to_string(),
                 n => format!(", {n} warnings"),
             };
-            println!(
-                "config {} is valid: {jobs} job(s), {} watch(es){with_warnings}",
+            text.push_str(&format!(
+                "config {} is valid: {jobs} job(s), {} watch(es){with_warnings}\n",
                 path.display(),
                 config.watches.len()
-            );
-            0
+            ));
+            crate::print_or_fail(&text)
         }
         Err(err) => {
             eprintln!("pilot: {err}");

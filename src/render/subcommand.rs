@@ -92,7 +92,10 @@ pub fn run(args: &Args) -> i32 {
         for (target, template) in &parsed {
             match write_target(target, template) {
                 Ok(true) => written.push(*target),
-                Ok(false) => println!("pilot: {} is unchanged", target.dest.display()),
+                Ok(false) => {
+                    let said = format!("pilot: {} is unchanged\n", target.dest.display());
+                    status = status.max(crate::print_or_fail(&said));
+                }
                 Err(message) => {
                     eprintln!("pilot: -render {}: {message}", target.template.display());
                     status = 1;
@@ -112,7 +115,7 @@ pub fn run(args: &Args) -> i32 {
         };
         for target in written {
             match run_command(target, &sup).await {
-                Ok(done) => println!("pilot: {done}"),
+                Ok(done) => status = status.max(crate::print_or_fail(&format!("pilot: {done}\n"))),
                 Err(message) => {
                     eprintln!("pilot: -render {}: {message}", target.template.display());
                     status = 1;
