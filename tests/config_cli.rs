@@ -160,7 +160,7 @@ fn validate_prints_every_problem_and_exits_2() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "pilot: invalid config {} (4 problems):\n\
+            "pilot: invalid config {} (2 problems and 2 warnings):\n\
              warning: jobs[0] \"app\": when names no event, so the job never starts: give source and once or each, or leave when out to start at startup (line 4)\n\
              jobs[1] \"app\": restarts must not be negative, got -1 (line 5)\n\
              warning: jobs[1] \"app\": name \"app\" is already the name of jobs[0] (line 4): both jobs run, and their events and Consul service are one (line 5)\n\

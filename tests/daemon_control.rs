@@ -59,7 +59,7 @@ fn reload_restarts_only_what_changed() {
             "pilot.json5",
             &v1.replace(
                 "jobs: [",
-                "jobs: [{ name: \"same\", exec: \"x\", restarts: -1 },",
+                "jobs: [{ name: \"bad\", exec: \"x\", restarts: -1 },",
             ),
         );
         let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
@@ -70,7 +70,7 @@ fn reload_restarts_only_what_changed() {
         );
         // The problems one per line, as -validate lists them.
         assert!(
-            stderr.contains("(1 problem):\njobs[0] \"same\": restarts must not be negative"),
+            stderr.contains("(1 problem):\njobs[0] \"bad\": restarts must not be negative"),
             "the problem is named: {stderr}"
         );
         assert_eq!(job_pid(&status_of(&socket), "same"), Some(same), "{mode:?}");
