@@ -1,6 +1,6 @@
 //! A job's start and restart rules as pure decisions: ContainerPilot's `when` and `restarts`
 //! arithmetic (reference section 3.6), with pilot's coalescing of overlapping triggers
-//! (PRODUCT.md 2.10).
+//! (README, "Compatibility with ContainerPilot 3.8").
 //!
 //! The job task feeds the policy what happened and carries out what it decides. Keeping the rules
 //! free of processes and timers lets the tables in the tests cover them exhaustively.
