@@ -98,10 +98,8 @@ fn health(raw: &RawHealth) -> Option<Health> {
         Check::None
     };
     let interval = positive(raw.interval.as_ref())?;
-    let timeout = match &raw.timeout {
-        None => interval,
-        Some(timeout) => positive(Some(timeout))?,
-    };
+    // Zero or negative (a warning) is the interval too.
+    let timeout = positive(raw.timeout.as_ref()).unwrap_or(interval);
     Some(Health {
         check,
         interval,

@@ -405,10 +405,13 @@ fn health_checks() {
         problem("exec: 'x', ttl: 1"),
         "jobs[0] \"a\": health.interval must be set: how often the check runs (line 1)"
     );
+    // ContainerPilot ran it without a timeout: pilot runs it, bounded by the interval.
+    let zero = job("name: 'a', health: {exec: 'x', interval: 3, ttl: 5, timeout: 0}");
     assert_eq!(
-        problem("exec: 'x', interval: 1, ttl: 1, timeout: 0"),
-        "jobs[0] \"a\": health.timeout must be greater than zero, got 0s (leave it out to use health.interval) (line 1)"
+        warnings(&zero),
+        ["warning: jobs[0] \"a\": health.timeout should be greater than zero, got 0s: the check times out at health.interval (ContainerPilot ran it without a timeout) (line 1)"]
     );
+    assert_eq!(ok(&zero).jobs[0].health.as_ref().unwrap().timeout, secs(3));
     assert_eq!(
         problem("exec: 'x', http: 'http://a', interval: 1, ttl: 1"),
         "jobs[0] \"a\": health can have only one of exec, http and tcp, got exec and http (line 1)"
