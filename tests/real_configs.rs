@@ -389,3 +389,58 @@ fn pkill_containerpilot_ends_pilot_installed_as_containerpilot() {
         );
     }
 }
+
+/// Two services of one name share the ID `<name>-<hostname>`: in Consul they are one service,
+/// registered and heartbeated by both, and gone once both have stopped.
+#[test]
+fn two_services_of_one_name_are_one_service_in_consul() {
+    use consul_double::{BackgroundDouble, CheckStatus, Config as DoubleConfig};
+    let double = BackgroundDouble::start(DoubleConfig {
+        timing: DoubleConfig::fast_timing(),
+        ..DoubleConfig::default()
+    })
+    .unwrap();
+    let dir = Scratch::new("dup-services");
+    let cfg = dir.write(
+        "pilot.json5",
+        &format!(
+            r#"{{ consul: "{}", control: {{ socket: "{}" }},
+  jobs: [
+    {{ name: "web", exec: ["sleep", "1000"], port: 8080, interfaces: "static:10.0.0.1",
+      health: {{ exec: "true", interval: 1, ttl: 5 }} }},
+    {{ name: "web", exec: ["sleep", "1001"], port: 8080, interfaces: "static:10.0.0.2",
+      health: {{ exec: "true", interval: 1, ttl: 5 }} }},
+  ] }}"#,
+            double.http_addr().unwrap(),
+            dir.path("pilot.sock").display()
+        ),
+    );
+    let running = Running::start(pilot(Mode::Plain, config_args(&cfg)), Mode::Plain);
+    let id = format!(
+        "web-{}",
+        nix::unistd::gethostname().unwrap().into_string().unwrap()
+    );
+    wait_for(
+        || {
+            double
+                .check(&format!("service:{id}"))
+                .filter(|c| c.status == CheckStatus::Passing)
+                .map(|_| ())
+        },
+        "the service registered and passing",
+    );
+    let services = double.services();
+    let webs: Vec<_> = services.values().filter(|s| s.name == "web").collect();
+    assert_eq!(webs.len(), 1, "{services:#?}");
+    assert!(
+        ["10.0.0.1", "10.0.0.2"].contains(&webs[0].address.as_str()),
+        "{webs:#?}"
+    );
+    running.signal(libc::SIGTERM);
+    let finished = running.wait();
+    assert_eq!(code(finished.status), 0, "{}", finished.stderr);
+    assert!(
+        double.service(&id).is_none(),
+        "deregistered once both stopped"
+    );
+}

@@ -409,7 +409,9 @@ fn health_checks() {
     let zero = job("name: 'a', health: {exec: 'x', interval: 3, ttl: 5, timeout: 0}");
     assert_eq!(
         warnings(&zero),
-        ["warning: jobs[0] \"a\": health.timeout should be greater than zero, got 0s: the check times out at health.interval (ContainerPilot ran it without a timeout) (line 1)"]
+        [
+            "warning: jobs[0] \"a\": health.timeout should be greater than zero, got 0s: the check times out at health.interval (ContainerPilot ran it without a timeout) (line 1)"
+        ]
     );
     assert_eq!(ok(&zero).jobs[0].health.as_ref().unwrap().timeout, secs(3));
     assert_eq!(
