@@ -26,8 +26,8 @@ const EVENT_NAMES: &[&str] = &[
     "exitMaintenance",
 ];
 
-/// What a trigger may name: the jobs (by name, the first of a repeated name) and what each
-/// can publish, and the watches.
+/// What a trigger may name: the jobs (by name; what two jobs of one name publish together) and
+/// what each can publish, and the watches.
 pub struct Facts<'a> {
     jobs: HashMap<&'a str, JobFacts>,
     watches: HashSet<&'a str>,
@@ -48,11 +48,19 @@ impl<'a> Facts<'a> {
             let has_when_timeout = job.when.as_ref().is_some_and(|w| {
                 w.interval.is_none() && w.timeout.as_ref().is_some_and(|t| t.value.is_positive())
             });
-            jobs.entry(job.name.as_str()).or_insert(JobFacts {
+            let facts = JobFacts {
                 has_exec: job.exec.is_some() || job.broken,
                 has_check: job.health.as_ref().is_some_and(|h| h.has_check()) || job.broken,
                 has_when_timeout: has_when_timeout || job.broken,
-            });
+            };
+            // Two jobs of one name publish under it together.
+            jobs.entry(job.name.as_str())
+                .and_modify(|f: &mut JobFacts| {
+                    f.has_exec |= facts.has_exec;
+                    f.has_check |= facts.has_check;
+                    f.has_when_timeout |= facts.has_when_timeout;
+                })
+                .or_insert(facts);
         }
         if raw.telemetry.is_some() {
             let telemetry = JobFacts {

@@ -119,6 +119,15 @@ fn duplicate_job_names() {
     );
     let keys: Vec<String> = ok(text).jobs.into_iter().map(|j| j.key).collect();
     assert_eq!(keys, ["containerpilot", "containerpilot#2"]);
+    // What either of two jobs of one name publishes, a trigger on the name gets.
+    let text = "{consul: 'c', jobs: [{name: 'a'}, {name: 'a', exec: 'x'},
+        {name: 'b', exec: 'y', when: {source: 'a', once: 'exitSuccess'}}]}";
+    assert_eq!(
+        warnings(text).len(),
+        1,
+        "only the repeated name: {:?}",
+        warnings(text)
+    );
 }
 
 #[test]
