@@ -251,6 +251,60 @@ fn triggers_during_a_run_coalesce_into_one_more_run() {
     }
 }
 
+#[test]
+fn a_trigger_queued_when_its_source_stops_still_runs() {
+    // ContainerPilot: a job fails twice in a row (`restarts: 1`) while its `each: exitFailed`
+    // hook is still running for the first failure; the second failure's run is queued, and the
+    // hook runs twice even though its source has stopped meanwhile.
+    for (variant, src) in [
+        ("exits", r#"exec: "false""#),
+        ("missing", r#"exec: "/nonexistent/program""#),
+    ] {
+        for mode in modes() {
+            let dir = Scratch::new("queued-after-stop");
+            let release = dir.path("release");
+            // The hook's runs wait until the test creates `release`, which it does once the
+            // source has stopped: both failures arrive during the first run, however slow the
+            // machine.
+            let cfg = dir.write(
+                "pilot.json5",
+                &config(&format!(
+                    r#"jobs: [
+    {{ name: "src", {src}, restarts: 1 }},
+    {{ name: "hook", exec: ["sh", "-c", "echo run; until [ -e {} ]; do sleep 0.02; done"],
+       when: {{ source: "src", each: "exitFailed" }} }},
+  ]"#,
+                    release.display()
+                )),
+            );
+            let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+            running.expect_line("the source's end", |l| l.ends_with("event: {Stopped src}"));
+            std::fs::write(&release, "").unwrap();
+            // Nothing else runs: pilot exits once the hook has halted.
+            let finished = running.wait();
+            assert_eq!(
+                outputs(&finished.stdout, "hook"),
+                ["run", "run"],
+                "{variant} {mode:?}"
+            );
+            let failures = events(&finished.stdout)
+                .iter()
+                .filter(|e| *e == "ExitFailed src")
+                .count();
+            assert_eq!(failures, 2, "{variant} {mode:?}");
+            assert_in_order(
+                &events(&finished.stdout),
+                &[
+                    "Stopped src",
+                    "ExitSuccess hook",
+                    "ExitSuccess hook",
+                    "Stopped hook",
+                ],
+            );
+        }
+    }
+}
+
 /// User and system CPU time of a process, from /proc.
 fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
