@@ -593,14 +593,23 @@ fn sighup_and_sigusr2_become_events_and_stop_nothing() {
 }
 
 #[test]
-fn without_a_main_process_a_failed_job_makes_pilot_exit_1() {
+fn without_a_main_process_pilot_exits_0_even_if_a_job_failed() {
+    // ContainerPilot exited 0 when every job had finished, whatever their last runs did.
     for mode in modes() {
-        let (status, _, stderr) = run_config(
+        let (status, stdout, stderr) = run_config(
             mode,
             "failed",
             r#"jobs: [{ name: "ok", exec: "true" }, { name: "bad", exec: "false" }]"#,
         );
-        assert_eq!(status, 1, "{mode:?}: {stderr}");
+        assert_in_order(&events(&stdout), &["ExitFailed bad", "Stopped bad"]);
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "missing",
+            r#"jobs: [{ name: "gone", exec: "/nonexistent/program" }]"#,
+        );
+        assert_in_order(&events(&stdout), &["ExitFailed gone", "Stopped gone"]);
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
         let (status, _, stderr) = run_config(
             mode,
             "all-ok",
