@@ -810,6 +810,54 @@ fn job_output_is_wrapped_in_each_log_format_unless_raw() {
 }
 
 #[test]
+fn pilots_own_lines_have_containerpilots_shape() {
+    // ContainerPilot's own messages had no fields: in the default format
+    // `<time> talker exited with error: exit status 1`, with the job's name once, in the message;
+    // only child output carries `job` (and `pid`), which log pipelines use to pick it out.
+    let mode = Mode::Plain;
+    let message = "talker exited with error: exit status 1";
+    for format in ["default", "text", "json"] {
+        let dir = Scratch::new(&format!("own-{format}"));
+        let cfg = dir.write(
+            "pilot.json5",
+            &format!(
+                "{{ consul: \"127.0.0.1:1\", logging: {{ format: \"{format}\" }},
+  jobs: [{{ name: \"talker\", exec: \"false\" }}] }}"
+            ),
+        );
+        let (status, stdout, stderr) = run(pilot(mode, config_args(&cfg)));
+        assert_eq!(code(status), 0, "{format}: {stderr}");
+        let stdout = lines(&stdout);
+        let line = stdout
+            .iter()
+            .find(|l| l.contains("exited with error"))
+            .unwrap_or_else(|| panic!("{format}: no exit line in {stdout:#?}"));
+        match format {
+            "default" => {
+                let (time, rest) = line.split_once(' ').unwrap();
+                assert!(time.ends_with('Z'), "{line}");
+                assert_eq!(rest, message, "{line}");
+            }
+            "text" => {
+                assert!(line.starts_with("time=\""), "{line}");
+                assert!(
+                    line.ends_with(&format!(" level=error msg=\"{message}\" ")),
+                    "no field after the message: {line}"
+                );
+            }
+            _ => {
+                let entry: serde_json::Value =
+                    serde_json::from_str(line).expect("one JSON object per line");
+                let keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
+                assert_eq!(keys, ["level", "msg", "time"], "{line}");
+                assert_eq!(entry["msg"], message);
+                assert_eq!(entry["level"], "error");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_log_file_is_reopened_on_sigusr1() {
     for mode in modes() {
         let dir = Scratch::new("reopen");

@@ -65,6 +65,9 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
             return 2;
         }
     };
+    // ContainerPilot logged the whole config here; pilot names the file, since the config may
+    // hold the Consul token.
+    tracing::debug!("loaded config: {}", options.config_path.display());
     let Some(runtime) = crate::runtime_or_report() else {
         return 1;
     };
