@@ -69,6 +69,13 @@ fn trace_a_a_one_shot_job_runs_once_and_pilot_exits_at_once() {
             ["Startup global", "ExitSuccess a", "Stopping a", "Stopped a"],
             "{mode:?}"
         );
+        // At DEBUG, as ContainerPilot's `loaded config: ...` (its test_logging looks for it).
+        assert!(
+            stdout
+                .iter()
+                .any(|l| l.contains(" loaded config: ") && l.ends_with("pilot.json5")),
+            "{mode:?}: {stdout:#?}"
+        );
         // ContainerPilot slept stopTimeout (5 s) here; pilot has nothing left to wait for.
         assert!(
             started.elapsed() < Duration::from_secs(4),
