@@ -33,7 +33,7 @@ pub fn ctx_with(env: &[(&str, &str)]) -> LoadContext {
             .collect(),
         hostname: "host1".into(),
         interfaces: Arc::new(interfaces()),
-        version: "9.9.9".into(),
+        version_tags: vec!["3.8.0".into(), "pilot-9.9.9".into()],
     }
 }
 
