@@ -511,7 +511,6 @@ mod tests {
         );
         running.started();
         assert_eq!(running.on_exit(), Halt);
-
     }
 
     #[test]
