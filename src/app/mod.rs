@@ -145,6 +145,7 @@ fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), 
         health: None,
         service: None,
         main: true,
+        stop_signal: libc::SIGTERM,
     });
     Ok(())
 }

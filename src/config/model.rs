@@ -163,6 +163,9 @@ pub struct Job {
     /// Whether this job is the application: when it exits for good pilot shuts down and exits
     /// with its status (`main: true`, or the command after `--`).
     pub main: bool,
+    /// `stopSignal`: what stopping a run sends to its process group first (SIGKILL follows at
+    /// the deadline). SIGTERM unless told otherwise.
+    pub stop_signal: i32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

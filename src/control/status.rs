@@ -413,6 +413,7 @@ mod tests {
             health: None,
             service: None,
             main: false,
+            stop_signal: libc::SIGTERM,
         };
         let status = JobStatus {
             phase: Phase::Stopped,

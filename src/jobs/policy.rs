@@ -242,6 +242,7 @@ mod tests {
             health: None,
             service: None,
             main: false,
+            stop_signal: libc::SIGTERM,
         }
     }
 

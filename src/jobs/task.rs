@@ -329,6 +329,7 @@ impl Task {
             check: false,
             foreground: self.cfg.kind == JobKind::MainCommand,
             env: self.ctx.env.snapshot(),
+            stop_signal: self.cfg.stop_signal,
         };
         match process::start(&self.ctx.sup, launch) {
             Ok(run) => {
@@ -500,8 +501,8 @@ impl Task {
         });
     }
 
-    /// Stops the job for good: `stopping`, the pre-stop hooks, SIGTERM to the run's group (then
-    /// SIGKILL at the deadline), `stopped`.
+    /// Stops the job for good: `stopping`, the pre-stop hooks, its stop signal to the run's group
+    /// (then SIGKILL at the deadline), `stopped`.
     async fn halt(&mut self) {
         self.set_phase(Phase::Stopping, self.run.as_ref().map(Run::pid));
         self.ctx

@@ -47,6 +47,7 @@ pub fn build(
             None => None,
         },
         main: job.is_main(),
+        stop_signal: job.stop_signal.as_ref().map_or(libc::SIGTERM, |s| s.value),
     })
 }
 

@@ -179,5 +179,6 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
             deregister_critical_service_after: None,
         }),
         main: false,
+        stop_signal: libc::SIGTERM,
     }
 }

@@ -29,6 +29,7 @@ const KEYS: &[&str] = &[
     "restarts",
     "logging",
     "main",
+    "stopSignal",
 ];
 const CONSUL_KEYS: &[&str] = &["enableTagOverride", "deregisterCriticalServiceAfter"];
 
@@ -59,6 +60,8 @@ pub struct RawJob {
     pub restarts: Option<Spanned<RawRestarts>>,
     pub raw_output: bool,
     pub main: Option<Spanned<bool>>,
+    /// `stopSignal`, already read as a signal number.
+    pub stop_signal: Option<Spanned<i32>>,
 }
 
 impl RawJob {
@@ -153,6 +156,7 @@ fn job(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawJob {
         .get("logging")
         .is_some_and(|v| logging_raw(v, "logging", &mut report));
     let main = obj.field("main", weak_bool, &mut report);
+    let stop_signal = obj.field("stopSignal", signal, &mut report);
     let line = obj.line;
     obj.finish(&mut report, KEYS);
     RawJob {
@@ -175,7 +179,19 @@ fn job(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawJob {
         restarts,
         raw_output,
         main,
+        stop_signal,
     }
+}
+
+/// A signal as Docker's `STOPSIGNAL` reads it (`"SIGQUIT"`, `"quit"`, `"3"`).
+fn signal(value: &Value) -> Result<i32, String> {
+    let text = weak_string(value)?;
+    crate::supervisor::parse_signal(&text).ok_or_else(|| {
+        format!(
+            "must be a signal such as \"SIGQUIT\", \"SIGINT\" or \"15\", got {}",
+            quote_short(&text)
+        )
+    })
 }
 
 /// The job's name; every job needs one. Empty when it is missing or not a string (reported).

@@ -21,6 +21,7 @@ fn job_defaults() {
             health: None,
             service: None,
             main: false,
+            stop_signal: libc::SIGTERM,
         }
     );
     // A job may have no exec at all.
@@ -513,5 +514,23 @@ fn main_job() {
     assert_eq!(
         error(&job("name: 'a', main: true")),
         "jobs[0] \"a\": main needs exec: the application is a process that pilot runs (line 1)"
+    );
+}
+
+#[test]
+fn stop_signal() {
+    assert_eq!(one_job("name: 'a', exec: 'x'").stop_signal, libc::SIGTERM);
+    for (written, signal) in [
+        ("'SIGQUIT'", libc::SIGQUIT),
+        ("'int'", libc::SIGINT),
+        ("10", libc::SIGUSR1),
+        ("'RTMIN+2'", libc::SIGRTMIN() + 2),
+    ] {
+        let job = one_job(&format!("name: 'a', exec: 'x', stopSignal: {written}"));
+        assert_eq!(job.stop_signal, signal, "{written}");
+    }
+    assert_eq!(
+        error(&job("name: 'a', exec: 'x', stopSignal: 'SIGTERMINATE'")),
+        "jobs[0] \"a\": stopSignal must be a signal such as \"SIGQUIT\", \"SIGINT\" or \"15\", got \"SIGTERMINATE\" (line 1)"
     );
 }

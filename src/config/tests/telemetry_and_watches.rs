@@ -123,6 +123,7 @@ fn telemetry_and_its_job() {
                 deregister_critical_service_after: None,
             }),
             main: false,
+            stop_signal: libc::SIGTERM,
         }
     );
     // `{}` turns telemetry on with its defaults; interfaces may be a string.
