@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, When};
 use crate::consul;
-use crate::control::{self, DaemonRequest, StatusReport};
+use crate::control::{self, DaemonRequest, SignalAnswer, StatusReport};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
 use crate::jobs::{self, Context, Current, Environment, JobHandle, Outcome, ip_var_name};
 use crate::logging::{self, Logger};
@@ -371,6 +371,7 @@ impl Daemon {
             DaemonRequest::Reload(reply) => self.reload(reply),
             DaemonRequest::Maintenance { enable, reply } => self.maintenance(enable, reply),
             DaemonRequest::Status(reply) => self.report_status(reply),
+            DaemonRequest::Signal { job, signal, reply } => self.signal_job(&job, signal, reply),
         }
     }
 
@@ -422,6 +423,24 @@ impl Daemon {
 
     /// Answers a status request. Whether Consul answers is probed in a task of its own (the
     /// daemon's loop never waits on the network).
+    /// `pilot -signal JOB=SIGNAL`: the job's task sends it (it alone knows whether its process
+    /// is still there); the answer comes back without holding up the daemon's loop.
+    fn signal_job(&self, job: &str, signal: i32, reply: oneshot::Sender<SignalAnswer>) {
+        let Some(handle) = self.jobs.get(job) else {
+            let _ = reply.send(SignalAnswer::UnknownJob);
+            return;
+        };
+        let sent = handle.signal(signal);
+        tokio::spawn(async move {
+            let answer = if sent.await {
+                SignalAnswer::Sent
+            } else {
+                SignalAnswer::NotRunning
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
     fn report_status(&self, reply: oneshot::Sender<StatusReport>) {
         let jobs = self
             .cfg

@@ -229,6 +229,14 @@ impl Task {
                 }
                 Flow::Continue
             }
+            Input::Control(Control::Signal(signal, reply)) => {
+                let sent = self
+                    .run
+                    .as_ref()
+                    .is_some_and(|run| self.ctx.sup.signal_group(run.pid(), signal));
+                let _ = reply.send(sent);
+                Flow::Continue
+            }
             Input::Control(Control::Quit) => self.quit(),
             Input::Control(Control::Stop) | Input::BusClosed => Flow::Halt,
         }
