@@ -351,6 +351,9 @@ mod tests {
             "-render",
             "a:b",
             "--render=c:d:e f",
+            "-signal",
+            "app=HUP",
+            "-events",
         ]))
         .unwrap();
         assert_eq!(
@@ -362,6 +365,8 @@ mod tests {
                 maintenance: Some("enable".into()),
                 ping: true,
                 render: vec!["a:b".into(), "c:d:e f".into()],
+                signal: vec!["app=HUP".into()],
+                events: true,
             }
         );
         assert_eq!(

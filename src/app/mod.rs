@@ -304,7 +304,9 @@ impl Daemon {
             .borrow()
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
         self.sup.terminate_all(None, deadline).await;
-        // Last: stop hooks may still have used the control socket.
+        // Last: stop hooks may still have used the control socket. Event streams get every
+        // event up to here, then their end.
+        self.bus.close_taps();
         if let Some(server) = self.control.take() {
             server.stop().await;
         }

@@ -72,7 +72,9 @@ pub fn stream(bus: &Bus, streams: &Streams) -> Response<Body> {
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
     );
-    response.extensions_mut().insert(Streaming::new(tap.dropped));
+    response
+        .extensions_mut()
+        .insert(Streaming::new(tap.dropped));
     response
 }
 

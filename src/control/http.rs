@@ -123,9 +123,10 @@ impl hyper::body::Body for Body {
     }
 }
 
-/// Put into a streaming response's extensions: the connection is closed as soon as it
-/// resolves, whatever is still to be written (its subscriber fell too far behind). A
-/// streaming connection is also exempt from the connection deadline.
+/// Put into a streaming response's extensions. A streaming connection is exempt from the
+/// connection deadline. When the receiver resolves with an error (its subscriber fell too far
+/// behind), the connection is closed at once, whatever is still to be written; when it resolves
+/// with `Ok` (pilot is stopping), the stream is left to finish within `body_timeout`.
 #[derive(Clone)]
 pub struct Streaming(Arc<Mutex<Option<oneshot::Receiver<()>>>>);
 
@@ -232,7 +233,8 @@ fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
 }
 
 /// Accepts connections on `listener` until `stop` turns true, serving each with `handler`.
-/// Connections in progress when it stops run to their end.
+/// Connections in progress when it stops are given `STOP_GRACE` before it returns, and run to
+/// their end.
 pub async fn serve<L: Listener>(
     mut listener: L,
     limits: Limits,
@@ -241,7 +243,10 @@ pub async fn serve<L: Listener>(
     name: &'static str,
 ) {
     let slots = Arc::new(Mutex::new(Slots::default()));
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Forget the connections that have ended.
+        while connections.try_join_next().is_some() {}
         let stream = tokio::select! {
             biased;
             // The value only ever turns true; a dropped sender means stop too.
@@ -269,7 +274,7 @@ pub async fn serve<L: Listener>(
         });
         let limits = limits.clone();
         let slots = slots.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             tokio::select! {
                 () = serve_connection(stream, &limits, handler, name) => {}
                 // The sender is dropped when the slot is given to a newer connection.
@@ -281,7 +286,17 @@ pub async fn serve<L: Listener>(
             lock(&slots).open.remove(&id);
         });
     }
+    // Give what is in progress (an event stream's last events, above all) a moment to finish;
+    // whatever is still going after that goes on by itself.
+    let _ = tokio::time::timeout(STOP_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.detach_all();
 }
+
+/// How long a server that stops waits for the connections in progress.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves one connection to its end, within the limits.
 pub async fn serve_connection<I>(io: I, limits: &Limits, handler: Handler, name: &str)
@@ -317,6 +332,7 @@ where
     let expired = tokio::time::sleep(deadline);
     tokio::pin!(expired);
     let mut streaming: Option<oneshot::Receiver<()>> = None;
+    let mut ended_stream = false;
     loop {
         tokio::select! {
             ended = &mut connection => {
@@ -326,14 +342,21 @@ where
                 }
                 return;
             }
-            Some(stream) = streaming_rx.recv(), if streaming.is_none() => streaming = Some(stream),
+            Some(stream) = streaming_rx.recv(), if streaming.is_none() && !ended_stream => {
+                streaming = Some(stream);
+            }
             () = &mut expired, if streaming.is_none() => {
                 tracing::debug!("{name}: connection dropped after {deadline:?}");
                 return;
             }
-            _ = async { streaming.as_mut().expect("guarded").await }, if streaming.is_some() => {
-                tracing::debug!("{name}: closed a stream whose client fell behind");
-                return;
+            closed = async { streaming.as_mut().expect("guarded").await }, if streaming.is_some() => {
+                if closed.is_err() {
+                    tracing::debug!("{name}: closed a stream whose client fell behind");
+                    return;
+                }
+                streaming = None;
+                ended_stream = true;
+                expired.as_mut().reset(Instant::now() + limits.body_timeout);
             }
         }
     }

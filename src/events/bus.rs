@@ -42,14 +42,15 @@ pub type Stamped = (SystemTime, Event);
 /// The receiving end of a bounded subscriber. Dropping it unsubscribes.
 pub struct Tap {
     pub events: mpsc::Receiver<Stamped>,
-    /// Resolves (with an error) once the bus has let go of the tap: it fell too far behind, or
-    /// the bus is gone.
+    /// Resolves once the bus has let go of the tap: `Ok` when it closed it (pilot is stopping;
+    /// `events` ends after what it holds), an error when the tap fell too far behind (or the
+    /// bus is gone).
     pub dropped: oneshot::Receiver<()>,
 }
 
 struct TapSender {
     events: mpsc::Sender<Stamped>,
-    _dropped: oneshot::Sender<()>,
+    dropped: oneshot::Sender<()>,
 }
 
 impl Bus {
@@ -71,11 +72,19 @@ impl Bus {
         let (dropped_tx, dropped) = oneshot::channel();
         self.lock().taps.push(TapSender {
             events,
-            _dropped: dropped_tx,
+            dropped: dropped_tx,
         });
         Tap {
             events: rx,
             dropped,
+        }
+    }
+
+    /// Lets go of every tap, telling each that it was closed rather than dropped: its
+    /// subscriber gets what it holds, then the end. pilot does this last, as it exits.
+    pub fn close_taps(&self) {
+        for tap in std::mem::take(&mut self.lock().taps) {
+            let _ = tap.dropped.send(());
         }
     }
 
@@ -97,8 +106,9 @@ impl Bus {
             .retain(|tx| tx.send(event.clone()).is_ok());
         if !inner.taps.is_empty() {
             let now = SystemTime::now();
-            inner.taps.retain(|tap| {
-                match tap.events.try_send((now, event.clone())) {
+            inner
+                .taps
+                .retain(|tap| match tap.events.try_send((now, event.clone())) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         tracing::warn!(
@@ -108,8 +118,7 @@ impl Bus {
                         false
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => false,
-                }
-            });
+                });
         }
     }
 
@@ -194,6 +203,12 @@ mod tests {
             reader.dropped.try_recv(),
             Err(oneshot::error::TryRecvError::Empty)
         );
+        // Closing tells it so, and it ends after what it holds.
+        bus.publish(Event::new(EventCode::Metric, "m|3"));
+        bus.close_taps();
+        assert_eq!(reader.dropped.try_recv(), Ok(()));
+        assert_eq!(reader.events.recv().await.unwrap().1.source.as_ref(), "m|3");
+        assert!(reader.events.recv().await.is_none());
     }
 
     #[tokio::test]
