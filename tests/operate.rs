@@ -328,3 +328,65 @@ fn a_stream_client_that_never_reads_is_dropped_and_the_others_lose_nothing() {
     assert_eq!(code(finished.status), 0, "{}", finished.stderr);
     assert_eq!(code(reader.wait().status), 0);
 }
+
+#[test]
+fn a_job_and_its_check_run_as_their_user_with_its_groups_and_home() {
+    if !is_root() {
+        eprintln!("skipped: changing a child's user needs root");
+        return;
+    }
+    let dir = Scratch::new("run-as");
+    let says = "echo \"$(id -u) $(id -g) $(id -G) $HOME ${USER:-unset}\"";
+    let cfg = dir.write(
+        "pilot.json5",
+        &config(&format!(
+            r#"jobs: [
+    {{ name: "nobody", exec: ["sh", "-c", {says:?}], user: "nobody" }},
+    {{ name: "numbers", exec: ["sh", "-c", {says:?}], user: "4242", group: "4343" }},
+    {{ name: "checked", exec: ["sleep", "1000"], user: "nobody",
+      health: {{ exec: ["sh", "-c", "echo check is $(id -u)"], interval: 1, ttl: 5 }} }},
+    {{ name: "root", exec: ["sh", "-c", {says:?}] }},
+  ]"#
+        )),
+    );
+    for mode in modes() {
+        let mut running = Running::start(pilot(mode, ["-config", cfg.to_str().unwrap()]), mode);
+        let said = |running: &mut Running, job: &str| {
+            let line = running.expect_line(job, |l| job_output(l, job).is_some());
+            job_output(&line, job).unwrap().to_string()
+        };
+        assert_eq!(
+            said(&mut running, "nobody"),
+            "65534 65534 65534 /nonexistent nobody",
+            "{mode:?}"
+        );
+        assert_eq!(
+            said(&mut running, "numbers"),
+            "4242 4343 4343 / unset",
+            "{mode:?}"
+        );
+        let root = said(&mut running, "root");
+        assert!(root.starts_with("0 0 "), "{mode:?}: {root}");
+        running.expect_line("the check's output", |l| l.contains("check is 65534"));
+        // pilot itself is still root: it can still stop what runs as another user.
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
+    }
+}
+
+#[test]
+fn a_user_the_container_does_not_know_is_a_config_error_with_its_line() {
+    let dir = Scratch::new("run-as-unknown");
+    let cfg = dir.write(
+        "pilot.json5",
+        "{\n  consul: \"127.0.0.1:1\",\n  jobs: [{ name: \"app\", exec: \"true\",\n    user: \"no-such-user-here\" }]\n}\n",
+    );
+    let (status, _, stderr) = run(pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]));
+    assert_eq!(code(status), 2, "{stderr}");
+    assert!(
+        stderr
+            .contains("jobs[0] \"app\": user \"no-such-user-here\" is not in /etc/passwd (line 4)"),
+        "{stderr}"
+    );
+}

@@ -146,6 +146,7 @@ fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), 
         service: None,
         main: true,
         stop_signal: libc::SIGTERM,
+        user: None,
     });
     Ok(())
 }

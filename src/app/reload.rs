@@ -176,6 +176,7 @@ mod tests {
             service: None,
             main: false,
             stop_signal: libc::SIGTERM,
+            user: None,
         }
     }
 

@@ -414,6 +414,7 @@ mod tests {
             service: None,
             main: false,
             stop_signal: libc::SIGTERM,
+            user: None,
         };
         let status = JobStatus {
             phase: Phase::Stopped,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
 
-use crate::config::Exec;
+use crate::config::{Exec, RunAs};
 use crate::logging::{self, Origin};
 use crate::supervisor::{Child, ExitStatus, SpawnError, Spec, Stdio, Supervisor};
 
@@ -37,6 +37,8 @@ pub struct Launch<'a> {
     pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     /// What stopping the run sends to its group first.
     pub stop_signal: i32,
+    /// Who it runs as (pilot's own user when `None`).
+    pub user: Option<&'a RunAs>,
 }
 
 /// Starts a run. Unless the output is raw, each line the child writes becomes a log entry.
@@ -46,8 +48,13 @@ pub fn start(sup: &Supervisor, launch: Launch<'_>) -> Result<Run, SpawnError> {
     } else {
         Stdio::Pipe
     };
+    let env = match launch.user {
+        Some(user) => user.environment(launch.env),
+        None => launch.env,
+    };
     let spec = Spec::new(&launch.exec.program, &launch.exec.args)
-        .env(launch.env)
+        .env(env)
+        .identity(launch.user.map(|u| u.identity.clone()))
         .stdin(if launch.foreground {
             Stdio::Inherit
         } else {

@@ -338,6 +338,7 @@ impl Task {
             foreground: self.cfg.kind == JobKind::MainCommand,
             env: self.ctx.env.snapshot(),
             stop_signal: self.cfg.stop_signal,
+            user: self.cfg.user.as_ref(),
         };
         match process::start(&self.ctx.sup, launch) {
             Ok(run) => {

@@ -27,7 +27,7 @@ pub use signals::{
     Inherited, Ownership, Received, give_terminal_to, is_forwardable, name as signal_name,
     parse as parse_signal, take_over, terminal_foreground,
 };
-pub use spawner::{Child, SpawnError, Spec, Stdio, mark_inherited_fds_cloexec};
+pub use spawner::{Child, Identity, SpawnError, Spec, Stdio, mark_inherited_fds_cloexec};
 
 /// A cheap handle to the supervisor. All clones share one reaper.
 #[derive(Clone)]

@@ -166,6 +166,7 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
             ttl: Duration::from_secs(15),
             timeout: Duration::from_secs(5),
             raw_output: false,
+            user: None,
         }),
         service: Some(Service {
             id: format!("{TELEMETRY_JOB}-{}", ctx.hostname),
@@ -180,5 +181,6 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
         }),
         main: false,
         stop_signal: libc::SIGTERM,
+        user: None,
     }
 }

@@ -30,6 +30,8 @@ const KEYS: &[&str] = &[
     "logging",
     "main",
     "stopSignal",
+    "user",
+    "group",
 ];
 const CONSUL_KEYS: &[&str] = &["enableTagOverride", "deregisterCriticalServiceAfter"];
 
@@ -62,6 +64,32 @@ pub struct RawJob {
     pub main: Option<Spanned<bool>>,
     /// `stopSignal`, already read as a signal number.
     pub stop_signal: Option<Spanned<i32>>,
+    pub run_as: Option<RawRunAs>,
+}
+
+/// `user` and `group` of a job or a health check, as written.
+#[derive(Debug)]
+pub struct RawRunAs {
+    pub user: Spanned<String>,
+    pub group: Option<Spanned<String>>,
+}
+
+/// `user` and the optional `group`; `group` alone is reported (whose group would it be?).
+pub(super) fn run_as(obj: &mut Obj<'_>, report: &mut Reporter<'_>) -> Option<RawRunAs> {
+    let user = obj.field_if_set("user", non_empty_string, report);
+    let group = obj.field_if_set("group", non_empty_string, report);
+    match (user, group) {
+        (Some(user), group) => Some(RawRunAs { user, group }),
+        (None, Some(group)) => {
+            report.key(
+                &obj.full_key("group"),
+                "needs user: give the user the processes run as, and group to change its group",
+                group.line,
+            );
+            None
+        }
+        (None, None) => None,
+    }
 }
 
 impl RawJob {
@@ -157,6 +185,7 @@ fn job(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawJob {
         .is_some_and(|v| logging_raw(v, "logging", &mut report));
     let main = obj.field("main", weak_bool, &mut report);
     let stop_signal = obj.field("stopSignal", signal, &mut report);
+    let run_as = run_as(&mut obj, &mut report);
     let line = obj.line;
     obj.finish(&mut report, KEYS);
     RawJob {
@@ -180,6 +209,7 @@ fn job(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawJob {
         raw_output,
         main,
         stop_signal,
+        run_as,
     }
 }
 
