@@ -353,16 +353,18 @@ async fn signal(state: &State, req: Request<Incoming>) -> Response<Body> {
         Err(response) => return response,
     };
     let text = |key: &str| match map.get(key) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Number(n)) if key == "signal" => Ok(n.to_string()),
-        _ => Err(http::text(
-            StatusCode::BAD_REQUEST,
-            format!("request body needs {key:?}: {{\"job\": \"app\", \"signal\": \"HUP\"}}"),
-        )),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) if key == "signal" => Some(n.to_string()),
+        _ => None,
     };
     let (job, name) = match (text("job"), text("signal")) {
-        (Ok(job), Ok(name)) => (job, name),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Some(job), Some(name)) => (job, name),
+        _ => {
+            return http::text(
+                StatusCode::BAD_REQUEST,
+                r#"request body needs "job" and "signal": {"job": "app", "signal": "HUP"}"#,
+            );
+        }
     };
     let Some(signal) = crate::supervisor::parse_signal(&name) else {
         return http::text(
