@@ -56,8 +56,8 @@ pub struct LoadContext {
     pub hostname: String,
     /// The host's addresses, for `interfaces`.
     pub interfaces: Arc<dyn InterfaceSource>,
-    /// Appended to the telemetry service's tags, as ContainerPilot appends its version.
-    pub version: String,
+    /// Appended to the telemetry service's tags, as ContainerPilot appended its version.
+    pub version_tags: Vec<String>,
     /// Where `user` and `group` are looked up.
     pub accounts: Accounts,
 }
@@ -72,7 +72,7 @@ impl LoadContext {
             env,
             hostname: hostname.into(),
             interfaces: Arc::new(interfaces),
-            version: crate::VERSION.to_string(),
+            version_tags: version_tags(),
             accounts: Accounts::System,
         }
     }
@@ -93,13 +93,22 @@ impl LoadContext {
     }
 }
 
+/// The telemetry service's version tags: the ContainerPilot version pilot stands in for (what
+/// ContainerPilot tagged it with) and `pilot-<pilot's version>`.
+fn version_tags() -> Vec<String> {
+    vec![
+        crate::COMPAT_VERSION.to_string(),
+        format!("pilot-{}", crate::VERSION),
+    ]
+}
+
 impl fmt::Debug for LoadContext {
     /// Variable names only: values may be secrets (`CONSUL_HTTP_TOKEN`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadContext")
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("hostname", &self.hostname)
-            .field("version", &self.version)
+            .field("version_tags", &self.version_tags)
             .finish_non_exhaustive()
     }
 }

@@ -25,6 +25,9 @@
 //! - `json`: `{"job":"app","level":"info","msg":"hello","pid":1234,"time":"2018-05-02T10:11:12.5Z"}`,
 //!   keys sorted, numbers and booleans unquoted, standard JSON escaping (non-ASCII as UTF-8).
 //!
+//! pilot's own messages carry no field, as ContainerPilot's had none: `job`, `check` and `pid`
+//! mark child output (`docs/configuration.md`, "Log lines").
+//!
 //! In `text` and `json` a field named `time`, `level` or `msg` is renamed `fields.<name>`, as
 //! logrus does. Fields of the spans an event happens in are included; the event's own field wins
 //! over a span's of the same name.

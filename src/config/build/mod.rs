@@ -144,13 +144,11 @@ fn metric(raw: &RawMetric) -> Option<Metric> {
 }
 
 /// The job pilot adds for `telemetry`: no exec, always healthy, registered as service
-/// `containerpilot` with a 15 s TTL heartbeated every 5 s, tagged with pilot's version as
-/// ContainerPilot tags it with its own.
+/// `containerpilot` with a 15 s TTL heartbeated every 5 s, tagged with the version tags as
+/// ContainerPilot tagged it with its version.
 fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
     let mut tags = telemetry.tags.clone();
-    if !ctx.version.is_empty() {
-        tags.push(ctx.version.clone());
-    }
+    tags.extend(ctx.version_tags.iter().cloned());
     Job {
         name: TELEMETRY_JOB.to_string(),
         kind: JobKind::Telemetry,

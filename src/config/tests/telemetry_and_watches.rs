@@ -117,7 +117,7 @@ fn telemetry_and_its_job() {
                 name: "containerpilot".into(),
                 port: 9000,
                 address: ip("192.168.5.9"),
-                tags: vec!["dev".into(), "9.9.9".into()],
+                tags: vec!["dev".into(), "3.8.0".into(), "pilot-9.9.9".into()],
                 meta: BTreeMap::new(),
                 initial_status: None,
                 enable_tag_override: false,
