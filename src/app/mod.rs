@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, When};
 use crate::consul;
-use crate::control::{self, DaemonRequest, StatusReport};
+use crate::control::{self, DaemonRequest, SignalAnswer, StatusReport};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
 use crate::jobs::{self, Context, Current, Environment, JobHandle, Outcome, ip_var_name};
 use crate::logging::{self, Logger};
@@ -171,6 +171,8 @@ fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), 
         health: None,
         service: None,
         main: true,
+        stop_signal: libc::SIGTERM,
+        user: None,
     });
     Ok(())
 }
@@ -326,7 +328,9 @@ impl Daemon {
             .borrow()
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
         self.sup.terminate_all(None, deadline).await;
-        // Last: stop hooks may still have used the control socket.
+        // Last: stop hooks may still have used the control socket. Event streams get every
+        // event up to here, then their end.
+        self.bus.close_taps();
         if let Some(server) = self.control.take() {
             server.stop().await;
         }
@@ -393,6 +397,7 @@ impl Daemon {
             DaemonRequest::Reload(reply) => self.reload(reply),
             DaemonRequest::Maintenance { enable, reply } => self.maintenance(enable, reply),
             DaemonRequest::Status(reply) => self.report_status(reply),
+            DaemonRequest::Signal { job, signal, reply } => self.signal_job(&job, signal, reply),
         }
     }
 
@@ -444,6 +449,24 @@ impl Daemon {
 
     /// Answers a status request. Whether Consul answers is probed in a task of its own (the
     /// daemon's loop never waits on the network).
+    /// `pilot -signal JOB=SIGNAL`: the job's task sends it (it alone knows whether its process
+    /// is still there); the answer comes back without holding up the daemon's loop.
+    fn signal_job(&self, job: &str, signal: i32, reply: oneshot::Sender<SignalAnswer>) {
+        let Some(handle) = self.jobs.get(job) else {
+            let _ = reply.send(SignalAnswer::UnknownJob);
+            return;
+        };
+        let sent = handle.signal(signal);
+        tokio::spawn(async move {
+            let answer = if sent.await {
+                SignalAnswer::Sent
+            } else {
+                SignalAnswer::NotRunning
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
     fn report_status(&self, reply: oneshot::Sender<StatusReport>) {
         let jobs = self
             .cfg

@@ -181,6 +181,8 @@ mod tests {
             health: None,
             service: None,
             main: false,
+            stop_signal: libc::SIGTERM,
+            user: None,
         }
     }
 

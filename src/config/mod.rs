@@ -16,6 +16,7 @@
 //!
 //! This module must not start anything: loading a config has no side effect on the process.
 
+mod accounts;
 mod build;
 mod duration;
 mod interfaces;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use crate::template::TemplateError;
+pub use accounts::Accounts;
 pub use build::{DEFAULT_CONTROL_SOCKET, TELEMETRY_JOB};
 pub use duration::go_duration;
 pub use interfaces::{IfaceAddr, InterfaceSource, StaticInterfaces, SystemInterfaces};
@@ -56,6 +58,8 @@ pub struct LoadContext {
     pub interfaces: Arc<dyn InterfaceSource>,
     /// Appended to the telemetry service's tags, as ContainerPilot appended its version.
     pub version_tags: Vec<String>,
+    /// Where `user` and `group` are looked up.
+    pub accounts: Accounts,
 }
 
 impl LoadContext {
@@ -69,6 +73,7 @@ impl LoadContext {
             hostname: hostname.into(),
             interfaces: Arc::new(interfaces),
             version_tags: version_tags(),
+            accounts: Accounts::System,
         }
     }
 

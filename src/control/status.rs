@@ -418,6 +418,8 @@ mod tests {
             health: None,
             service: None,
             main: false,
+            stop_signal: libc::SIGTERM,
+            user: None,
         };
         let status = JobStatus {
             phase: Phase::Stopped,

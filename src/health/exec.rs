@@ -36,8 +36,13 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
     } else {
         Stdio::Pipe
     };
+    let env = match &spec.health.user {
+        Some(user) => user.environment(spec.env.snapshot()),
+        None => spec.env.snapshot(),
+    };
     let process = Spec::new(&cmd.program, &cmd.args)
-        .env(spec.env.snapshot())
+        .env(env)
+        .identity(spec.health.user.as_ref().map(|u| u.identity.clone()))
         .stdin(Stdio::Null)
         .stdout(output)
         .stderr(output);

@@ -237,6 +237,14 @@ impl Task {
                 }
                 Flow::Continue
             }
+            Input::Control(Control::Signal(signal, reply)) => {
+                let sent = self
+                    .run
+                    .as_ref()
+                    .is_some_and(|run| self.ctx.sup.signal_group(run.pid(), signal));
+                let _ = reply.send(sent);
+                Flow::Continue
+            }
             Input::Control(Control::Quit) => self.quit(),
             Input::Control(Control::Stop) | Input::BusClosed => Flow::Halt,
         }
@@ -354,6 +362,8 @@ impl Task {
             check: false,
             foreground: self.cfg.kind == JobKind::MainCommand,
             env: self.ctx.env.snapshot(),
+            stop_signal: self.cfg.stop_signal,
+            user: self.cfg.user.as_ref(),
         };
         match process::start(&self.ctx.sup, launch) {
             Ok(run) => {
@@ -524,8 +534,8 @@ impl Task {
         });
     }
 
-    /// Stops the job for good: `stopping`, the pre-stop hooks, SIGTERM to the run's group (then
-    /// SIGKILL at the deadline), `stopped`.
+    /// Stops the job for good: `stopping`, the pre-stop hooks, its stop signal to the run's group
+    /// (then SIGKILL at the deadline), `stopped`.
     async fn halt(&mut self) {
         self.set_phase(Phase::Stopping, self.run.as_ref().map(Run::pid));
         self.ctx

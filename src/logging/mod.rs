@@ -287,5 +287,12 @@ where
     }
 }
 
+/// `t` in UTC as Go's `RFC3339Nano`, as pilot's JSON log lines and `/v3/events` write times.
+pub fn rfc3339_nano(t: std::time::SystemTime) -> String {
+    let mut out = String::with_capacity(30);
+    format::write_time(&mut out, t, true);
+    out
+}
+
 #[cfg(test)]
 mod tests;

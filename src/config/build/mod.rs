@@ -174,6 +174,7 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
             ttl: Duration::from_secs(15),
             timeout: Duration::from_secs(5),
             raw_output: false,
+            user: None,
         }),
         service: Some(Service {
             id: format!("{TELEMETRY_JOB}-{}", ctx.hostname),
@@ -187,5 +188,7 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
             deregister_critical_service_after: None,
         }),
         main: false,
+        stop_signal: libc::SIGTERM,
+        user: None,
     }
 }

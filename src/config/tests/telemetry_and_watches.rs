@@ -111,6 +111,7 @@ fn telemetry_and_its_job() {
                 ttl: secs(15),
                 timeout: secs(5),
                 raw_output: false,
+                user: None,
             }),
             service: Some(Service {
                 id: "containerpilot-host1".into(),
@@ -124,6 +125,8 @@ fn telemetry_and_its_job() {
                 deregister_critical_service_after: None,
             }),
             main: false,
+            stop_signal: libc::SIGTERM,
+            user: None,
         }
     );
     // `{}` turns telemetry on with its defaults; interfaces may be a string.
