@@ -84,6 +84,8 @@ fn signal_reaches_one_jobs_group_and_names_what_it_cannot_signal() {
     { name: "other", exec: ["sh", "-c", "trap 'echo other got HUP' HUP; echo ready; while :; do sleep 0.05; done"] },
     { name: "restarter", restarts: "unlimited", exec: ["sh", "-c", "echo ready; exec sleep 1000"] },
     { name: "done", exec: "true" },
+    { name: "twin", exec: ["sh", "-c", "trap 'echo twin got HUP' HUP; echo ready; while :; do sleep 0.05; done"] },
+    { name: "twin", exec: ["sh", "-c", "trap 'echo twin got HUP' HUP; echo ready; while :; do sleep 0.05; done"] },
   ]"#,
         ),
     );
@@ -91,7 +93,7 @@ fn signal_reaches_one_jobs_group_and_names_what_it_cannot_signal() {
         pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
         Mode::Plain,
     );
-    for job in ["app", "other", "restarter"] {
+    for job in ["app", "other", "restarter", "twin", "twin"] {
         running.expect_line("ready", |l| job_output(l, job) == Some("ready"));
     }
     running.expect_line("done exited", |l| l.contains("event: {Stopped done}"));
@@ -99,6 +101,14 @@ fn signal_reaches_one_jobs_group_and_names_what_it_cannot_signal() {
     let (status, _, stderr) = subcommand(&cfg, &["-signal", "app=HUP"]);
     assert_eq!(status, 0, "{stderr}");
     running.expect_line("app got HUP", |l| job_output(l, "app") == Some("got HUP"));
+    // Two jobs of one name both run, and both get it.
+    let (status, _, stderr) = subcommand(&cfg, &["-signal", "twin=HUP"]);
+    assert_eq!(status, 0, "{stderr}");
+    for _ in 0..2 {
+        running.expect_line("twin got HUP", |l| {
+            job_output(l, "twin") == Some("twin got HUP")
+        });
+    }
 
     // Several at once, by name or number; a TERM to a job that restarts runs it again.
     let (status, _, stderr) = subcommand(
@@ -150,7 +160,7 @@ fn signal_reaches_one_jobs_group_and_names_what_it_cannot_signal() {
         .filter(|l| l.ends_with("got HUP"))
         .map(String::as_str)
         .collect();
-    assert_eq!(hups.len(), 2, "{hups:#?}");
+    assert_eq!(hups.len(), 4, "{hups:#?}");
 }
 
 #[test]

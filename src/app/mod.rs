@@ -451,18 +451,25 @@ impl Daemon {
     /// daemon's loop never waits on the network).
     /// `pilot -signal JOB=SIGNAL`: the job's task sends it (it alone knows whether its process
     /// is still there); the answer comes back without holding up the daemon's loop.
+    /// Every job of that name gets it (two jobs may share a name).
     fn signal_job(&self, job: &str, signal: i32, reply: oneshot::Sender<SignalAnswer>) {
-        let Some(handle) = self.jobs.get(job) else {
+        let sent: Vec<_> = self
+            .jobs
+            .values()
+            .filter(|handle| &*handle.name == job)
+            .map(|handle| handle.signal(signal))
+            .collect();
+        if sent.is_empty() {
             let _ = reply.send(SignalAnswer::UnknownJob);
             return;
-        };
-        let sent = handle.signal(signal);
+        }
         tokio::spawn(async move {
-            let answer = if sent.await {
-                SignalAnswer::Sent
-            } else {
-                SignalAnswer::NotRunning
-            };
+            let mut answer = SignalAnswer::NotRunning;
+            for sent in sent {
+                if sent.await {
+                    answer = SignalAnswer::Sent;
+                }
+            }
             let _ = reply.send(answer);
         });
     }
