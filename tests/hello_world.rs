@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Scratch, is_root, pilot_bin, processes};
+use common::{Scratch, pilot_bin, processes};
 use pilot::config::{Check, Config, LoadContext, Repeat, StaticInterfaces, When, load_text};
 use pilot::consul::Instance;
 use pilot::events::EventCode;
@@ -58,13 +58,7 @@ fn double_bin() -> PathBuf {
 }
 
 fn skip_unless_root() -> bool {
-    if !is_root() {
-        eprintln!(
-            "skipped: the hello-world demo makes network and PID namespaces, which needs root"
-        );
-        return true;
-    }
-    false
+    common::skip_unless_root("the hello-world demo makes network and PID namespaces")
 }
 
 fn runner(prefix: &str, args: &[&str]) -> Command {
