@@ -234,7 +234,12 @@ fn triggers_during_a_run_coalesce_into_one_more_run() {
         let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
         running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
         running.signal(libc::SIGHUP);
+        running.expect_line("the first SIGHUP event", |l| {
+            l.ends_with("event: {Signal SIGHUP}")
+        });
         running.expect_line("first run", |l| job_output(l, "hook") == Some("run"));
+        // Each signal is sent once pilot has taken the one before (so that the kernel does not
+        // merge two), and all of them during the first run.
         for _ in 0..4 {
             running.signal(libc::SIGHUP);
             running.expect_line("the SIGHUP event", |l| {
@@ -265,22 +270,19 @@ fn triggers_during_a_run_coalesce_into_one_more_run() {
             ["run", "run", "run"],
             "{mode:?}"
         );
-        let position = |want: &dyn Fn(&str) -> bool, nth: usize| {
-            finished
-                .stdout
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| want(l))
-                .nth(nth)
-                .map(|(i, _)| i)
-                .unwrap_or_else(|| panic!("{mode:?}: {:#?}", finished.stdout))
-        };
-        let third_start = position(&|l| l.contains("hook started with pid"), 2);
-        let later_signal = position(&|l| l.ends_with("event: {Signal SIGHUP}"), 5);
+        let lines = &finished.stdout;
+        let third_start = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains("hook started with pid"))
+            .nth(2)
+            .map(|(i, _)| i);
+        let later_signal = lines
+            .iter()
+            .rposition(|l| l.ends_with("event: {Signal SIGHUP}"));
         assert!(
             third_start > later_signal,
-            "{mode:?}: the third run started before the later trigger: {:#?}",
-            finished.stdout
+            "{mode:?}: the third run started before the later trigger: {lines:#?}"
         );
     }
 }
