@@ -22,7 +22,7 @@ use common::*;
 const STORM: usize = 6000;
 const WAVES: usize = 3;
 /// Runs of the zombie flood job (it restarts `FLOODS - 1` times), and orphans per run.
-const FLOODS: usize = 6;
+const FLOODS: usize = 4;
 const ORPHANS: usize = 500;
 
 /// The position of the last line that satisfies `want`.
