@@ -146,8 +146,10 @@ fn trace_e_gives_exactly_the_expected_events() {
     pilot.expect_event("StatusChanged", "watch.app");
     pilot.mark();
 
-    deregister(&double, "app-1");
-    deregister(&double, "app-2");
+    // Both go at once: node maintenance makes both critical in one change. (Two
+    // deregistrations are two changes, and a watch that answers between them sees one
+    // instance: a `changed` more, as ContainerPilot would have emitted too.)
+    double.node_maintenance(true, "trace E");
     pilot.expect_event("StatusUnhealthy", "watch.app");
     wait_for_instances(pilot.socket(), "app", None, &[]);
     pilot.mark();
