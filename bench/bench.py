@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""pilot's benchmark: measures the figures of PRODUCT.md section 4 and prints a Markdown table.
+"""pilot's benchmark: measures the figures of README's "Performance targets" and prints a
+Markdown table.
 
 usage: bench/bench.py [--quick] [FIGURE...]
 
@@ -225,7 +226,7 @@ def sched_ms(pid):
 
 
 def reference_workload():
-    """PRODUCT.md's reference workload: pilot as PID 1 of a PID namespace with a job that has an
+    """The reference workload (README, "Performance targets"): pilot as PID 1 of a PID namespace with a job that has an
     exec health check every 5 s (a Consul service), a watch, and telemetry on, against the
     Consul double. Measures pilot's resident memory at rest, its CPU over a quiet window (60 s),
     and the requests it makes to Consul in that window, per minute."""

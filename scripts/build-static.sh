@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds pilot's static release binaries and checks each: statically linked, and within the
-# 3,000,000-byte budget (PRODUCT.md section 4).
+# 3,000,000-byte budget (README, "Performance targets").
 #
 #   scripts/build-static.sh [x86_64] [aarch64]     (default: both)
 #

@@ -47,12 +47,10 @@ fn dispatch(args: &[OsString]) -> i32 {
         Err(err) => return usage_error(&err.0),
     };
     if args.help {
-        print!("{}", cli::usage());
-        return 0;
+        return print_or_fail(&cli::usage());
     }
     if args.version {
-        println!("Version: {VERSION}\nGitHash: {GIT_HASH}");
-        return 0;
+        return print_or_fail(&format!("Version: {VERSION}\nGitHash: {GIT_HASH}\n"));
     }
     if args.template {
         return config::subcommand::template(&args);
@@ -68,9 +66,12 @@ fn dispatch(args: &[OsString]) -> i32 {
     }
     let config_path = config::resolve_path(args.config.as_deref(), &config::process_env());
     if config_path.is_none() && args.command.is_empty() {
-        return usage_error(
-            "nothing to run: give -config FILE (or set PILOT_CONFIG), or a COMMAND",
+        eprintln!(
+            "pilot: nothing to run: give -config FILE (or set PILOT_CONFIG or CONTAINERPILOT), \
+             or a COMMAND"
         );
+        eprint!("{}", cli::usage());
+        return 2;
     }
     // Signals are taken over before anything else, in particular before any thread exists.
     let ownership = match supervisor::take_over() {
@@ -96,10 +97,29 @@ fn dispatch(args: &[OsString]) -> i32 {
     }
 }
 
+/// A usage error: the one thing that is wrong and where the help is (exit status 2).
 pub(crate) fn usage_error(message: &str) -> i32 {
-    eprintln!("pilot: {message}");
-    eprint!("{}", cli::usage());
+    eprintln!("pilot: {message}\nsee pilot -help");
     2
+}
+
+/// Writes `text` to stdout: 0, or 1 with the reason on stderr when stdout cannot take it
+/// (`pilot -version > /dev/full`), where `print!` would panic.
+pub(crate) fn print_or_fail(text: &str) -> i32 {
+    let mut stdout = std::io::stdout();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!(
+                "pilot: cannot write to stdout: {}",
+                errors::describe_io_error(&err)
+            );
+            1
+        }
+    }
 }
 
 /// The single-threaded tokio runtime pilot runs on (ARCHITECTURE.md, "One process, one thread").

@@ -160,14 +160,38 @@ fn validate_prints_every_problem_and_exits_2() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "pilot: invalid config {} (4 problems):\n\
-             jobs[0] \"app\": when names no event, so the job would never start: give source and once or each, or leave when out to start at startup (line 4)\n\
+            "pilot: invalid config {} (2 problems and 2 warnings):\n\
+             warning: jobs[0] \"app\": when names no event, so the job never starts: give source and once or each, or leave when out to start at startup (line 4)\n\
              jobs[1] \"app\": restarts must not be negative, got -1 (line 5)\n\
-             jobs[1] \"app\": name \"app\" is already the name of jobs[0] (line 4): job names must be unique (line 5)\n\
+             warning: jobs[1] \"app\": name \"app\" is already the name of jobs[0] (line 4): both jobs run, and their events and Consul service are one (line 5)\n\
              unknown key \"bogus\" (line 7)\n",
             p(&config)
         )
     );
+}
+
+/// What ContainerPilot 3.8 runs, pilot runs: each doubt is a warning with its key path and
+/// line, and the config is valid (exit 0). The summary counts the jobs written, not the one
+/// telemetry adds.
+#[test]
+fn validate_prints_warnings_and_exits_0() {
+    let dir = Scratch::new("validate-warn");
+    let config = dir.write(
+        "c.json5",
+        "{\n  consul: 'c:8500',\n  telemetry: {port: 9090},\n  jobs: [\n    {name: 'web', exec: 'x'},\n    {name: 'hook', exec: 'y', when: {source: 'consul-agent', once: 'healthy'}},\n    {name: 'web', exec: 'z'},\n  ],\n}\n",
+    );
+    let out = run(&["-validate", "-config", p(&config)], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "warning: jobs[1] \"hook\": when.once \"healthy\" from \"consul-agent\" never fires: no job is named \"consul-agent\" (a source is global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2) (line 6)\n\
+             warning: jobs[2] \"web\": name \"web\" is already the name of jobs[0] (line 5): both jobs run, and their events and Consul service are one (line 7)\n\
+             config {} is valid: 3 job(s), 0 watch(es), 2 warnings\n",
+            p(&config)
+        )
+    );
+    assert!(out.stderr.is_empty());
 }
 
 #[test]

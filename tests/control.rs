@@ -383,7 +383,7 @@ fn reload_answers_after_the_daemon_and_reports_its_error() {
         assert_eq!(answer.status, 422);
         assert_eq!(
             answer.body,
-            "reload failed, the running config is kept: invalid config /etc/pilot.json5 (1 problem):; jobs[0].name is missing (line 3)\n"
+            "reload failed, the running config is kept: invalid config /etc/pilot.json5 (1 problem):\njobs[0].name is missing (line 3)\n"
         );
         assert_eq!(h.fake.reloads(), 2);
     });

@@ -56,7 +56,10 @@ fn reload_restarts_only_what_changed() {
         // An invalid config is refused and changes nothing.
         dir.write(
             "pilot.json5",
-            &v1.replace("jobs: [", "jobs: [{ name: \"same\", exec: \"x\" },"),
+            &v1.replace(
+                "jobs: [",
+                "jobs: [{ name: \"bad\", exec: \"x\", restarts: -1 },",
+            ),
         );
         let (status, _, stderr) = subcommand(&cfg, &["-reload"]);
         assert_eq!(status, 1, "{mode:?}");
@@ -64,7 +67,11 @@ fn reload_restarts_only_what_changed() {
             stderr.contains("reload failed, the running config is kept"),
             "{stderr}"
         );
-        assert!(stderr.contains("same"), "the problem is named: {stderr}");
+        // The problems one per line, as -validate lists them.
+        assert!(
+            stderr.contains("(1 problem):\njobs[0] \"bad\": restarts must not be negative"),
+            "the problem is named: {stderr}"
+        );
         assert_eq!(job_pid(&status_of(&socket), "same"), Some(same), "{mode:?}");
 
         dir.write(

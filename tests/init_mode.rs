@@ -501,10 +501,16 @@ fn pilot_grace() -> std::time::Duration {
 fn usage_errors_exit_2_and_version_and_help_exit_0() {
     let (status, _, stderr) = run(pilot(Mode::Plain, ["-no-such-flag"]));
     assert_eq!(code(status), 2);
-    assert!(
-        stderr.starts_with("pilot: flag provided but not defined: -no-such-flag\nUsage: pilot"),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        "pilot: flag provided but not defined: -no-such-flag\nsee pilot -help\n"
     );
+    for args in [["-putenv", "FOO"], ["-maintenance", "foo"]] {
+        let (status, _, stderr) = run(pilot(Mode::Plain, args));
+        assert_eq!(code(status), 2);
+        assert_eq!(stderr.lines().count(), 2, "one line and the hint: {stderr}");
+        assert!(stderr.ends_with("\nsee pilot -help\n"), "{stderr}");
+    }
 
     let (status, _, stderr) = run(pilot(Mode::Plain, Vec::<String>::new()));
     assert_eq!(code(status), 2);
@@ -525,5 +531,21 @@ fn usage_errors_exit_2_and_version_and_help_exit_0() {
         let (status, stdout, _) = run(pilot(Mode::Plain, [flag]));
         assert_eq!(code(status), 0);
         assert!(stdout.starts_with("Usage: pilot"), "{stdout}");
+    }
+    // A stdout that cannot take the text is an error exit, not a panic.
+    for flag in ["-version", "-help"] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut cmd = pilot(Mode::Plain, [flag]);
+        cmd.stdout(full);
+        let out = cmd.stderr(std::process::Stdio::piped()).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "pilot: cannot write to stdout: no space left on device\n",
+            "{flag}"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Jobs and events with the real binary: ContainerPilot's golden traces (reference section 13,
-//! adjusted by PRODUCT.md section 2), shutdown, exit statuses, signals and child output. Each
+//! adjusted as README's "Compatibility" section says), shutdown, exit statuses, signals and child output. Each
 //! test runs pilot as PID 1 of a PID namespace when root, and as a plain process.
 
 mod common;

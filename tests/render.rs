@@ -262,6 +262,39 @@ fn several_targets_in_one_run() {
     );
 }
 
+/// Every template is parsed before any is rendered: a broken second template stops the first
+/// one from being written (and its command from running), and both broken ones are reported.
+#[test]
+fn a_broken_template_among_several_writes_nothing() {
+    let setup = Setup::start("render-several-broken", "");
+    let good = setup.dir.write(
+        "good.ctmpl",
+        "{{ range service \"hello\" }}{{ .ID }}{{ end }}\n",
+    );
+    let unclosed = setup.dir.write("unclosed.ctmpl", "a\n{{ if .HOME }} b\n");
+    let stray = setup.dir.write("stray.ctmpl", "a\n{{ end }}\n");
+    let marker = setup.dir.path("command-ran");
+    let command = format!("touch {}", marker.display());
+    let first = setup.dir.path("first.txt");
+    let (status, stdout, stderr) = setup.render(&[
+        &setup.spec(&good, &first, Some(&command)),
+        &setup.spec(&unclosed, &setup.dir.path("second.txt"), None),
+        &setup.spec(&stray, &setup.dir.path("third.txt"), None),
+    ]);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("unclosed.ctmpl: template: parse error at line:col [3:1]: unexpected EOF"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stray.ctmpl: template: parse error at line:col [2:4]: unexpected {{end}}"),
+        "{stderr}"
+    );
+    assert!(!first.exists(), "the first DEST is not written");
+    assert!(!marker.exists(), "no command ran");
+}
+
 #[test]
 fn each_failure_exits_1_with_a_clear_message() {
     let setup = Setup::start("render-failures", "");

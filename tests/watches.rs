@@ -1,5 +1,5 @@
 //! Watches with the real binary against the Consul double: the events of trace E (reference
-//! section 13, as PRODUCT.md 2.4 adjusts it), every visible field counting as a change, tag and
+//! section 13, as pilot adjusts it: README, "Compatibility"), every visible field counting as a change, tag and
 //! datacenter filters, two watches on one service staying independent, the index rules of
 //! Consul's blocking queries (reset when the index goes backwards, no spinning on spurious
 //! wake-ups), and backing off while Consul fails or is unreachable, then recovering.

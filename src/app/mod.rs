@@ -45,8 +45,8 @@ pub struct Options {
 /// Runs the daemon to completion and returns the status pilot exits with.
 pub fn run(ownership: Ownership, options: Options) -> i32 {
     let env = Environment::from_process();
-    let mut cfg = match load(&options.config_path, &env) {
-        Ok(cfg) => cfg,
+    let (mut cfg, warnings) = match load(&options.config_path, &env) {
+        Ok(loaded) => (loaded.config, loaded.warnings),
         Err(err) => {
             eprintln!("pilot: {err}");
             return 2;
@@ -68,6 +68,7 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
     // ContainerPilot logged the whole config here; pilot names the file, since the config may
     // hold the Consul token.
     tracing::debug!("loaded config: {}", options.config_path.display());
+    log_warnings(&options.config_path, &warnings);
     let Some(runtime) = crate::runtime_or_report() else {
         return 1;
     };
@@ -113,8 +114,29 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
 
 /// Loads the config, rendering its template over the children's environment (which includes
 /// `CONTAINERPILOT_PID`).
-fn load(path: &std::path::Path, env: &Environment) -> Result<Config, config::LoadError> {
-    config::load(path, &LoadContext::for_env(env.to_strings()))
+fn load(path: &std::path::Path, env: &Environment) -> Result<config::Loaded, config::LoadError> {
+    config::load_with_warnings(path, &LoadContext::for_env(env.to_strings()))
+}
+
+/// Logs each warning of the config at `path`, one line each.
+fn log_warnings(path: &std::path::Path, warnings: &[config::Problem]) {
+    for warning in warnings {
+        tracing::warn!("config {}: {warning}", path.display());
+    }
+}
+
+/// Logs why a reload was refused: the first line, then each problem on a line of its own (a log
+/// line holds no newline).
+fn log_refused_reload(err: &dyn std::fmt::Display) {
+    let text = err.to_string();
+    let mut lines = text.lines();
+    tracing::error!(
+        "reload failed, the running config stays: {}",
+        lines.next().unwrap_or_default()
+    );
+    for line in lines {
+        tracing::error!("reload failed: {line}");
+    }
 }
 
 /// Adds the command given after `--` as the main job.
@@ -137,6 +159,7 @@ fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), 
         .collect();
     cfg.jobs.push(Job {
         name: MAIN_JOB.to_string(),
+        key: MAIN_JOB.to_string(),
         kind: JobKind::MainCommand,
         exec: Some(Exec { program, args }),
         // The application's output passes straight through, as in init mode.
@@ -450,7 +473,7 @@ impl Daemon {
             .jobs
             .iter()
             .filter_map(|job| {
-                let handle = self.jobs.get(job.name.as_str())?;
+                let handle = self.jobs.get(job.key.as_str())?;
                 Some(control::JobReport::new(job, &handle.status()))
             })
             .collect();
@@ -501,10 +524,10 @@ impl Daemon {
     }
 
     fn spawn(&mut self, job: Arc<Job>, replay: Vec<Event>) {
-        let name: Arc<str> = job.name.as_str().into();
-        self.completed.remove(&name);
+        let key: Arc<str> = job.key.as_str().into();
+        self.completed.remove(&key);
         let handle = jobs::spawn(job, self.ctx.clone(), replay, &mut self.tasks);
-        self.jobs.insert(name, handle);
+        self.jobs.insert(key, handle);
     }
 
     /// `CONTAINERPILOT_<JOB>_IP` (and `PILOT_<JOB>_IP`) for every service, as ContainerPilot
@@ -554,7 +577,7 @@ impl Daemon {
     fn main_pid(&self) -> Option<i32> {
         let main = self.cfg.jobs.iter().find(|j| j.main)?;
         self.jobs
-            .get(main.name.as_str())
+            .get(main.key.as_str())
             .and_then(|h| h.status().pid)
     }
 
@@ -585,14 +608,14 @@ impl Daemon {
             }
         };
         if let Some(pending) = &mut self.reload
-            && pending.stopping.remove(&outcome.name)
+            && pending.stopping.remove(&outcome.key)
         {
             if pending.stopping.is_empty() {
                 self.finish_reload();
             }
             return;
         }
-        self.completed.insert(outcome.name.clone());
+        self.completed.insert(outcome.key.clone());
         if outcome.main {
             // The main process's status is the status of its last run.
             self.main_exit = Some(outcome.last_exit.map_or(0, |s| s.code()));
@@ -614,9 +637,12 @@ impl Daemon {
             return;
         }
         let mut cfg = match load(&self.config_path, &self.env) {
-            Ok(cfg) => cfg,
+            Ok(loaded) => {
+                log_warnings(&self.config_path, &loaded.warnings);
+                loaded.config
+            }
             Err(err) => {
-                tracing::error!("reload failed, the running config stays: {err}");
+                log_refused_reload(&err);
                 let _ = reply.send(Err(err.to_string()));
                 return;
             }
@@ -624,14 +650,14 @@ impl Daemon {
         if cfg.consul != self.cfg.consul
             && let Err(err) = consul::Client::new(&cfg.consul)
         {
-            tracing::error!("reload failed, the running config stays: {err}");
+            log_refused_reload(&err);
             let _ = reply.send(Err(err.to_string()));
             return;
         }
         let telemetry = match self.bind_telemetry(&cfg) {
             Ok(bound) => bound,
             Err(err) => {
-                tracing::error!("reload failed, the running config stays: {err}");
+                log_refused_reload(&err);
                 let _ = reply.send(Err(err));
                 return;
             }
@@ -647,7 +673,7 @@ impl Daemon {
         if cfg.logging != self.cfg.logging
             && let Err(err) = self.logger.reconfigure(&cfg.logging)
         {
-            tracing::error!("reload failed, the running config stays: {err}");
+            log_refused_reload(&err);
             let _ = reply.send(Err(err.to_string()));
             return;
         }
@@ -740,7 +766,11 @@ impl Daemon {
             .collect();
         let happened = {
             let mut history = lock(&self.happened);
-            reload::forget(&mut history, &pending.plan.start);
+            let restarted: Vec<String> = (pending.plan.start.iter())
+                .filter_map(|key| self.cfg.job(key))
+                .map(|job| job.name.clone())
+                .collect();
+            reload::forget(&mut history, &restarted);
             history.clone()
         };
         for name in &pending.plan.start {

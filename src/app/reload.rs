@@ -18,7 +18,7 @@ use crate::events::{Event, EventCode, GLOBAL};
 /// Every (code, source) pair published so far that a job started by a reload may need.
 pub type History = HashSet<(EventCode, Arc<str>)>;
 
-/// What a reload does.
+/// What a reload does, naming jobs by their keys.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
     /// Running jobs to stop first: changed, removed, or running on one of those.
@@ -35,60 +35,65 @@ pub struct Plan {
 /// A job whose trigger comes from a (re)started job is restarted with it, transitively: it is
 /// that job's hook or follower, and its policy is bound to the old run (a `once` hook spent on
 /// the reload's own stop, an `each` follower halted by the old run's `stopped`).
+///
+/// Jobs are known by their keys (`Job::key`); a trigger names a job by its name, which two jobs
+/// may share: it follows both.
 pub fn plan(old: &Config, new: &Config, running: &BTreeSet<Arc<str>>) -> Plan {
-    let changed = |name: &str| old.job(name) != new.job(name) || moves_agent(old, new, name);
+    let changed = |key: &str| old.job(key) != new.job(key) || moves_agent(old, new, key);
     let mut start: HashSet<&str> = new
         .jobs
         .iter()
-        .filter(|j| changed(&j.name))
-        .map(|j| j.name.as_str())
+        .filter(|j| changed(&j.key))
+        .map(|j| j.key.as_str())
         .collect();
     loop {
         let before = start.len();
+        let started_names: HashSet<&str> = new
+            .jobs
+            .iter()
+            .filter(|j| start.contains(j.key.as_str()))
+            .map(|j| j.name.as_str())
+            .collect();
         for job in &new.jobs {
-            if trigger_job(job).is_some_and(|s| start.contains(s)) {
-                start.insert(&job.name);
+            if trigger_job(job).is_some_and(|s| started_names.contains(s)) {
+                start.insert(&job.key);
             }
         }
         if start.len() == before {
             break;
         }
     }
-    let stopping: HashSet<&str> = old
+    let stopping: Vec<&Job> = old
         .jobs
         .iter()
-        .map(|j| j.name.as_str())
-        .filter(|name| running.contains(*name))
-        .filter(|name| start.contains(name) || new.job(name).is_none())
+        .filter(|j| running.contains(j.key.as_str()))
+        .filter(|j| start.contains(j.key.as_str()) || new.job(&j.key).is_none())
         .collect();
+    let stopping_names: HashSet<&str> = stopping.iter().map(|j| j.name.as_str()).collect();
     let is_hook = |job: &Job| {
         matches!(&job.when, When::Event { code: EventCode::Stopping | EventCode::Stopped, source, .. }
-            if stopping.contains(source.as_str()))
+            if stopping_names.contains(source.as_str()))
     };
-    let (hooks, stop): (Vec<&Job>, Vec<&Job>) = old
-        .jobs
-        .iter()
-        .filter(|j| stopping.contains(j.name.as_str()))
-        .partition(|j| is_hook(j));
-    let names = |jobs: Vec<&Job>| jobs.into_iter().map(|j| j.name.clone()).collect();
+    let (hooks, stop): (Vec<&Job>, Vec<&Job>) = stopping.into_iter().partition(|j| is_hook(j));
+    let keys = |jobs: Vec<&Job>| jobs.into_iter().map(|j| j.key.clone()).collect();
     Plan {
-        stop: names(stop),
-        hooks: names(hooks),
-        start: names(
+        stop: keys(stop),
+        hooks: keys(hooks),
+        start: keys(
             new.jobs
                 .iter()
-                .filter(|j| start.contains(j.name.as_str()))
+                .filter(|j| start.contains(j.key.as_str()))
                 .collect(),
         ),
     }
 }
 
-/// Whether `name` has a service that a new `consul` block moves to another agent (or another
+/// Whether the job `key` has a service that a new `consul` block moves to another agent (or another
 /// token or TLS setup). Its registration holds the client it was spawned with, so only a new
 /// instance of the job registers with the new agent; stopping the old one deregisters it from
 /// the old agent.
-fn moves_agent(old: &Config, new: &Config, name: &str) -> bool {
-    old.consul != new.consul && new.job(name).is_some_and(|j| j.service.is_some())
+fn moves_agent(old: &Config, new: &Config, key: &str) -> bool {
+    old.consul != new.consul && new.job(key).is_some_and(|j| j.service.is_some())
 }
 
 /// The job a job's trigger comes from: its `source`, or the job of a `check.<job>` source.
@@ -133,7 +138,7 @@ pub fn replay(
     events
 }
 
-/// Forgets what the previous instances of `restarted` jobs (and their health checks) published:
+/// Forgets what the previous instances of the jobs named `restarted` (and their health checks) published:
 /// a job started by the reload must wait for the new instance of its source, not fire on the
 /// old one's `exitSuccess`.
 pub fn forget(history: &mut History, restarted: &[String]) {
@@ -162,6 +167,7 @@ mod tests {
     fn job(name: &str, program: &str, when: When) -> Job {
         Job {
             name: name.into(),
+            key: name.into(),
             kind: JobKind::User,
             exec: Some(Exec {
                 program: program.into(),

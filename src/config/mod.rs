@@ -141,10 +141,15 @@ pub enum LoadError {
 }
 
 fn invalid_text(path: &Path, problems: &[Problem]) -> String {
-    let count = match problems.len() {
-        1 => "1 problem".to_string(),
-        n => format!("{n} problems"),
+    let plural = |n: usize, what: &str| match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
     };
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let mut count = plural(errors, "problem");
+    if errors < problems.len() {
+        count = format!("{count} and {}", plural(problems.len() - errors, "warning"));
+    }
     let mut text = format!("invalid config {} ({count}):", path.display());
     for problem in problems {
         text.push('\n');

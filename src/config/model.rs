@@ -30,8 +30,19 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn job(&self, name: &str) -> Option<&Job> {
-        self.jobs.iter().find(|j| j.name == name)
+    /// The job whose `key` is `key`.
+    pub fn job(&self, key: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.key == key)
+    }
+}
+
+/// The key of the job that is the `nth` (from 1) of the jobs named `name`: the name itself for
+/// the first, `name#2`, `name#3`... for the repeats.
+pub fn job_key(name: &str, nth: usize) -> String {
+    if nth <= 1 {
+        name.to_string()
+    } else {
+        format!("{name}#{nth}")
     }
 }
 
@@ -145,7 +156,12 @@ pub enum LogOutput {
 /// One job of `jobs`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
+    /// The name written: the source of the job's events, its Consul service's name, what logs
+    /// and `/status` show. Two jobs may have the same name, as in ContainerPilot (a warning).
     pub name: String,
+    /// What tells this job apart from every other: its name, or `name#2`, `name#3`... for the
+    /// later jobs of a repeated name (`job_key`). The daemon and reloads know jobs by it.
+    pub key: String,
     pub kind: JobKind,
     /// What to run. `None` for a job that only exists to trigger or to register a service.
     pub exec: Option<Exec>,
@@ -209,6 +225,10 @@ pub enum When {
     Startup,
     /// `when.interval`: at startup, then every interval.
     Interval(Duration),
+    /// A `when` that names no event ContainerPilot could match (`{}`, a source without once or
+    /// each, once or each without a source): the job waits until shutdown, as in ContainerPilot
+    /// (a warning). Its `when.timeout` still expires.
+    Never { timeout: Option<Duration> },
     /// `when.source` with `once` or `each` (including `source: "SIGHUP"`/`"SIGUSR2"`, which
     /// ContainerPilot treats as `each` on the signal).
     Event {

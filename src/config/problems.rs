@@ -42,6 +42,9 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.is_error() {
+            f.write_str("warning: ")?;
+        }
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
         }
@@ -147,14 +150,8 @@ impl Reporter<'_> {
         self.error(format!("{key} {message}"), line);
     }
 
-    /// The warning `<key> <message>`.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the first warnings are the real-configs issue's (13)"
-        )
-    )]
+    /// The warning `<key> <message>`: what ContainerPilot runs and pilot runs the same way, but
+    /// doubts.
     pub fn warn_key(&mut self, key: &str, message: impl fmt::Display, line: u32) {
         let path = self.path.clone();
         let message = format!("{key} {message}");

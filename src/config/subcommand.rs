@@ -11,7 +11,7 @@ pub fn template(args: &Args) -> i32 {
     let env = super::process_env();
     let Some(path) = super::resolve_path(args.config.as_deref(), &env) else {
         return crate::usage_error(
-            "-template needs a config: give -config FILE, or set PILOT_CONFIG",
+            "-template needs a config: give -config FILE, or set PILOT_CONFIG or CONTAINERPILOT",
         );
     };
     let text = match super::render_file(&path, &env) {
@@ -58,18 +58,32 @@ pub fn validate(args: &Args) -> i32 {
     let ctx = super::LoadContext::from_process();
     let Some(path) = super::resolve_path(args.config.as_deref(), &ctx.env) else {
         return crate::usage_error(
-            "-validate needs a config: give -config FILE, or set PILOT_CONFIG",
+            "-validate needs a config: give -config FILE, or set PILOT_CONFIG or CONTAINERPILOT",
         );
     };
-    match super::load(&path, &ctx) {
-        Ok(config) => {
-            println!(
-                "config {} is valid: {} job(s), {} watch(es)",
+    match super::load_with_warnings(&path, &ctx) {
+        Ok(super::Loaded { config, warnings }) => {
+            let mut text = String::new();
+            for warning in &warnings {
+                text.push_str(&format!("{warning}\n"));
+            }
+            // The jobs written: not the one telemetry adds.
+            let jobs = config
+                .jobs
+                .iter()
+                .filter(|j| j.kind == super::JobKind::User)
+                .count();
+            let with_warnings = match warnings.len() {
+                0 => String::new(),
+                1 => ", 1 warning".to_string(),
+                n => format!(", {n} warnings"),
+            };
+            text.push_str(&format!(
+                "config {} is valid: {jobs} job(s), {} watch(es){with_warnings}\n",
                 path.display(),
-                config.jobs.len(),
                 config.watches.len()
-            );
-            0
+            ));
+            crate::print_or_fail(&text)
         }
         Err(err) => {
             eprintln!("pilot: {err}");

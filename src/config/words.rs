@@ -66,6 +66,13 @@ pub fn split(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
+/// How ContainerPilot split every exec string: on single spaces, quotes kept as text. pilot
+/// splits this way only a string whose quotes do not close (which `split` refuses), so that a
+/// config ContainerPilot ran still runs the same command.
+pub fn split_on_spaces(line: &str) -> Vec<String> {
+    line.trim().split(' ').map(str::to_string).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +113,13 @@ mod tests {
             Err("has an unterminated double quote".into())
         );
         assert_eq!(split("echo x\\"), Err("ends with a lone backslash".into()));
+    }
+
+    #[test]
+    fn containerpilot_split_keeps_quotes() {
+        assert_eq!(
+            split_on_spaces(" curl --header \"HOST: a b "),
+            ["curl", "--header", "\"HOST:", "a", "b"]
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! is down, wishes pile up into one, and the next request carries the newest status. A job never
 //! waits for any of this, except for the bounded [`Registration::deregister`] at its very end.
 //!
-//! Differences from ContainerPilot 3.8 (PRODUCT.md section 2):
+//! Differences from ContainerPilot 3.8 (README, "Compatibility with ContainerPilot 3.8"):
 //! - a failing check sets the TTL check `critical` at once (ContainerPilot sent nothing and let
 //!   the TTL lapse);
 //! - a TTL update the agent answers with "unknown check" (the agent restarted and lost its
@@ -17,8 +17,8 @@
 //!   heartbeat inside the job's loop.
 //!
 //! The telemetry service (`containerpilot`: no check, TTL 15 s, heartbeat every 5 s) is a service
-//! like any other here: its job heartbeats it, and maintenance deregisters it too, as PRODUCT.md
-//! says of every service, and registers it again afterwards. ContainerPilot kept heartbeating it
+//! like any other here: its job heartbeats it, and maintenance deregisters it too, as it does
+//! every service, and registers it again afterwards. ContainerPilot kept heartbeating it
 //! during maintenance after deregistering it, which only produced a warning every 5 s; here the
 //! reports received during maintenance are held back.
 //!

@@ -327,7 +327,7 @@ async fn reload(state: &State) -> Response<Body> {
     .await
     {
         Ok(Ok(())) => http::text(StatusCode::OK, "ok"),
-        Ok(Err(message)) => http::text(
+        Ok(Err(message)) => http::lines(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("reload failed, the running config is kept: {message}"),
         ),

@@ -369,9 +369,15 @@ struct Answering(Arc<AtomicBool>);
 
 /// A one-line plain-text answer; the line feed is added.
 pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
-    let mut message: String = message.into();
-    // One line, whatever the message holds (a config error lists its problems on lines).
-    message = message.trim_end().replace('\n', "; ");
+    let message: String = message.into();
+    // One line, whatever the message holds.
+    lines(status, message.trim_end().replace('\n', "; "))
+}
+
+/// A plain-text answer of one or more lines (a refused reload lists the config's problems one
+/// per line, as `-validate` does); the last line feed is added.
+pub fn lines(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let mut message: String = message.into().trim_end().to_string();
     message.push('\n');
     let mut response = Response::new(Body::from(message));
     *response.status_mut() = status;

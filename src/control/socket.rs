@@ -65,6 +65,16 @@ pub fn bind(path: &Path, mode: u32) -> Result<(UnixListener, FileId), SocketErro
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // A socket in a directory of its own (`/var/run/app/containerpilot.socket`) is common in
+    // real configs, and the image may not have made the directory: make it, as `mkdir -p` would.
+    if !parent.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&parent)
+            .map_err(io_error("create its directory"))?;
+    }
     let template = parent.join(".pilot-control-XXXXXX");
     // The temporary socket is `<dir>/s`: the final path's directory plus 22 bytes.
     let need = template.as_os_str().len() + 2;
@@ -210,9 +220,19 @@ mod tests {
     }
 
     #[test]
+    fn makes_the_directory_it_lives_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/dir/cp.socket");
+        let (_listener, _) = bind(&path, 0o600).unwrap();
+        assert_eq!(mode_of(&path), 0o600);
+        assert_eq!(mode_of(&dir.path().join("sub/dir")), 0o755);
+    }
+
+    #[test]
     fn errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("no/such/dir/c.sock");
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let missing = dir.path().join("file/dir/c.sock");
         let err = bind(&missing, 0o600).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("control socket {}: cannot", missing.display())),

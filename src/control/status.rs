@@ -407,6 +407,7 @@ mod tests {
     fn job_report_from_the_actor_status() {
         let cfg = config::Job {
             name: "web".into(),
+            key: "web".into(),
             kind: config::JobKind::User,
             exec: None,
             raw_output: false,

@@ -172,7 +172,7 @@ async fn send(client: &Client, subcommand: Subcommand) -> i32 {
     match client.send(method, path, body, timeout).await {
         Ok(answer) if answer.status.is_success() => {
             if subcommand == Subcommand::Ping {
-                println!("ok");
+                return crate::print_or_fail("ok\n");
             }
             0
         }

@@ -95,6 +95,8 @@ pub struct JobStatus {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub name: Arc<str>,
+    /// The job's key (`Job::key`), which tells apart two jobs of one name.
+    pub key: Arc<str>,
     pub last_exit: Option<ExitStatus>,
     /// The job is the application (`main: true` or the command after `--`).
     pub main: bool,

@@ -1,6 +1,6 @@
 //! A job's start and restart rules as pure decisions: ContainerPilot's `when` and `restarts`
 //! arithmetic (reference section 3.6), with pilot's coalescing of overlapping triggers
-//! (PRODUCT.md 2.10).
+//! (README, "Compatibility with ContainerPilot 3.8").
 //!
 //! The job task feeds the policy what happened and carries out what it decides. Keeping the rules
 //! free of processes and timers lets the tables in the tests cover them exhaustively.
@@ -66,15 +66,17 @@ impl Policy {
         };
         let (trigger, starts, interval) = match &job.when {
             When::Startup => (
-                (EventCode::Startup, GLOBAL.to_string()),
+                Some((EventCode::Startup, GLOBAL.to_string())),
                 Budget::Left(1),
                 false,
             ),
             When::Interval(_) => (
-                (EventCode::Startup, GLOBAL.to_string()),
+                Some((EventCode::Startup, GLOBAL.to_string())),
                 Budget::Left(1),
                 true,
             ),
+            // Nothing starts it; it waits for shutdown (or its `when.timeout`).
+            When::Never { .. } => (None, Budget::Left(0), false),
             When::Event {
                 code,
                 source,
@@ -85,13 +87,13 @@ impl Policy {
                     Repeat::Once => Budget::Left(1),
                     Repeat::Each => Budget::Unlimited,
                 };
-                ((*code, source.clone()), starts, false)
+                (Some((*code, source.clone())), starts, false)
             }
         };
-        let stop_hook = matches!(trigger.0, EventCode::Stopping | EventCode::Stopped);
+        let stop_hook = matches!(trigger, Some((EventCode::Stopping | EventCode::Stopped, _)));
         Policy {
             stop_hook,
-            trigger: Some(trigger),
+            trigger,
             starts,
             restarts,
             interval,
@@ -232,6 +234,7 @@ mod tests {
     fn job(when: When, restarts: Restarts) -> Job {
         Job {
             name: "j".into(),
+            key: "j".into(),
             kind: JobKind::User,
             exec: None,
             raw_output: false,

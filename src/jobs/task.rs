@@ -1,7 +1,7 @@
 //! The job actor: one task per job, which owns the job's state and reacts, one input at a time,
 //! to bus events, its child's exit and its timers. `Policy` decides; this file carries it out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::pending;
 use std::sync::Arc;
 
@@ -66,6 +66,9 @@ pub(super) struct Task {
     backoff: Backoff,
     /// Jobs whose `Stopped` event has been seen.
     stopped_jobs: HashSet<Arc<str>>,
+    /// How many `Stopped` events each source published: a name two jobs share stops for good
+    /// when both have stopped.
+    stops_seen: HashMap<Arc<str>, usize>,
     last_exit: Option<ExitStatus>,
     /// The Consul registration of the job's service, if it has one.
     registration: Option<Registration>,
@@ -99,6 +102,9 @@ impl Task {
             When::Event {
                 timeout: Some(timeout),
                 ..
+            }
+            | When::Never {
+                timeout: Some(timeout),
             } => Some(now + timeout),
             _ => None,
         };
@@ -139,6 +145,7 @@ impl Task {
             ticker,
             backoff: Backoff::default(),
             stopped_jobs: HashSet::new(),
+            stops_seen: HashMap::new(),
             last_exit: None,
             registration,
             checker,
@@ -164,6 +171,7 @@ impl Task {
         self.halt().await;
         Outcome {
             name: self.name.clone(),
+            key: self.cfg.key.as_str().into(),
             last_exit: self.last_exit,
             main: self.cfg.main,
         }
@@ -257,6 +265,10 @@ impl Task {
         }
         if event.code == EventCode::Stopped {
             self.stopped_jobs.insert(event.source.clone());
+            if !self.all_stopped(&event.source) {
+                // Another job of that name may still publish (two jobs can share a name).
+                return Flow::Continue;
+            }
             // Neither the stopped job nor its health check will publish anything again.
             let mut decision = self.policy.on_source_stopped(&event.source);
             if decision == Decision::Wait {
@@ -274,6 +286,21 @@ impl Task {
             return self.apply(decision, Duration::ZERO);
         }
         Flow::Continue
+    }
+
+    /// Whether every job named `name` has now published `Stopped`: counts the stops seen.
+    fn all_stopped(&mut self, name: &Arc<str>) -> bool {
+        let seen = self.stops_seen.entry(name.clone()).or_insert(0);
+        *seen += 1;
+        let sharing = self
+            .ctx
+            .current
+            .borrow()
+            .jobs
+            .iter()
+            .filter(|j| *j.name == **name)
+            .count();
+        *seen >= sharing
     }
 
     /// Shutdown, or a reload that stops the job this one is a stop hook of.

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use gotmpl::Value;
 
 use crate::consul::Instance;
-use crate::template::{TemplateError, err, render_with, string_arg};
+use crate::template::{Parsed, TemplateError, err, parse_with, string_arg};
 use crate::watches::Snapshot;
 
 /// One `-render` argument: `TEMPLATE:DEST[:COMMAND]`.
@@ -71,13 +71,23 @@ pub fn render(
     watches: &[Snapshot],
     env: &BTreeMap<String, String>,
 ) -> Result<String, TemplateError> {
+    parse(text, watches, env)?.execute()
+}
+
+/// Parses `text` as `render` does, to execute later: `-render` parses every template before it
+/// renders any.
+pub fn parse(
+    text: &str,
+    watches: &[Snapshot],
+    env: &BTreeMap<String, String>,
+) -> Result<Parsed, TemplateError> {
     let watches: Arc<Vec<Snapshot>> = Arc::new(watches.to_vec());
     let mut extra = gotmpl::FuncMap::new();
     extra.insert(
         "service".into(),
         Arc::new(move |args: &[Value]| service(&watches, args)),
     );
-    render_with(text, env, extra)
+    parse_with(text, env, extra)
 }
 
 /// `service "name" ["tag"]`: the instances of the watch on that service (and tag).

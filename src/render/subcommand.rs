@@ -1,7 +1,8 @@
 //! The `-render` subcommand: fetch the running pilot's watches over its control socket, render
 //! each `TEMPLATE:DEST[:COMMAND]`, and run COMMAND where DEST changed.
 //!
-//! Every DEST is written from one snapshot, fetched while the DEST directories are locked, so
+//! Every template is parsed before any is rendered, so a parse error in one writes no DEST. Every
+//! DEST is written from one snapshot, fetched while the DEST directories are locked, so
 //! that concurrent `-render` runs for one file (a preStart and an onChange hook) leave the newest
 //! text in place. The commands run after the writes, outside the lock.
 //!
@@ -16,13 +17,14 @@ use std::time::Duration;
 use hyper::Method;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::{Target, render, write_if_changed};
+use super::{Target, parse, write_if_changed};
 use crate::cli::Args;
 use crate::config;
 use crate::control::client::Client;
 use crate::control::subcommand::socket_path;
 use crate::errors::describe_io_error;
 use crate::supervisor::{self, Spec, Supervisor};
+use crate::template::Parsed;
 use crate::watches::Snapshot;
 
 /// How long the control socket may take to answer.
@@ -71,12 +73,29 @@ pub fn run(args: &Args) -> i32 {
             }
         };
         let env = config::process_env();
+        // Every template is read and parsed before any is rendered: a broken one stops them all,
+        // so no DEST is written from half of the set.
+        let mut parsed = Vec::new();
+        for target in &targets {
+            match parse_target(target, &watches, &env) {
+                Ok(template) => parsed.push((target, template)),
+                Err(message) => {
+                    eprintln!("pilot: -render {}: {message}", target.template.display());
+                }
+            }
+        }
+        if parsed.len() != targets.len() {
+            return 1;
+        }
         let mut status = 0;
         let mut written = Vec::new();
-        for target in &targets {
-            match render_target(target, &watches, &env) {
-                Ok(true) => written.push(target),
-                Ok(false) => println!("pilot: {} is unchanged", target.dest.display()),
+        for (target, template) in &parsed {
+            match write_target(target, template) {
+                Ok(true) => written.push(*target),
+                Ok(false) => {
+                    let said = format!("pilot: {} is unchanged\n", target.dest.display());
+                    status = status.max(crate::print_or_fail(&said));
+                }
                 Err(message) => {
                     eprintln!("pilot: -render {}: {message}", target.template.display());
                     status = 1;
@@ -96,7 +115,7 @@ pub fn run(args: &Args) -> i32 {
         };
         for target in written {
             match run_command(target, &sup).await {
-                Ok(done) => println!("pilot: {done}"),
+                Ok(done) => status = status.max(crate::print_or_fail(&format!("pilot: {done}\n"))),
                 Err(message) => {
                     eprintln!("pilot: -render {}: {message}", target.template.display());
                     status = 1;
@@ -137,15 +156,20 @@ async fn fetch(client: &Client) -> Result<Vec<Snapshot>, String> {
         .map_err(|e| format!("unexpected answer from {}: {e}", client.socket().display()))
 }
 
-/// Renders one target and writes DEST; returns whether DEST changed.
-fn render_target(
+/// Reads and parses the template of one target.
+fn parse_target(
     target: &Target,
     watches: &[Snapshot],
     env: &BTreeMap<String, String>,
-) -> Result<bool, String> {
+) -> Result<Parsed, String> {
     let text = std::fs::read_to_string(&target.template)
         .map_err(|e| format!("cannot read the template: {}", describe_io_error(&e)))?;
-    let rendered = render(&text, watches, env).map_err(|e| format!("template: {e}"))?;
+    parse(&text, watches, env).map_err(|e| format!("template: {e}"))
+}
+
+/// Renders one parsed target and writes DEST; returns whether DEST changed.
+fn write_target(target: &Target, template: &Parsed) -> Result<bool, String> {
+    let rendered = template.execute().map_err(|e| format!("template: {e}"))?;
     write_if_changed(&target.dest, &rendered).map_err(|e| {
         format!(
             "cannot write {}: {}",

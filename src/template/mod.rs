@@ -66,6 +66,22 @@ pub fn render_with(
     env: &BTreeMap<String, String>,
     extra: gotmpl::FuncMap,
 ) -> Result<String, TemplateError> {
+    parse_with(text, env, extra)?.execute()
+}
+
+/// A template parsed with its functions and data, ready to execute: so that a caller with
+/// several templates (`pilot -render`) reports every parse error before it renders any.
+pub struct Parsed {
+    template: Template,
+    env: Arc<BTreeMap<String, String>>,
+}
+
+/// Parses `text` as `render_with` does, without executing it.
+pub fn parse_with(
+    text: &str,
+    env: &BTreeMap<String, String>,
+    extra: gotmpl::FuncMap,
+) -> Result<Parsed, TemplateError> {
     let budget = Arc::new(AtomicUsize::new(WORK_BUDGET_BYTES));
     let env = Arc::new(env.clone());
     let template = Template::new(NAME)
@@ -74,7 +90,17 @@ pub fn render_with(
         .funcs(extra)
         .parse(text)
         .map_err(parse_error)?;
+    Ok(Parsed { template, env })
+}
 
+impl Parsed {
+    /// Executes the template over its data.
+    pub fn execute(&self) -> Result<String, TemplateError> {
+        execute(&self.template, &self.env)
+    }
+}
+
+fn execute(template: &Template, env: &BTreeMap<String, String>) -> Result<String, TemplateError> {
     let mut fields = BTreeSet::new();
     for name in template.templates() {
         if let Some(tree) = template.lookup(name) {

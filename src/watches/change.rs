@@ -1,5 +1,5 @@
-//! What a new answer means for a watch: the events ContainerPilot defines, as PRODUCT.md 2.4
-//! adjusts them.
+//! What a new answer means for a watch: the events ContainerPilot defines, as pilot adjusts them
+//! (README, "Compatibility with ContainerPilot 3.8", Watches).
 //!
 //! - `changed` when the set of healthy instances differs in anything a template can see (ID,
 //!   node, address, port, tags, meta). Before the first answer the set counts as empty, so a
@@ -47,7 +47,7 @@ mod tests {
         }
     }
 
-    /// Trace E (reference section 13) as PRODUCT.md adjusts it: 0, 1, the same 1, 2, 0 instances.
+    /// Trace E (reference section 13) as pilot adjusts it: 0, 1, the same 1, 2, 0 instances.
     #[test]
     fn trace_e() {
         let one = vec![instance("a", "10.0.0.1")];

@@ -41,6 +41,7 @@ pub fn build(
     }
     Some(Job {
         name: job.name.clone(),
+        key: job.name.clone(),
         kind: JobKind::User,
         exec: job.exec.clone(),
         raw_output: job.raw_output,
@@ -131,10 +132,8 @@ fn health(raw: &RawHealth, user: Option<RunAs>) -> Option<Health> {
         Check::None
     };
     let interval = positive(raw.interval.as_ref())?;
-    let timeout = match &raw.timeout {
-        None => interval,
-        Some(timeout) => positive(Some(timeout))?,
-    };
+    // Zero or negative (a warning) is the interval too.
+    let timeout = positive(raw.timeout.as_ref()).unwrap_or(interval);
     Some(Health {
         check,
         interval,
@@ -146,7 +145,7 @@ fn health(raw: &RawHealth, user: Option<RunAs>) -> Option<Health> {
 }
 
 /// What starts the job. A signal source starts it on each such signal, whatever once or each
-/// say, as in ContainerPilot.
+/// say, as in ContainerPilot; without a source or an event nothing starts it.
 fn when(raw: &RawWhen) -> Option<When> {
     if raw.broken {
         return None;
@@ -162,7 +161,9 @@ fn when(raw: &RawWhen) -> Option<When> {
                 None => None,
             };
             let timeout = raw.positive_timeout();
-            let source = source?;
+            let Some(source) = source else {
+                return Some(When::Never { timeout });
+            };
             if is_signal(&source.value) {
                 return Some(When::Event {
                     code: EventCode::Signal,
@@ -171,11 +172,14 @@ fn when(raw: &RawWhen) -> Option<When> {
                     timeout,
                 });
             }
-            Some(When::Event {
-                code: code?,
-                source: source.value.clone(),
-                repeat: event?.1,
-                timeout,
+            Some(match code.zip(event) {
+                Some((code, (_, repeat))) => When::Event {
+                    code,
+                    source: source.value.clone(),
+                    repeat,
+                    timeout,
+                },
+                None => When::Never { timeout },
             })
         }
     }

@@ -55,6 +55,7 @@ pub fn build(raw: &RawConfig, ctx: &LoadContext, problems: &mut Problems) -> Opt
     if let Some(telemetry) = &telemetry {
         jobs.push(telemetry_job(telemetry, ctx));
     }
+    set_keys(&mut jobs);
     Some(Config {
         consul: consul?,
         logging: logging(&raw.logging),
@@ -64,6 +65,14 @@ pub fn build(raw: &RawConfig, ctx: &LoadContext, problems: &mut Problems) -> Opt
         control: control(&raw.control),
         telemetry,
     })
+}
+
+/// Each job's key: the later jobs of a repeated name get `name#2`, `name#3`...
+fn set_keys(jobs: &mut [Job]) {
+    for i in 0..jobs.len() {
+        let nth = 1 + jobs[..i].iter().filter(|j| j.name == jobs[i].name).count();
+        jobs[i].key = job_key(&jobs[i].name, nth);
+    }
 }
 
 fn logging(raw: &RawLogging) -> Logging {
@@ -151,6 +160,7 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
     tags.extend(ctx.version_tags.iter().cloned());
     Job {
         name: TELEMETRY_JOB.to_string(),
+        key: TELEMETRY_JOB.to_string(),
         kind: JobKind::Telemetry,
         exec: None,
         raw_output: false,

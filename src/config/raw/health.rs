@@ -3,7 +3,7 @@
 use super::Spanned;
 use super::jobs::logging_raw;
 use super::object::Obj;
-use super::weak::{exec, weak_duration, weak_seconds, weak_string};
+use super::weak::{weak_duration, weak_seconds, weak_string};
 use crate::config::duration::GoDuration;
 use crate::config::json5::Value;
 use crate::config::model::Exec;
@@ -45,7 +45,7 @@ pub fn decode(value: &Value, report: &mut Reporter<'_>) -> Option<RawHealth> {
         .into_iter()
         .filter(|key| obj.has(key))
         .collect();
-    let exec = obj.field("exec", exec, report).map(|e| e.value);
+    let exec = obj.exec(report);
     let http = obj.field("http", weak_string, report);
     let tcp = obj.field("tcp", weak_string, report);
     let interval = obj.field("interval", weak_seconds, report);

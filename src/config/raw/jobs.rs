@@ -3,7 +3,7 @@
 use super::health::{self, RawHealth};
 use super::object::{Obj, is_null, list_items, wrong_type};
 use super::weak::{
-    describe, exec, format_number, non_empty_string, string_list, string_or_list, weak_bool,
+    describe, format_number, non_empty_string, string_list, string_or_list, weak_bool,
     weak_duration, weak_int, weak_string,
 };
 use super::when::{self, RawWhen};
@@ -162,7 +162,7 @@ fn job(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawJob {
     let name = name(index, &mut obj, problems);
     let path = path(index, &name);
     let mut report = problems.at(path.clone());
-    let exec = obj.field("exec", exec, &mut report).map(|e| e.value);
+    let exec = obj.exec(&mut report);
     let port = obj.field("port", weak_int, &mut report);
     let initial_status = obj.field_if_set("initial_status", non_empty_string, &mut report);
     // Read only for services, as ContainerPilot did: a job without a port may carry anything.

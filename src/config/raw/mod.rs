@@ -72,6 +72,30 @@ pub struct RawConfig {
     pub telemetry: Option<RawTelemetry>,
 }
 
+/// The top-level keys of ContainerPilot 2.x that 3.x has not.
+const CONTAINERPILOT_2_KEYS: &[&str] = &[
+    "services",
+    "backends",
+    "preStart",
+    "preStop",
+    "postStop",
+    "coprocesses",
+    "tasks",
+];
+
+/// The 2.x keys of a config without `jobs`, quoted and joined (`"services", "preStart"`).
+fn containerpilot_2(top: &Obj<'_>) -> Option<String> {
+    if top.has("jobs") {
+        return None;
+    }
+    let found: Vec<String> = CONTAINERPILOT_2_KEYS
+        .iter()
+        .filter(|k| top.has(k))
+        .map(|k| format!("{k:?}"))
+        .collect();
+    (!found.is_empty()).then(|| found.join(", "))
+}
+
 /// Decodes the parsed file; `None` when it is not an object of keys (reported).
 pub fn decode(root: &Value, problems: &mut Problems) -> Option<RawConfig> {
     let mut report = problems.at("");
@@ -85,6 +109,17 @@ pub fn decode(root: &Value, problems: &mut Problems) -> Option<RawConfig> {
         );
         return None;
     };
+    if let Some(found) = containerpilot_2(&top) {
+        report.error(
+            format!(
+                "this is a ContainerPilot 2.x config ({found} at the top level), which pilot does \
+                 not read: ContainerPilot 3 replaced them with jobs and watches; see \
+                 docs/configuration.md, \"Moving from ContainerPilot 2.x\""
+            ),
+            top.line,
+        );
+        return None;
+    }
     let logging = logging::decode(top.get("logging"), &mut report);
     let stop_timeout = top.field("stopTimeout", weak::weak_seconds, &mut report);
     let consul = consul::decode(top.get("consul"), top.line, &mut report);

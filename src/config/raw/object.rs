@@ -3,8 +3,9 @@
 //! reported as unknown.
 
 use super::Spanned;
-use super::weak::describe;
+use super::weak::{describe, exec, exec_quoting_problem};
 use crate::config::json5::{Kind, Member, Value};
+use crate::config::model::Exec;
 use crate::config::problems::{Reporter, closest, quote_short};
 
 /// Unknown keys reported one by one in an object; the rest are counted.
@@ -106,6 +107,25 @@ impl<'a> Obj<'a> {
     ) -> Option<Spanned<T>> {
         let value = self.get(key)?;
         self.spanned(key, value.pos.line, decode(value).map(Some), report)
+    }
+
+    /// `exec` (of a job or a health check), decoded by `weak::exec`. A string whose quotes do
+    /// not close is split on spaces, quotes kept, as ContainerPilot split every exec string;
+    /// that is a warning.
+    pub fn exec(&mut self, report: &mut Reporter<'_>) -> Option<Exec> {
+        let value = self.get("exec")?;
+        if let Some(why) = exec_quoting_problem(value) {
+            report.warn_key(
+                &self.full_key("exec"),
+                format!(
+                    "{why}: it is split on spaces with the quotes kept, as ContainerPilot \
+                     splits it"
+                ),
+                value.pos.line,
+            );
+        }
+        self.spanned("exec", value.pos.line, exec(value).map(Some), report)
+            .map(|e| e.value)
     }
 
     /// Like `field`, for a key that must be given: its absence is reported as `<key> must be

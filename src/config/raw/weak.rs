@@ -235,11 +235,22 @@ pub fn string_or_list(value: &Value) -> Result<Vec<String>, String> {
     }
 }
 
-/// `exec`: a string split with shell-style quoting, or an array taken as it is (numbers and
-/// booleans in it written as Go's `%v` writes them).
+/// Why an `exec` string cannot be split with shell-style quoting (an unterminated quote...):
+/// `exec` then splits it as ContainerPilot did, and the caller warns.
+pub fn exec_quoting_problem(value: &Value) -> Option<String> {
+    match &value.kind {
+        Kind::String(s) => crate::config::words::split(s).err(),
+        _ => None,
+    }
+}
+
+/// `exec`: a string split with shell-style quoting (or, when its quotes do not close, on single
+/// spaces as ContainerPilot did), or an array taken as it is (numbers and booleans in it
+/// written as Go's `%v` writes them).
 pub fn exec(value: &Value) -> Result<Exec, String> {
     let words = match &value.kind {
-        Kind::String(s) => crate::config::words::split(s)?,
+        Kind::String(s) => crate::config::words::split(s)
+            .unwrap_or_else(|_| crate::config::words::split_on_spaces(s)),
         Kind::Array(items) => array_words(items)?,
         _ => {
             return Err(format!(

@@ -43,12 +43,13 @@ pub fn check_health(health: &RawHealth, report: &mut Reporter<'_>) {
         report,
     );
     // ContainerPilot ran a check with a zero timeout without any timeout, so a hung check
-    // blocked every later one.
+    // blocked every later one: pilot runs the config, and bounds the check by its interval.
     if let Some(timeout) = health.timeout.as_ref().filter(|t| !t.value.is_positive()) {
-        report.key(
+        report.warn_key(
             "health.timeout",
             format!(
-                "must be greater than zero, got {} (leave it out to use health.interval)",
+                "should be greater than zero, got {}: the check times out at health.interval \
+                 (ContainerPilot ran it without a timeout)",
                 timeout.value
             ),
             timeout.line,

@@ -5,16 +5,20 @@ use crate::config::TELEMETRY_JOB;
 use crate::config::problems::{Problems, quote_short};
 use crate::config::raw::{RawJob, RawTelemetry};
 
-/// Job names are unique, and none is the name of the job telemetry adds: events name their
-/// source job by its name.
+/// Job names should be unique, and none the name of the job telemetry adds: events name their
+/// source job by its name. ContainerPilot runs two jobs of one name, and so does pilot, with a
+/// warning: both publish their events under that name, and both register (and heartbeat) the
+/// one Consul service of that name, whose ID `<name>-<hostname>` they share
+/// (docs/configuration.md, "Two jobs with one name").
 pub fn check_job_names(jobs: &[RawJob], telemetry: Option<&RawTelemetry>, problems: &mut Problems) {
     let mut first: Vec<&RawJob> = Vec::new();
     for job in jobs.iter().filter(|j| !j.name.is_empty()) {
         match first.iter().find(|f| f.name == job.name) {
-            Some(earlier) => problems.at(job.path.clone()).key(
+            Some(earlier) => problems.at(job.path.clone()).warn_key(
                 "name",
                 format!(
-                    "{:?} is already the name of jobs[{}] (line {}): job names must be unique",
+                    "{:?} is already the name of jobs[{}] (line {}): both jobs run, and their \
+                     events and Consul service are one",
                     job.name, earlier.index, earlier.line
                 ),
                 job.line,
@@ -26,14 +30,17 @@ pub fn check_job_names(jobs: &[RawJob], telemetry: Option<&RawTelemetry>, proble
         return;
     };
     if let Some(job) = first.iter().find(|j| j.name == TELEMETRY_JOB) {
-        problems.at(format!("jobs[{}] {TELEMETRY_JOB:?}", job.index)).key(
-            "name",
-            format!(
-                "{TELEMETRY_JOB:?} is the name of the job telemetry adds (line {}): job names must be unique",
-                telemetry.line
-            ),
-            job.line,
-        );
+        problems
+            .at(format!("jobs[{}] {TELEMETRY_JOB:?}", job.index))
+            .warn_key(
+                "name",
+                format!(
+                    "{TELEMETRY_JOB:?} is the name of the job telemetry adds (line {}): both jobs \
+                 run, and their events and Consul service are one",
+                    telemetry.line
+                ),
+                job.line,
+            );
     }
 }
 
@@ -95,8 +102,8 @@ mod tests {
         assert_eq!(
             problems.messages(),
             [
-                "jobs[1] \"a\": name \"a\" is already the name of jobs[0] (line 2): job names must be unique (line 3)",
-                "jobs[2] \"a\": name \"a\" is already the name of jobs[0] (line 2): job names must be unique (line 4)",
+                "warning: jobs[1] \"a\": name \"a\" is already the name of jobs[0] (line 2): both jobs run, and their events and Consul service are one (line 3)",
+                "warning: jobs[2] \"a\": name \"a\" is already the name of jobs[0] (line 2): both jobs run, and their events and Consul service are one (line 4)",
             ]
         );
     }
@@ -112,7 +119,7 @@ mod tests {
         assert_eq!(
             problems.messages(),
             [
-                "jobs[0] \"containerpilot\": name \"containerpilot\" is the name of the job telemetry adds (line 1): job names must be unique (line 2)"
+                "warning: jobs[0] \"containerpilot\": name \"containerpilot\" is the name of the job telemetry adds (line 1): both jobs run, and their events and Consul service are one (line 2)"
             ]
         );
     }

@@ -1,4 +1,7 @@
-//! The rules of a job's `when`: pilot refuses every trigger that can never fire, naming why.
+//! The rules of a job's `when`. ContainerPilot refuses only two of interval, once and each, an
+//! interval under 1ms and an event name it does not know; pilot refuses the same. A trigger that
+//! can never fire ContainerPilot runs, and the job simply waits: pilot runs it too, with a
+//! warning that says why it never fires.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,8 +26,8 @@ const EVENT_NAMES: &[&str] = &[
     "exitMaintenance",
 ];
 
-/// What a trigger may name: the jobs (by name, the first of a repeated name) and what each
-/// can publish, and the watches.
+/// What a trigger may name: the jobs (by name; what two jobs of one name publish together) and
+/// what each can publish, and the watches.
 pub struct Facts<'a> {
     jobs: HashMap<&'a str, JobFacts>,
     watches: HashSet<&'a str>,
@@ -45,11 +48,19 @@ impl<'a> Facts<'a> {
             let has_when_timeout = job.when.as_ref().is_some_and(|w| {
                 w.interval.is_none() && w.timeout.as_ref().is_some_and(|t| t.value.is_positive())
             });
-            jobs.entry(job.name.as_str()).or_insert(JobFacts {
+            let facts = JobFacts {
                 has_exec: job.exec.is_some() || job.broken,
                 has_check: job.health.as_ref().is_some_and(|h| h.has_check()) || job.broken,
                 has_when_timeout: has_when_timeout || job.broken,
-            });
+            };
+            // Two jobs of one name publish under it together.
+            jobs.entry(job.name.as_str())
+                .and_modify(|f: &mut JobFacts| {
+                    f.has_exec |= facts.has_exec;
+                    f.has_check |= facts.has_check;
+                    f.has_when_timeout |= facts.has_when_timeout;
+                })
+                .or_insert(facts);
         }
         if raw.telemetry.is_some() {
             let telemetry = JobFacts {
@@ -127,13 +138,13 @@ fn check_event(
         return;
     }
     match (source, event.zip(code)) {
-        (None, None) => report.key(
+        (None, None) => report.warn_key(
             "when",
-            "names no event, so the job would never start: give source and once or each, or \
+            "names no event, so the job never starts: give source and once or each, or \
              leave when out to start at startup",
             when.line,
         ),
-        (Some(source), None) => report.key(
+        (Some(source), None) => report.warn_key(
             "when.source",
             format!(
                 "{} needs once or each: without an event the job never starts",
@@ -147,7 +158,7 @@ fn check_event(
             } else {
                 ""
             };
-            report.key(
+            report.warn_key(
                 &key,
                 format!(
                     "{} needs a source{hint}: without one the job never starts",
@@ -158,7 +169,7 @@ fn check_event(
         }
         (Some(source), Some((name, code))) => {
             if let Some(why) = trigger_problem(own_name, code, &name.value, &source.value, facts) {
-                report.key(&key, why, name.line);
+                report.warn_key(&key, why, name.line);
             }
         }
     }
@@ -253,7 +264,10 @@ fn check_source_problem(
         return Some("a job's own health check results are handled before its when".into());
     }
     let Some(facts) = facts.jobs.get(job) else {
-        return Some(format!("there is no job named {job:?}"));
+        return Some(format!(
+            "there is no job named {job:?}{}",
+            did_you_mean(job, facts.jobs.keys().copied())
+        ));
     };
     if !facts.has_check {
         return Some(format!("job {job:?} has no health check"));
@@ -267,7 +281,10 @@ fn check_source_problem(
 /// `watch.<name>`: a watch's changes.
 fn watch_source_problem(code: EventCode, watch: &str, facts: &Facts<'_>) -> Option<String> {
     if !facts.watches.contains(watch) {
-        return Some(format!("there is no watch named {watch:?} in watches"));
+        return Some(format!(
+            "there is no watch named {watch:?} in watches{}",
+            did_you_mean(watch, facts.watches.iter().copied())
+        ));
     }
     if !matches!(
         code,
@@ -287,14 +304,10 @@ fn job_source_problem(
 ) -> Option<String> {
     let never = |why: String| Some(format!("{event:?} from {source:?} never fires: {why}"));
     let Some(job) = facts.jobs.get(source) else {
-        let hint = if facts.watches.contains(source) {
-            format!(" (did you mean \"watch.{source}\"?)")
-        } else {
-            String::new()
-        };
         return Some(format!(
-            "source {source:?} is not global, a job, check.<job>, watch.<watch>, SIGHUP or \
-             SIGUSR2{hint}"
+            "{event:?} from {source:?} never fires: no job is named {source:?}{} (a source is \
+             global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2)",
+            source_hint(source, facts)
         ));
     };
     match code {
@@ -312,6 +325,26 @@ fn job_source_problem(
             "the source of an error event is the error message, not the job; use exitFailed".into(),
         ),
         _ => None,
+    }
+}
+
+/// " (did you mean ...?)" for a source that names nothing: the watch of that name, else the
+/// closest job name, else nothing. A job that exists only under an environment variable the
+/// template did not see is not in the config at all, so it cannot be suggested.
+fn source_hint(source: &str, facts: &Facts<'_>) -> String {
+    if facts.watches.contains(source) {
+        return format!(" (did you mean \"watch.{source}\"?)");
+    }
+    did_you_mean(source, facts.jobs.keys().copied())
+}
+
+/// " (did you mean ...?)" with the closest of `names` to `word`, if one is close.
+fn did_you_mean<'a>(word: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    match closest(word, &names) {
+        Some(close) => format!(" (did you mean {close:?}?)"),
+        None => String::new(),
     }
 }
 
@@ -412,9 +445,25 @@ mod tests {
         assert_eq!(
             problem("exitSuccess", "db"),
             Some(
-                "source \"db\" is not global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2 (did you mean \"watch.db\"?)"
+                "\"exitSuccess\" from \"db\" never fires: no job is named \"db\" (did you mean \"watch.db\"?) (a source is global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2)"
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn a_source_close_to_a_name_gets_a_suggestion() {
+        assert_eq!(
+            problem("exitSuccess", "ap"),
+            Some("\"exitSuccess\" from \"ap\" never fires: no job is named \"ap\" (did you mean \"app\"?) (a source is global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2)".into())
+        );
+        assert_eq!(
+            problem("exitFailed", "check.apq"),
+            Some("\"exitFailed\" from \"check.apq\" never fires: there is no job named \"apq\" (did you mean \"app\"?)".into())
+        );
+        assert_eq!(
+            problem("changed", "watch.dc"),
+            Some("\"changed\" from \"watch.dc\" never fires: there is no watch named \"dc\" in watches (did you mean \"db\"?)".into())
         );
     }
 

@@ -11,6 +11,7 @@ fn job_defaults() {
         job,
         Job {
             name: "a".into(),
+            key: "a".into(),
             kind: JobKind::User,
             exec: exec(&["run"]),
             raw_output: false,
@@ -54,9 +55,18 @@ fn job_exec_forms() {
         error(&job("name: 'a', exec: []")),
         "jobs[0] \"a\": exec is empty: give the program to run (line 1)"
     );
+    // ContainerPilot split on spaces and kept quotes: pilot does so where shell-style quoting
+    // cannot apply, with a warning.
+    let unterminated = job("name: 'a', exec: \"echo 'x  y\"");
     assert_eq!(
-        error(&job("name: 'a', exec: \"echo 'x\"")),
-        "jobs[0] \"a\": exec has an unterminated single quote (line 1)"
+        warnings(&unterminated),
+        [
+            "warning: jobs[0] \"a\": exec has an unterminated single quote: it is split on spaces with the quotes kept, as ContainerPilot splits it (line 1)"
+        ]
+    );
+    assert_eq!(
+        ok(&unterminated).jobs[0].exec,
+        exec(&["echo", "'x", "", "y"])
     );
     assert_eq!(
         error(&job("name: 'a', exec: {}")),
@@ -86,15 +96,39 @@ fn job_name_errors() {
     assert_eq!(ok("{consul: 'c', jobs: [null, {name: 'a'}]}").jobs.len(), 1);
 }
 
+/// ContainerPilot runs two jobs of one name: pilot too, with a warning; each has its own key.
 #[test]
 fn duplicate_job_names() {
+    let text = "{consul: 'c', jobs: [\n{name: 'a'},\n{name: 'b'},\n{name: 'a', exec: 'x'}]}";
     assert_eq!(
-        error("{consul: 'c', jobs: [\n{name: 'a'},\n{name: 'b'},\n{name: 'a'}]}"),
-        "jobs[2] \"a\": name \"a\" is already the name of jobs[0] (line 2): job names must be unique (line 4)"
+        warnings(text),
+        [
+            "warning: jobs[2] \"a\": name \"a\" is already the name of jobs[0] (line 2): both jobs run, and their events and Consul service are one (line 4)"
+        ]
     );
+    let config = ok(text);
+    let keys: Vec<(&str, &str)> = (config.jobs.iter())
+        .map(|j| (j.name.as_str(), j.key.as_str()))
+        .collect();
+    assert_eq!(keys, [("a", "a"), ("b", "b"), ("a", "a#2")]);
+    assert_eq!(config.job("a#2").unwrap().exec, exec(&["x"]));
+    let text = "{consul: 'c', telemetry: {},\n jobs: [{name: 'containerpilot'}]}";
     assert_eq!(
-        error("{consul: 'c', telemetry: {},\n jobs: [{name: 'containerpilot'}]}"),
-        "jobs[0] \"containerpilot\": name \"containerpilot\" is the name of the job telemetry adds (line 1): job names must be unique (line 2)"
+        warnings(text),
+        [
+            "warning: jobs[0] \"containerpilot\": name \"containerpilot\" is the name of the job telemetry adds (line 1): both jobs run, and their events and Consul service are one (line 2)"
+        ]
+    );
+    let keys: Vec<String> = ok(text).jobs.into_iter().map(|j| j.key).collect();
+    assert_eq!(keys, ["containerpilot", "containerpilot#2"]);
+    // What either of two jobs of one name publishes, a trigger on the name gets.
+    let text = "{consul: 'c', jobs: [{name: 'a'}, {name: 'a', exec: 'x'},
+        {name: 'b', exec: 'y', when: {source: 'a', once: 'exitSuccess'}}]}";
+    assert_eq!(
+        warnings(text).len(),
+        1,
+        "only the repeated name: {:?}",
+        warnings(text)
     );
 }
 
@@ -383,10 +417,15 @@ fn health_checks() {
         problem("exec: 'x', ttl: 1"),
         "jobs[0] \"a\": health.interval must be set: how often the check runs (line 1)"
     );
+    // ContainerPilot ran it without a timeout: pilot runs it, bounded by the interval.
+    let zero = job("name: 'a', health: {exec: 'x', interval: 3, ttl: 5, timeout: 0}");
     assert_eq!(
-        problem("exec: 'x', interval: 1, ttl: 1, timeout: 0"),
-        "jobs[0] \"a\": health.timeout must be greater than zero, got 0s (leave it out to use health.interval) (line 1)"
+        warnings(&zero),
+        [
+            "warning: jobs[0] \"a\": health.timeout should be greater than zero, got 0s: the check times out at health.interval (ContainerPilot ran it without a timeout) (line 1)"
+        ]
     );
+    assert_eq!(ok(&zero).jobs[0].health.as_ref().unwrap().timeout, secs(3));
     assert_eq!(
         problem("exec: 'x', http: 'http://a', interval: 1, ttl: 1"),
         "jobs[0] \"a\": health can have only one of exec, http and tcp, got exec and http (line 1)"

@@ -66,6 +66,14 @@ pub fn errors(text: &str) -> Vec<String> {
     }
 }
 
+/// The warnings of `text`, which loads.
+pub fn warnings(text: &str) -> Vec<String> {
+    match load_text_with_warnings(text, Path::new("test.json5"), &ctx()) {
+        Ok(loaded) => loaded.warnings.iter().map(ToString::to_string).collect(),
+        Err(err) => panic!("{text}: {err}"),
+    }
+}
+
 /// The single problem of `text`.
 pub fn error(text: &str) -> String {
     let problems = errors(text);

@@ -97,6 +97,7 @@ fn telemetry_and_its_job() {
         config.jobs[1],
         Job {
             name: "containerpilot".into(),
+            key: "containerpilot".into(),
             kind: JobKind::Telemetry,
             exec: None,
             raw_output: false,

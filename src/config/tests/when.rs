@@ -120,6 +120,24 @@ fn when_forms() {
             "{Source: 'plain', ONCE: 'exitSuccess'}",
             event(EventCode::ExitSuccess, "plain", Repeat::Once, None),
         ),
+        // What ContainerPilot waits for forever (warnings): an event that nothing publishes is
+        // waited for as written; no event or no source is no trigger at all.
+        (
+            "{source: 'consul-agent', once: 'healthy'}",
+            event(EventCode::StatusHealthy, "consul-agent", Repeat::Once, None),
+        ),
+        (
+            "{source: 'watch.nats', each: 'changed'}",
+            event(EventCode::StatusChanged, "watch.nats", Repeat::Each, None),
+        ),
+        ("{}", When::Never { timeout: None }),
+        (
+            "{source: 'app', timeout: '5s'}",
+            When::Never {
+                timeout: Some(secs(5)),
+            },
+        ),
+        ("{once: 'shutdown'}", When::Never { timeout: None }),
     ];
     for (text, want) in cases {
         assert_eq!(&when_of(text), want, "{text}");
@@ -127,16 +145,17 @@ fn when_forms() {
     assert_eq!(one_job("name: 'a'").when, When::Startup);
 }
 
+/// ContainerPilot runs a job whose trigger never comes (it waits): pilot too, with a warning.
 #[test]
 fn when_that_can_never_fire() {
     let cases: &[(&str, &str)] = &[
         (
             "{}",
-            "when names no event, so the job would never start: give source and once or each, or leave when out to start at startup",
+            "when names no event, so the job never starts: give source and once or each, or leave when out to start at startup",
         ),
         (
             "{timeout: '5s'}",
-            "when names no event, so the job would never start: give source and once or each, or leave when out to start at startup",
+            "when names no event, so the job never starts: give source and once or each, or leave when out to start at startup",
         ),
         (
             "{source: 'app'}",
@@ -200,11 +219,11 @@ fn when_that_can_never_fire() {
         ),
         (
             "{source: 'db', each: 'changed'}",
-            "when.each source \"db\" is not global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2 (did you mean \"watch.db\"?)",
+            "when.each \"changed\" from \"db\" never fires: no job is named \"db\" (did you mean \"watch.db\"?) (a source is global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2)",
         ),
         (
             "{source: 'nobody', once: 'exitSuccess'}",
-            "when.once source \"nobody\" is not global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2",
+            "when.once \"exitSuccess\" from \"nobody\" never fires: no job is named \"nobody\" (a source is global, a job, check.<job>, watch.<watch>, SIGHUP or SIGUSR2)",
         ),
         (
             "{source: 'idle', once: 'exitSuccess'}",
@@ -234,6 +253,23 @@ fn when_that_can_never_fire() {
             "{source: 'app', once: 'SIGHUP'}",
             "when.once \"SIGHUP\" from \"app\" never fires: SIGHUP fires only with source: \"SIGHUP\"",
         ),
+    ];
+    for (text, message) in cases {
+        let found =
+            match load_text_with_warnings(&when_config(text), Path::new("test.json5"), &ctx()) {
+                Ok(loaded) if loaded.warnings.len() == 1 => loaded.warnings[0].to_string(),
+                Ok(loaded) => panic!("{text}: {:?}", loaded.warnings),
+                Err(err) => panic!("{text}: refused: {err}"),
+            };
+        let expected = format!("warning: jobs[4] \"test\": {message} (line 6)");
+        assert_eq!(found, expected, "{text}");
+    }
+}
+
+/// What ContainerPilot refuses in `when`, pilot refuses too.
+#[test]
+fn when_that_containerpilot_refuses() {
+    let cases: &[(&str, &str)] = &[
         (
             "{source: 'app', once: 'Healthy'}",
             "when.once \"Healthy\" is not an event (did you mean \"healthy\"?)",
