@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use consul_double::{BackgroundDouble, CheckStatus, Config as DoubleConfig};
@@ -233,14 +232,17 @@ fn maintenance_deregisters_and_disabling_it_registers_again() {
     let double = double();
     let dir = Scratch::new("maintenance");
     let socket = dir.path("pilot.sock");
+    let ticks = dir.path("ticks");
     let cfg = dir.write(
         "pilot.json5",
         &format!(
             r#"{{ consul: "{}", control: {{ socket: "{}" }},
   jobs: [{{ name: "app", exec: ["sleep", "1000"], port: 8080, interfaces: "static:10.0.0.9",
-            health: {{ exec: "true", interval: 1, ttl: 5 }} }}] }}"#,
+            health: {{ exec: "true", interval: 1, ttl: 5 }} }},
+         {{ name: "ticker", exec: ["sh", "-c", "echo tick >> {}"], when: {{ interval: "1s" }} }}] }}"#,
             double.http_addr().unwrap(),
-            socket.display()
+            socket.display(),
+            ticks.display()
         ),
     );
     let running = Running::start(
@@ -268,8 +270,13 @@ fn maintenance_deregisters_and_disabling_it_registers_again() {
     // A second enable changes nothing.
     let (code, body) = control(&socket, "POST", "/v3/maintenance/enable", None);
     assert_eq!((code, body.trim()), (200, r#"{"updated":false}"#));
-    // Checks are paused: nothing re-registers it.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Checks are paused: nothing re-registers it while the interval job, on the check's
+    // interval, ticks three times (an unpaused check would have run, and registered, by then).
+    let ticked = file_lines(&ticks).len();
+    wait_for(
+        || (file_lines(&ticks).len() >= ticked + 3).then_some(()),
+        "three ticks of the interval job during maintenance",
+    );
     assert!(
         double.service(&id).is_none(),
         "still out of Consul during maintenance"
@@ -498,8 +505,19 @@ fn a_reload_that_changes_consul_moves_unchanged_services_to_the_new_agent() {
         old.service(&format!("app-{}", hostname())).is_none(),
         "deregistered from the old agent"
     );
+    // The new agent gets three heartbeats after the old one's last request: had the old
+    // agent's heartbeats gone on, it would have had some by then.
     old.clear_requests();
-    std::thread::sleep(Duration::from_millis(2500));
+    new.clear_requests();
+    wait_for(
+        || {
+            (new.requests_to("PUT", &format!("/v1/agent/check/update/{check}"))
+                .len()
+                >= 3)
+                .then_some(())
+        },
+        "three heartbeats to the new agent",
+    );
     let heartbeats = old
         .requests()
         .into_iter()

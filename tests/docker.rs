@@ -25,6 +25,7 @@ use std::sync::{OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::skip;
 use common::web::{chromium_dom, element_text, get, get_json};
 use serde_json::Value;
 
@@ -48,22 +49,6 @@ fn repo() -> &'static Path {
 
 fn example_dir() -> PathBuf {
     repo().join("examples/hello-world")
-}
-
-/// Whether the tests run in CI (`CI` set to anything but empty, `0` or `false`), where every
-/// test must run.
-// TODO(issue 19): `common::skip` does this once it is on main.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
-}
-
-/// Says the test is skipped, and why; in CI that is a failure.
-fn skip(why: &str) {
-    assert!(
-        !in_ci(),
-        "skipped in CI, where every test must run: {why} (CI's machine has a Docker engine)"
-    );
-    eprintln!("skipped: {why}");
 }
 
 /// `true`, after saying so, when there is no Docker engine (or no docker-compose) to test with.

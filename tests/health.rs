@@ -368,10 +368,20 @@ async fn stopping_a_checker_kills_its_running_check(sup: Supervisor) {
 }
 
 async fn a_hung_check_does_not_delay_another_checker(sup: Supervisor) {
-    let mut hung = start(&sup, "hung", health(sh("sleep 300"), FAST, PATIENCE * 10));
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("pid");
+    let mut hung = start(
+        &sup,
+        "hung",
+        health(
+            sh(&format!("echo $$ > {}; exec sleep 300", pid.display())),
+            FAST,
+            PATIENCE * 10,
+        ),
+    );
     let mut quick = start(&sup, "quick", health(exec("true", &[]), FAST, PATIENCE));
     // Let the hung check start, then see the other checker go on, check after check.
-    tokio::time::sleep(FAST * 3).await;
+    read_pid(&pid).await;
     for _ in 0..5 {
         assert_eq!(quick.next().await, checked(true, "ok"));
     }
@@ -418,17 +428,27 @@ async fn checkers_start_paused_and_pause_for_maintenance(sup: Supervisor) {
         tx,
     );
     assert!(checker.is_paused());
-    tokio::time::sleep(FAST * 5).await;
+    // A checker on the same interval is the clock: while it checks five times, however slowly,
+    // the paused one would have checked too.
+    let mut clock = start(&sup, "clock", health(exec("true", &[]), FAST, PATIENCE));
+    for _ in 0..5 {
+        clock.next().await;
+    }
     assert!(results.try_recv().is_err(), "a paused checker checked");
     assert!(events.try_recv().is_err());
     checker.resume();
     timeout(PATIENCE, results.recv()).await.unwrap().unwrap();
     checker.pause();
-    // A check already running may still finish; after that, nothing.
-    tokio::time::sleep(FAST * 2).await;
-    while results.try_recv().is_ok() {}
-    tokio::time::sleep(FAST * 5).await;
-    assert!(results.try_recv().is_err(), "a paused checker reported");
+    // A check already running may still finish and report; nothing after it.
+    for _ in 0..5 {
+        clock.next().await;
+    }
+    let mut reported = 0;
+    while results.try_recv().is_ok() {
+        reported += 1;
+    }
+    assert!(reported <= 1, "a paused checker reported {reported} times");
+    clock.checker.stop().await;
     checker.resume();
     assert!(
         timeout(PATIENCE, results.recv())

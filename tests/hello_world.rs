@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Scratch, is_root, pilot_bin, processes};
+use common::{Scratch, pilot_bin, processes};
 use pilot::config::{Check, Config, LoadContext, Repeat, StaticInterfaces, When, load_text};
 use pilot::consul::Instance;
 use pilot::events::EventCode;
@@ -58,13 +58,7 @@ fn double_bin() -> PathBuf {
 }
 
 fn skip_unless_root() -> bool {
-    if !is_root() {
-        eprintln!(
-            "skipped: the hello-world demo makes network and PID namespaces, which needs root"
-        );
-        return true;
-    }
-    false
+    common::skip_unless_root("the hello-world demo makes network and PID namespaces")
 }
 
 fn runner(prefix: &str, args: &[&str]) -> Command {
@@ -695,6 +689,18 @@ fn down_removes_what_a_crashed_runner_left() {
     let mut demo = Demo::up(prefix, "10.215.0.0/24", 1, 1);
     demo.expect_line("ready: http://", READY_PATIENCE);
     let before = namespace_processes(prefix);
+    // The instances: pilot and what it runs for good (short-lived checks and hooks come and go).
+    let lasting: Vec<&(i32, String)> = before
+        .iter()
+        .filter(|(pid, _)| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            ["pilot", "node", "nginx", "consul-double"].contains(&comm.trim())
+        })
+        .collect();
+    assert!(
+        lasting.len() >= 4,
+        "a pilot in each namespace at least: {before:?}"
+    );
     // The runner dies without a chance to clean up: everything it made is still there.
     demo.child.kill().unwrap();
     demo.child.wait().unwrap();
@@ -704,7 +710,7 @@ fn down_removes_what_a_crashed_runner_left() {
         "consul, nginx, hello-1, world-1"
     );
     assert!(
-        before
+        lasting
             .iter()
             .all(|(pid, start)| start_time(*pid).as_ref() == Some(start)),
         "the instances outlive the runner"

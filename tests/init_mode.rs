@@ -282,8 +282,7 @@ fn the_command_gets_no_descriptor_of_pilots_besides_0_1_2() {
 
 #[test]
 fn inherited_descriptors_are_closed_for_the_command_even_without_proc() {
-    if !common::is_root() {
-        eprintln!("skipping: unmounting /proc in a new mount namespace needs root");
+    if common::skip_unless_root("unmounting /proc in a new mount namespace") {
         return;
     }
     // pilot gets descriptor 7 (its stdout) open, in a mount namespace without /proc; the

@@ -49,6 +49,12 @@ fn with_command(path: &std::path::Path, command: &[&str]) -> Vec<String> {
     args
 }
 
+/// A stop timeout far longer than any machine takes to stop jobs that exit at once, and half of
+/// it, under which such a stop must end: a test that says pilot did not wait for the stop
+/// timeout sets it, so that what it asserts does not depend on the machine's speed.
+const LONG_STOP: &str = "stopTimeout: 120,";
+const HALF_THE_LONG_STOP: Duration = Duration::from_secs(60);
+
 /// Runs pilot with `entries` as its config and returns how it ended.
 fn run_config(mode: Mode, name: &str, entries: &str) -> (i32, Vec<String>, String) {
     let dir = Scratch::new(name);
@@ -61,8 +67,11 @@ fn run_config(mode: Mode, name: &str, entries: &str) -> (i32, Vec<String>, Strin
 fn trace_a_a_one_shot_job_runs_once_and_pilot_exits_at_once() {
     for mode in modes() {
         let started = Instant::now();
-        let (status, stdout, stderr) =
-            run_config(mode, "trace-a", r#"jobs: [{ name: "a", exec: "true" }]"#);
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "trace-a",
+            &format!(r#"{LONG_STOP} jobs: [{{ name: "a", exec: "true" }}]"#),
+        );
         assert_eq!(status, 0, "{mode:?}: {stderr}");
         assert_eq!(
             events(&stdout),
@@ -76,9 +85,9 @@ fn trace_a_a_one_shot_job_runs_once_and_pilot_exits_at_once() {
                 .any(|l| l.contains(" loaded config: ") && l.ends_with("pilot.json5")),
             "{mode:?}: {stdout:#?}"
         );
-        // ContainerPilot slept stopTimeout (5 s) here; pilot has nothing left to wait for.
+        // ContainerPilot slept stopTimeout here; pilot has nothing left to wait for.
         assert!(
-            started.elapsed() < Duration::from_secs(4),
+            started.elapsed() < HALF_THE_LONG_STOP,
             "{mode:?}: took {:?}",
             started.elapsed()
         );
@@ -232,7 +241,12 @@ fn triggers_during_a_run_coalesce_into_one_more_run() {
         let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
         running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
         running.signal(libc::SIGHUP);
+        running.expect_line("the first SIGHUP event", |l| {
+            l.ends_with("event: {Signal SIGHUP}")
+        });
         running.expect_line("first run", |l| job_output(l, "hook") == Some("run"));
+        // Each signal is sent once pilot has taken the one before (so that the kernel does not
+        // merge two), and all of them during the first run.
         for _ in 0..4 {
             running.signal(libc::SIGHUP);
             running.expect_line("the SIGHUP event", |l| {
@@ -245,15 +259,37 @@ fn triggers_during_a_run_coalesce_into_one_more_run() {
         });
         running.expect_line("its exit", |l| l.ends_with("event: {ExitSuccess hook}"));
         running.expect_line("its exit", |l| l.ends_with("event: {ExitSuccess hook}"));
-        // Had the triggers queued, a third run would start right after the second.
-        std::thread::sleep(Duration::from_millis(1000));
+        // Had the triggers queued, a third run would start at the second one's exit. A later
+        // trigger must be what starts the third run: its start comes after this SIGHUP's event.
+        running.signal(libc::SIGHUP);
+        running.expect_line("the later SIGHUP's event", |l| {
+            l.ends_with("event: {Signal SIGHUP}")
+        });
+        running.expect_line("the later trigger's run", |l| {
+            job_output(l, "hook") == Some("run")
+        });
+        running.expect_line("its exit", |l| l.ends_with("event: {ExitSuccess hook}"));
         running.signal(libc::SIGTERM);
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}");
         assert_eq!(
             outputs(&finished.stdout, "hook"),
-            ["run", "run"],
+            ["run", "run", "run"],
             "{mode:?}"
+        );
+        let lines = &finished.stdout;
+        let third_start = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains("hook started with pid"))
+            .nth(2)
+            .map(|(i, _)| i);
+        let later_signal = lines
+            .iter()
+            .rposition(|l| l.ends_with("event: {Signal SIGHUP}"));
+        assert!(
+            third_start > later_signal,
+            "{mode:?}: the third run started before the later trigger: {lines:#?}"
         );
     }
 }
@@ -363,15 +399,17 @@ fn a_trigger_during_a_restart_backoff_waits_for_the_restart() {
     for mode in modes() {
         let dir = Scratch::new("backoff-trigger");
         let lock = dir.path("lock");
-        // Every run is a quick exit, so the restarts back off; a run that finds the lock held
-        // says so, which only happens if two runs overlap.
+        // Every run is a quick exit (well under the 1 s that counts as a crash, even on a busy
+        // machine), so the restarts back off: none after the first exit, 100 ms after the
+        // second, 200 ms after the third. A run that finds the lock held says so, which only
+        // happens if two runs overlap.
         let cfg = dir.write(
             "pilot.json5",
             &config(&format!(
                 r#"jobs: [
     {{ name: "keeper", exec: ["sleep", "1000"] }},
     {{ name: "hook", restarts: 3, when: {{ source: "SIGHUP" }},
-       exec: ["sh", "-c", "mkdir {lock} || echo overlap; echo run; sleep 0.3; rmdir {lock}"] }},
+       exec: ["sh", "-c", "mkdir {lock} || echo overlap; echo run; sleep 0.1; rmdir {lock}"] }},
   ]"#,
                 lock = lock.display()
             )),
@@ -379,28 +417,34 @@ fn a_trigger_during_a_restart_backoff_waits_for_the_restart() {
         let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
         running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
         running.signal(libc::SIGHUP);
-        // The third quick exit waits 200 ms, less than a run: a trigger arrives during the backoff.
-        running.expect_line("a long backoff", |l| l.contains("restarting in 200ms"));
+        // The first backoff: the trigger arrives during it, or (on a slow machine, where this
+        // line is read late) during a later restart, its backoff or run. Whichever it is, the
+        // trigger waits for the restarts and then makes one run of its own.
+        running.expect_line("a backoff", |l| l.contains("restarting in"));
         running.signal(libc::SIGHUP);
-        running.expect_line("the SIGHUP event", |l| {
-            l.ends_with("event: {Signal SIGHUP}")
-        });
-        // The first run, three restarts, then one run for the trigger; then nothing.
+        // The first run, three restarts, then one run for the trigger.
         for _ in 0..5 {
             running.expect_line("a run's exit", |l| l.ends_with("event: {ExitSuccess hook}"));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // Then nothing more, until a later trigger: it makes exactly one run.
+        running.signal(libc::SIGHUP);
+        running.expect_line("the later trigger's exit", |l| {
+            l.ends_with("event: {ExitSuccess hook}")
+        });
         running.signal(libc::SIGTERM);
         let finished = running.wait();
         let runs = outputs(&finished.stdout, "hook");
         assert!(!runs.iter().any(|l| l == "overlap"), "{mode:?}: {runs:?}");
         let count = runs.iter().filter(|l| *l == "run").count();
-        assert_eq!(count, 5, "{mode:?}: four runs and the trigger's: {runs:?}");
+        assert_eq!(
+            count, 6,
+            "{mode:?}: four runs, the trigger's and the later trigger's: {runs:?}"
+        );
         let exits = events(&finished.stdout)
             .iter()
             .filter(|e| *e == "ExitSuccess hook")
             .count();
-        assert_eq!(exits, 5, "{mode:?}: every run's exit is seen");
+        assert_eq!(exits, 6, "{mode:?}: every run's exit is seen");
     }
 }
 
@@ -410,13 +454,13 @@ fn shutting_down_jobs_that_exit_at_once_takes_no_stop_timeout() {
         let dir = Scratch::new("fast-stop");
         let cfg = dir.write(
             "pilot.json5",
-            &config(
-                r#"jobs: [
-    { name: "one", exec: ["sleep", "1000"] },
-    { name: "two", exec: ["sleep", "1000"] },
-    { name: "three", exec: ["sleep", "1000"] },
+            &config(&format!(
+                r#"{LONG_STOP} jobs: [
+    {{ name: "one", exec: ["sleep", "1000"] }},
+    {{ name: "two", exec: ["sleep", "1000"] }},
+    {{ name: "three", exec: ["sleep", "1000"] }},
   ]"#,
-            ),
+            )),
         );
         let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
         running.expect_line("startup", |l| l.ends_with("event: {Startup global}"));
@@ -425,9 +469,9 @@ fn shutting_down_jobs_that_exit_at_once_takes_no_stop_timeout() {
         running.signal(libc::SIGTERM);
         let finished = running.wait();
         assert_eq!(code(finished.status), 0, "{mode:?}: {}", finished.stderr);
-        // The default stopTimeout is 5 s; pilot only waits for processes that are still there.
+        // Pilot only waits for processes that are still there, not for the stop timeout.
         assert!(
-            signalled.elapsed() < Duration::from_secs(3),
+            signalled.elapsed() < HALF_THE_LONG_STOP,
             "{mode:?}: took {:?}",
             signalled.elapsed()
         );
@@ -469,7 +513,9 @@ fn the_main_process_status_is_pilots_status() {
         let dir = Scratch::new("main-status");
         let cfg = dir.write(
             "pilot.json5",
-            &config(r#"jobs: [{ name: "side", exec: ["sleep", "1000"] }]"#),
+            &config(&format!(
+                r#"{LONG_STOP} jobs: [{{ name: "side", exec: ["sleep", "1000"] }}]"#
+            )),
         );
         for (command, want) in [
             (vec!["sh", "-c", "exit 3"], 3),
@@ -482,7 +528,7 @@ fn the_main_process_status_is_pilots_status() {
             assert_eq!(code(status), want, "{mode:?} {command:?}: {stderr}");
             // The side job was stopped at once, not at the stop deadline.
             assert!(
-                started.elapsed() < Duration::from_secs(4),
+                started.elapsed() < HALF_THE_LONG_STOP,
                 "{mode:?} {command:?}"
             );
         }

@@ -343,7 +343,7 @@ fn hook_scripts_talk_back_through_containerpilot() {
 #[test]
 fn pkill_containerpilot_ends_pilot_installed_as_containerpilot() {
     if !modes().contains(&Mode::Pid1) {
-        eprintln!("skipping: pkill is only safe inside a PID namespace, which needs root");
+        skip("pkill is only safe inside a PID namespace, which needs root");
         return;
     }
     for pkill in [

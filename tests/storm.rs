@@ -22,7 +22,7 @@ use common::*;
 const STORM: usize = 6000;
 const WAVES: usize = 3;
 /// Runs of the zombie flood job (it restarts `FLOODS - 1` times), and orphans per run.
-const FLOODS: usize = 6;
+const FLOODS: usize = 4;
 const ORPHANS: usize = 500;
 
 /// The position of the last line that satisfies `want`.
@@ -75,8 +75,7 @@ fn hup_runs(path: &Path) -> Vec<i32> {
 
 #[test]
 fn a_signal_storm_and_a_zombie_flood_lose_nothing_as_pid_1() {
-    if !is_root() {
-        eprintln!("skipped: PID 1 of a namespace needs root");
+    if skip_unless_root("PID 1 of a namespace") {
         return;
     }
     storm(Mode::Pid1);
@@ -170,14 +169,18 @@ fn storm(mode: Mode) {
         }
     }
 
-    // Let the flood job finish its runs.
-    wait_for(
+    // Let the flood job finish its runs, however long a flood takes on this machine: each
+    // run's exit is progress, and only a flood that makes none for `PATIENCE` is hung.
+    wait_progressing(
         || {
-            running
-                .drain()
+            let lines = running.drain();
+            if lines
                 .iter()
                 .any(|l| l.ends_with("event: {Stopped zombies}"))
-                .then_some(())
+            {
+                return Ok(());
+            }
+            Err(count(lines, |l| l.ends_with("event: {ExitFailed zombies}")))
         },
         "the flood job's last run",
     );
@@ -304,9 +307,24 @@ fn storm(mode: Mode) {
 /// runs and pilot's log so far.
 fn settle(running: &mut Running, hup_log: &Path) -> (Vec<i32>, Vec<String>) {
     let mut seen: Option<usize> = None;
-    wait_for(
+    // Progress is the signal jobs' runs going on, however slowly.
+    let progress = |running: &mut Running| {
+        let lines = running.drain();
+        let started = |job: &str| {
+            let needle = format!("{job} started with pid");
+            count(lines, |l| l.contains(&needle))
+        };
+        (
+            file_lines(hup_log).len(),
+            started("onhup"),
+            started("onusr2"),
+        )
+    };
+    wait_progressing(
         || {
-            let runs = hup_runs_if_settled(hup_log)?;
+            let Some(runs) = hup_runs_if_settled(hup_log) else {
+                return Err(progress(running));
+            };
             let lines = running.drain();
             let logged = count(lines, |l| l.contains("onhup started with pid"));
             let exited = exits(&events(lines), "onhup").len();
@@ -314,11 +332,11 @@ fn settle(running: &mut Running, hup_log: &Path) -> (Vec<i32>, Vec<String>) {
                 == exits(&events(lines), "onusr2").len();
             let consistent = logged == runs.len() && exited == runs.len() && usr2_idle;
             if consistent && seen == Some(runs.len()) {
-                return Some((runs, lines.to_vec()));
+                return Ok((runs, lines.to_vec()));
             }
             seen = consistent.then_some(runs.len());
             sleep(Duration::from_millis(300));
-            None
+            Err(progress(running))
         },
         "the SIGHUP job to settle after the storm",
     )

@@ -47,6 +47,28 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether the tests run in CI (`CI` set to anything but empty, `0` or `false`), where every
+/// test must run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Says that a test (or part of one) is skipped, and why; in CI that is a failure, since CI's
+/// machine runs as root with a Docker engine and must run every test.
+pub fn skip(why: &str) {
+    assert!(!in_ci(), "skipped in CI, where every test must run: {why}");
+    eprintln!("skipped: {why}");
+}
+
+/// `true`, after `skip`ping, when the tests do not run as root; `why` says what needs root.
+pub fn skip_unless_root(why: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    skip(&format!("{why}, which needs root"));
+    true
+}
+
 /// How pilot is started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -67,11 +89,10 @@ pub fn modes() -> Vec<Mode> {
         );
         return vec![Mode::Pid1];
     }
-    if is_root() {
-        vec![Mode::Plain, Mode::Pid1]
-    } else {
-        eprintln!("skipping the PID-1 variant: it needs root for a PID namespace");
+    if skip_unless_root("the PID-1 variant runs pilot in a PID namespace") {
         vec![Mode::Plain]
+    } else {
+        vec![Mode::Plain, Mode::Pid1]
     }
 }
 
@@ -307,6 +328,34 @@ pub fn wait_for<T>(mut f: impl FnMut() -> Option<T>, what: &str) -> T {
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `f` until it returns `Ok`, for as long as it makes progress: `Err(progress)` says how
+/// far the awaited work has come (a count of runs, say), and only `PATIENCE` without any change
+/// in it fails. For work whose amount is fixed but whose speed is the machine's: a slow machine
+/// takes longer, a hung one fails.
+pub fn wait_progressing<T, P: PartialEq + std::fmt::Debug>(
+    mut f: impl FnMut() -> Result<T, P>,
+    what: &str,
+) -> T {
+    let mut deadline = Instant::now() + PATIENCE;
+    let mut last: Option<P> = None;
+    loop {
+        match f() {
+            Ok(value) => return value,
+            Err(progress) => {
+                if last.as_ref() != Some(&progress) {
+                    deadline = Instant::now() + PATIENCE;
+                    last = Some(progress);
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: no progress in {PATIENCE:?} (stuck at {last:?})"
+        );
         thread::sleep(Duration::from_millis(10));
     }
 }
