@@ -200,11 +200,11 @@ mod tests {
 
     fn watch(service: &str, tag: Option<&str>, instances: Option<Vec<Instance>>) -> Snapshot {
         Snapshot {
+            name: service.into(),
             service: service.into(),
             tag: tag.map(Into::into),
-            dc: None,
             instances,
-            error: None,
+            ..Snapshot::default()
         }
     }
 

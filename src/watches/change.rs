@@ -9,11 +9,12 @@
 //!   nothing on a first empty answer, and `healthy` on every change).
 //! - An answer equal to the last one (a spurious wake-up) means nothing.
 
-use crate::consul::Instance;
 use crate::events::EventCode;
 
-/// The events an answer causes, in the order they are published.
-pub fn events(previous: Option<&[Instance]>, current: &[Instance]) -> Vec<EventCode> {
+/// The events an answer causes, in the order they are published. The items are a service
+/// watch's instances or a KV watch's pairs: for a key, "healthy" is "exists", for a prefix
+/// "has a key under it".
+pub fn events<T: PartialEq>(previous: Option<&[T]>, current: &[T]) -> Vec<EventCode> {
     let mut events = Vec::new();
     if previous.unwrap_or_default() != current {
         events.push(EventCode::StatusChanged);
@@ -31,6 +32,7 @@ pub fn events(previous: Option<&[Instance]>, current: &[Instance]) -> Vec<EventC
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consul::Instance;
     use EventCode::{
         StatusChanged as Changed, StatusHealthy as Healthy, StatusUnhealthy as Unhealthy,
     };

@@ -94,11 +94,19 @@ fn control(raw: &RawControl) -> Control {
 }
 
 fn watch(raw: &RawWatch) -> Option<Watch> {
+    let target = match (&raw.key, &raw.prefix) {
+        (None, None) => WatchTarget::Service,
+        (Some(key), None) => WatchTarget::Key(key.value.clone()),
+        (None, Some(prefix)) => WatchTarget::Prefix(prefix.value.clone()),
+        // Reported by the rules.
+        (Some(_), Some(_)) => return None,
+    };
     Some(Watch {
         name: raw.name.clone(),
         interval: raw.interval.as_ref()?.value.to_std(),
-        tag: raw.tag.clone(),
+        tag: raw.tag.as_ref().map(|t| t.value.clone()),
         dc: raw.dc.clone(),
+        target,
     })
 }
 

@@ -1,4 +1,4 @@
-//! `watches`: the Consul services to follow.
+//! `watches`: the Consul services, keys and key prefixes to follow.
 
 use super::Spanned;
 use super::object::{Obj, is_null, list_items, wrong_type};
@@ -7,7 +7,7 @@ use crate::config::duration::GoDuration;
 use crate::config::json5::Value;
 use crate::config::problems::{Problems, quote_short};
 
-const KEYS: &[&str] = &["name", "interval", "tag", "dc"];
+const KEYS: &[&str] = &["name", "interval", "tag", "dc", "key", "prefix"];
 
 /// One entry of `watches`, as written.
 #[derive(Debug)]
@@ -19,8 +19,12 @@ pub struct RawWatch {
     pub name: String,
     /// `None` when not given (reported) or not a duration.
     pub interval: Option<Spanned<GoDuration>>,
-    pub tag: Option<String>,
+    pub tag: Option<Spanned<String>>,
     pub dc: Option<String>,
+    /// The Consul key to follow (`key`), as written.
+    pub key: Option<Spanned<String>>,
+    /// The Consul key prefix to follow (`prefix`), as written.
+    pub prefix: Option<Spanned<String>>,
 }
 
 impl RawWatch {
@@ -67,12 +71,15 @@ fn watch(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawWatch {
         .map(|n| n.value)
         .unwrap_or_default();
     let mut report = problems.at(path(index, &name));
+    let key = obj.field("key", weak_string, &mut report);
+    let prefix = obj.field("prefix", weak_string, &mut report);
     if name.is_empty() {
-        report.key(
-            "name",
-            "must be set: it is the Consul service to watch",
-            obj.line,
-        );
+        let why = if key.is_some() || prefix.is_some() {
+            "must be set: it names the watch's events (watch.<name>)"
+        } else {
+            "must be set: it is the Consul service to watch"
+        };
+        report.key("name", why, obj.line);
     }
     let interval = obj.required(
         "interval",
@@ -89,7 +96,9 @@ fn watch(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawWatch {
         line,
         name,
         interval,
-        tag: tag.map(|t| t.value),
+        tag,
         dc: dc.map(|d| d.value),
+        key,
+        prefix,
     }
 }

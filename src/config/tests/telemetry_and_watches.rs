@@ -17,12 +17,14 @@ fn watches() {
                 interval: secs(11),
                 tag: Some("dev".into()),
                 dc: None,
+                target: WatchTarget::Service,
             },
             Watch {
                 name: "upstream-b".into(),
                 interval: secs(79),
                 tag: None,
                 dc: Some("us-east-1".into()),
+                target: WatchTarget::Service,
             },
         ]
     );
@@ -51,6 +53,32 @@ fn watches() {
     assert_eq!(
         problem("'db'"),
         "watches[0] must be an object, got \"db\" (line 1)"
+    );
+}
+
+#[test]
+fn kv_watches() {
+    let config = ok("{consul: 'c', watches: [
+        {name: 'appcfg', key: 'app/config.json', interval: 5},
+        {name: 'flags', prefix: 'app/flags/', interval: 5, dc: 'east'},
+    ]}");
+    assert_eq!(
+        config.watches[0].target,
+        WatchTarget::Key("app/config.json".into())
+    );
+    assert_eq!(
+        config.watches[1].target,
+        WatchTarget::Prefix("app/flags/".into())
+    );
+    assert_eq!(config.watches[1].dc.as_deref(), Some("east"));
+    assert_eq!(config.watches[1].source(), "watch.flags");
+    assert_eq!(
+        error("{consul: 'c', watches: [{name: 'appcfg', interval: 5,\n key: 'a',\n prefix: 'b'}]}"),
+        "watches[0] \"appcfg\": prefix cannot be set with key: a watch follows one key, one prefix, or (with neither) the service named by name (line 3)"
+    );
+    assert_eq!(
+        error("{consul: 'c', watches: [{key: 'a', interval: 5}]}"),
+        "watches[0]: name must be set: it names the watch's events (watch.<name>) (line 1)"
     );
 }
 
