@@ -89,8 +89,14 @@ mod tests {
 
     #[test]
     fn refuses_what_go_refuses() {
-        assert_eq!(decode("Zm9").unwrap_err(), "illegal base64 data at input byte 0");
-        assert_eq!(decode("Zm9v!A==").unwrap_err(), "illegal base64 data at input byte 4");
+        assert_eq!(
+            decode("Zm9").unwrap_err(),
+            "illegal base64 data at input byte 0"
+        );
+        assert_eq!(
+            decode("Zm9v!A==").unwrap_err(),
+            "illegal base64 data at input byte 4"
+        );
         assert!(decode("Zm=v").is_err(), "padding in the middle");
         assert!(decode("Z===").is_err());
         assert!(decode("Zm8=Zm8=").is_err(), "padding before the end");

@@ -1,4 +1,4 @@
-//! Watches with the real binary against the Consul double: the events of trace E (reference
+//! Watches with the real binary against the Consul double: KV key and prefix watches, the events of trace E (reference
 //! section 13, as PRODUCT.md 2.4 adjusts it), every visible field counting as a change, tag and
 //! datacenter filters, two watches on one service staying independent, the index rules of
 //! Consul's blocking queries (reset when the index goes backwards, no spinning on spurious
@@ -33,9 +33,13 @@ struct Pilot {
 
 impl Pilot {
     fn start(name: &str, consul: &str, watches: &str) -> Pilot {
+        Pilot::start_with_jobs(name, consul, "", watches)
+    }
+
+    fn start_with_jobs(name: &str, consul: &str, jobs: &str, watches: &str) -> Pilot {
         let dir = Scratch::new(name);
         let socket = dir.path("pilot.sock");
-        let cfg = dir.write("pilot.json5", &pilot_config(consul, &socket, "", watches));
+        let cfg = dir.write("pilot.json5", &pilot_config(consul, &socket, jobs, watches));
         let mode = Mode::Plain;
         let running = Running::start(pilot(mode, ["-config", cfg.to_str().unwrap()]), mode);
         Pilot {
@@ -690,4 +694,168 @@ fn an_index_of_zero_is_waited_on_as_one_and_never_spins() {
         paths.len()
     );
     assert_eq!(pilot.stop("watch.app"), ["StatusUnhealthy"]);
+}
+
+/// The watch named `name` in `/v3/watches`.
+fn watch_named(socket: &Path, name: &str) -> serde_json::Value {
+    watches(socket)
+        .into_iter()
+        .find(|w| w["Name"] == name)
+        .unwrap_or_else(|| panic!("no watch {name} in /v3/watches"))
+}
+
+/// Waits until pilot has taken the answer to the KV write at `modified` and blocks past it: a
+/// query on `path` at an index at least `modified`.
+fn wait_for_kv_query_past(double: &consul_double::BackgroundDouble, path: &str, modified: u64) {
+    wait_for(
+        || {
+            let blocked = double
+                .requests_to("GET", path)
+                .iter()
+                .any(|r| index_param(&r.path) >= modified);
+            (blocked && double.blocked_queries() > 0).then_some(())
+        },
+        "pilot to block past the write",
+    );
+}
+
+/// A key watch: missing (unhealthy), created (changed, healthy), written again with the same
+/// value and flags (nothing), new flags (changed), a value that is not UTF-8 (changed, and
+/// passed on as base64), deleted (changed, unhealthy).
+#[test]
+fn a_key_watch_follows_value_flags_and_existence() {
+    let double = double();
+    let mut pilot = Pilot::start(
+        "kv-key",
+        &address(&double),
+        r#"{ name: "appcfg", key: "app/config.json", interval: 5 }"#,
+    );
+    let key = "app/config.json";
+    let path = "/v1/kv/app/config.json";
+    pilot.expect_event("StatusUnhealthy", "watch.appcfg");
+    pilot.mark();
+
+    double.put_kv(key, br#"{"port": 80}"#);
+    pilot.expect_event("StatusHealthy", "watch.appcfg");
+    let watch = watch_named(pilot.socket(), "appcfg");
+    assert_eq!(watch["Key"], key);
+    assert_eq!(watch["Pairs"][0]["Key"], key);
+    assert_eq!(watch["Pairs"][0]["Value"], "eyJwb3J0IjogODB9");
+    pilot.mark();
+
+    // The same value and flags at a higher index: nothing.
+    double.put_kv(key, br#"{"port": 80}"#);
+    wait_for_kv_query_past(&double, path, double.kv(key).unwrap().modify_index);
+    pilot.mark();
+
+    put_kv_flags(&double, key, br#"{"port": 80}"#, 7);
+    pilot.expect_event("StatusChanged", "watch.appcfg");
+    wait_for(
+        || (watch_named(pilot.socket(), "appcfg")["Pairs"][0]["Flags"] == 7).then_some(()),
+        "the flags in /v3/watches",
+    );
+    pilot.mark();
+
+    double.put_kv(key, b"\xff\xfe not utf-8");
+    pilot.expect_event("StatusChanged", "watch.appcfg");
+    wait_for(
+        || {
+            (watch_named(pilot.socket(), "appcfg")["Pairs"][0]["Value"] == "//4gbm90IHV0Zi04")
+                .then_some(())
+        },
+        "the bytes in /v3/watches",
+    );
+    pilot.mark();
+
+    double.delete_kv(key);
+    pilot.expect_event("StatusUnhealthy", "watch.appcfg");
+    pilot.mark();
+    assert!(
+        double
+            .requests_to("GET", path)
+            .iter()
+            .all(|r| !r.path.contains("recurse")),
+        "a key watch reads one key"
+    );
+    assert_eq!(
+        pilot.stop("watch.appcfg"),
+        [
+            "StatusUnhealthy",
+            MARK,
+            "StatusChanged",
+            "StatusHealthy",
+            MARK,
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            "StatusUnhealthy",
+            MARK,
+        ]
+    );
+}
+
+/// A prefix watch: a key added, changed or removed under the prefix is a change, a key beside
+/// it is nothing; a job runs on `{ source: "watch.flags", each: "changed" }`.
+#[test]
+fn a_prefix_watch_runs_a_job_on_each_change() {
+    let double = double();
+    double.put_kv("app/flags/a", b"on");
+    let mut pilot = Pilot::start_with_jobs(
+        "kv-prefix",
+        &address(&double),
+        r#"{ name: "on-flags", exec: ["true"], when: { source: "watch.flags", each: "changed" } }"#,
+        r#"{ name: "flags", prefix: "app/flags/", interval: 5 }"#,
+    );
+    pilot.expect_event("ExitSuccess", "on-flags");
+    pilot.mark();
+
+    double.put_kv("app/flags/b", b"off");
+    pilot.expect_event("ExitSuccess", "on-flags");
+    pilot.mark();
+
+    // Beside the prefix: Consul does not even wake the prefix's query (the double's radix-tree
+    // wake-ups, as Consul's); any event would come before the next step's.
+    double.put_kv("app/other", b"x");
+    double.put_kv("app/flags", b"x");
+    pilot.mark();
+
+    double.put_kv("app/flags/a", b"off");
+    pilot.expect_event("ExitSuccess", "on-flags");
+    pilot.mark();
+
+    double.delete_kv("app/flags/b");
+    pilot.expect_event("ExitSuccess", "on-flags");
+    pilot.mark();
+
+    double.delete_kv("app/flags/a");
+    pilot.expect_event("StatusUnhealthy", "watch.flags");
+    pilot.mark();
+    assert!(
+        double
+            .requests_to("GET", "/v1/kv/app/flags/")
+            .iter()
+            .all(|r| r.path.contains("recurse")),
+        "a prefix watch reads the keys under it"
+    );
+    assert_eq!(
+        pilot.stop("watch.flags"),
+        [
+            "StatusChanged",
+            "StatusHealthy",
+            MARK,
+            "StatusChanged",
+            MARK,
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            "StatusUnhealthy",
+            MARK,
+        ]
+    );
 }

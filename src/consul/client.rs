@@ -505,7 +505,12 @@ impl Client {
         buffer: &mut AnswerBuffer,
     ) -> Result<KvAnswer, ConsulError> {
         // Consul keys are paths: their slashes stay as they are.
-        let key: String = query.key.split('/').map(escape).collect::<Vec<_>>().join("/");
+        let key: String = query
+            .key
+            .split('/')
+            .map(escape)
+            .collect::<Vec<_>>()
+            .join("/");
         let mut path = format!("/v1/kv/{key}");
         let mut params: Vec<String> = Vec::new();
         if query.recurse {
@@ -711,7 +716,11 @@ impl Client {
 
 /// Adds `index` and `wait` to a blocking query's parameters and returns its timeout: the wait
 /// plus Consul's jitter (wait/16) plus [`READ_MARGIN`]. `None` for a query that does not block.
-fn blocking_params(index: u64, wait: Option<Duration>, params: &mut Vec<String>) -> Option<Duration> {
+fn blocking_params(
+    index: u64,
+    wait: Option<Duration>,
+    params: &mut Vec<String>,
+) -> Option<Duration> {
     if index == 0 {
         return None;
     }

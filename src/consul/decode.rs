@@ -290,7 +290,12 @@ mod tests {
         let json = serde_json::to_string(&pairs[1]).unwrap();
         assert_eq!(json, r#"{"Key":"app/b","Flags":42,"Value":"/w=="}"#);
         assert_eq!(serde_json::from_str::<KvPair>(&json).unwrap(), pairs[1]);
-        for bad in [&b"{}"[..], b"[{\"Key\":\"a\",\"Value\":\"!!\"}]", b"[1]", b"\xff"] {
+        for bad in [
+            &b"{}"[..],
+            b"[{\"Key\":\"a\",\"Value\":\"!!\"}]",
+            b"[1]",
+            b"\xff",
+        ] {
             assert!(decode_kv(bad).is_err());
         }
     }

@@ -19,8 +19,8 @@ pub(crate) mod transport;
 pub use backoff::Backoff;
 pub use buffer::AnswerBuffer;
 pub use client::{
-    Client, ConsulError, HealthAnswer, HealthQuery, KvAnswer, KvQuery, READ_MARGIN, ServiceRegistration, TtlCheck,
-    WRITE_TIMEOUT,
+    Client, ConsulError, HealthAnswer, HealthQuery, KvAnswer, KvQuery, READ_MARGIN,
+    ServiceRegistration, TtlCheck, WRITE_TIMEOUT,
 };
 pub use decode::{DecodeError, Instance, KvPair, decode_health_service, decode_kv};
 pub use registration::{Registration, RegistrationStatus, check_id, check_notes};

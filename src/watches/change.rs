@@ -54,7 +54,7 @@ mod tests {
     fn trace_e() {
         let one = vec![instance("a", "10.0.0.1")];
         let two = vec![instance("a", "10.0.0.1"), instance("b", "10.0.0.2")];
-        assert_eq!(events(None, &[]), [Unhealthy]);
+        assert_eq!(events::<Instance>(None, &[]), [Unhealthy]);
         assert_eq!(events(Some(&[]), &one), [Changed, Healthy]);
         assert_eq!(events(Some(&one), &one.clone()), []);
         assert_eq!(events(Some(&one), &two), [Changed]);
@@ -105,6 +105,6 @@ mod tests {
 
     #[test]
     fn staying_empty_means_nothing() {
-        assert_eq!(events(Some(&[]), &[]), []);
+        assert_eq!(events::<Instance>(Some(&[]), &[]), []);
     }
 }

@@ -144,7 +144,9 @@ mod tests {
         empty.key = at("", 5);
         assert_eq!(
             problems_of(&empty),
-            ["watches[0] \"appcfg\": key must not be empty: it is the Consul key to watch (line 5)"]
+            [
+                "watches[0] \"appcfg\": key must not be empty: it is the Consul key to watch (line 5)"
+            ]
         );
         let mut slash = watch("appcfg", 5);
         slash.prefix = at("/app/", 6);
