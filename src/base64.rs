@@ -30,7 +30,7 @@ pub fn encode(bytes: &[u8]) -> String {
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     let input = text.as_bytes();
     let corrupt = |at: usize| format!("illegal base64 data at input byte {at}");
-    if input.len() % 4 != 0 {
+    if !input.len().is_multiple_of(4) {
         return Err(corrupt(input.len() - input.len() % 4));
     }
     let mut out = Vec::with_capacity(input.len() / 4 * 3);

@@ -15,9 +15,13 @@
 //! }
 //! ```
 //!
+//! The KV watches answer consul-template's `key`, `keyOrDefault`, `ls` and `tree` (`kv.rs`), and
+//! the template has its `parseJSON`, `toJSON` and `base64Decode` too.
+//!
 //! The watch data comes from the control socket (`GET /v3/watches`); this module renders and
 //! writes, the subcommand in `subcommand.rs` talks to the socket and runs COMMAND.
 
+mod kv;
 pub mod subcommand;
 
 use std::collections::BTreeMap;
@@ -29,7 +33,7 @@ use std::sync::Arc;
 use gotmpl::Value;
 
 use crate::consul::Instance;
-use crate::template::{TemplateError, err, render_with, string_arg};
+use crate::template::{TemplateError, data_functions, err, render_with, string_arg};
 use crate::watches::Snapshot;
 
 /// One `-render` argument: `TEMPLATE:DEST[:COMMAND]`.
@@ -72,7 +76,8 @@ pub fn render(
     env: &BTreeMap<String, String>,
 ) -> Result<String, TemplateError> {
     let watches: Arc<Vec<Snapshot>> = Arc::new(watches.to_vec());
-    let mut extra = gotmpl::FuncMap::new();
+    let mut extra = data_functions();
+    extra.extend(kv::functions(&watches));
     extra.insert(
         "service".into(),
         Arc::new(move |args: &[Value]| service(&watches, args)),
@@ -92,12 +97,12 @@ fn service(watches: &[Snapshot], args: &[Value]) -> gotmpl::Result<Value> {
             )));
         }
     };
-    let found = watches
-        .iter()
-        .find(|w| w.service == name && tag.is_none_or(|t| w.tag.as_deref() == Some(t)));
+    // A KV watch has no service.
+    let services = || watches.iter().filter(|w| !w.service.is_empty());
+    let found =
+        services().find(|w| w.service == name && tag.is_none_or(|t| w.tag.as_deref() == Some(t)));
     let Some(watch) = found else {
-        let known: Vec<String> = watches
-            .iter()
+        let known: Vec<String> = services()
             .map(|w| match &w.tag {
                 Some(tag) => format!("{} (tag {tag})", w.service),
                 None => w.service.clone(),
