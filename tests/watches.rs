@@ -1,4 +1,4 @@
-//! Watches with the real binary against the Consul double: KV key and prefix watches, the events of trace E (reference
+//! Watches with the real binary against the Consul double: KV key and prefix watches, a quiet period, the events of trace E (reference
 //! section 13, as PRODUCT.md 2.4 adjusts it), every visible field counting as a change, tag and
 //! datacenter filters, two watches on one service staying independent, the index rules of
 //! Consul's blocking queries (reset when the index goes backwards, no spinning on spurious
@@ -855,6 +855,50 @@ fn a_prefix_watch_runs_a_job_on_each_change() {
             MARK,
             "StatusChanged",
             "StatusUnhealthy",
+            MARK,
+        ]
+    );
+}
+
+/// A quiet period: ten writes in a row under a prefix give one `changed` (and one `healthy`)
+/// once `min` has passed without another; the next write, one more. (`min` is far longer than
+/// ten writes to the double take, so the test does not depend on the machine's speed; the
+/// timing itself is tested with paused time in `src/watches/quiet.rs`.)
+#[test]
+fn a_quiet_period_turns_a_burst_of_changes_into_one_event() {
+    let double = double();
+    let mut pilot = Pilot::start(
+        "kv-quiet",
+        &address(&double),
+        r#"{ name: "flags", prefix: "app/flags/", interval: 5, wait: { min: "2s", max: "1m" } }"#,
+    );
+    pilot.expect_event("StatusUnhealthy", "watch.flags");
+    pilot.mark();
+
+    for i in 0..10 {
+        double.put_kv(&format!("app/flags/f{i}"), b"on");
+    }
+    pilot.expect_event("StatusHealthy", "watch.flags");
+    let watch = watch_named(pilot.socket(), "flags");
+    assert_eq!(
+        watch["Pairs"].as_array().map(Vec::len),
+        Some(10),
+        "the snapshot follows at once"
+    );
+    pilot.mark();
+
+    double.put_kv("app/flags/f0", b"off");
+    pilot.expect_event("StatusChanged", "watch.flags");
+    pilot.mark();
+    assert_eq!(
+        pilot.stop("watch.flags"),
+        [
+            "StatusUnhealthy",
+            MARK,
+            "StatusChanged",
+            "StatusHealthy",
+            MARK,
+            "StatusChanged",
             MARK,
         ]
     );

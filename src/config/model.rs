@@ -301,6 +301,16 @@ pub struct Watch {
     pub dc: Option<String>,
     /// What the watch follows.
     pub target: WatchTarget,
+    /// The quiet period (`wait`): `None` publishes every change at once.
+    pub wait: Option<QuietPeriod>,
+}
+
+/// A watch's `wait`, as consul-template means it: after a change, events wait until `min`
+/// passes without another change, and never longer than `max` after the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuietPeriod {
+    pub min: Duration,
+    pub max: Duration,
 }
 
 /// What a watch follows in Consul.

@@ -15,6 +15,7 @@
 //! the connection, and caps the retry delay when it is down.
 
 mod change;
+mod quiet;
 
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use crate::config::{self, WatchTarget};
 use crate::consul::{
     AnswerBuffer, Backoff, Client, ConsulError, HealthQuery, Instance, KvPair, KvQuery,
 };
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventCode};
 use crate::telemetry::Metrics;
 
 pub use change::events as change_events;
@@ -164,6 +165,8 @@ pub fn spawn(cfg: config::Watch, client: Client, bus: Bus, metrics: Metrics) -> 
     }
 }
 
+/// The watch's queries, with its events published at once, or through its quiet period
+/// (`quiet.rs`) when it has `wait`.
 async fn run(
     cfg: config::Watch,
     client: Client,
@@ -171,6 +174,36 @@ async fn run(
     metrics: Metrics,
     source: Arc<str>,
     snapshot: watch::Sender<Snapshot>,
+) {
+    let publish = |code| bus.publish(Event::new(code, source.clone()));
+    match cfg.wait {
+        None => {
+            let emit = |events: Vec<EventCode>| events.into_iter().for_each(publish);
+            follow(&cfg, &client, &metrics, &source, &snapshot, emit).await;
+        }
+        Some(period) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let emit = move |events: Vec<EventCode>| {
+                // The receiver lives as long as this task.
+                let _ = tx.send(events);
+            };
+            tokio::join!(
+                follow(&cfg, &client, &metrics, &source, &snapshot, emit),
+                quiet::run(period, rx, publish)
+            );
+        }
+    }
+}
+
+/// Follows Consul for the watch `cfg` (forever), keeping `snapshot` current and handing the
+/// events of each answer to `emit`.
+async fn follow(
+    cfg: &config::Watch,
+    client: &Client,
+    metrics: &Metrics,
+    source: &str,
+    snapshot: &watch::Sender<Snapshot>,
+    emit: impl Fn(Vec<EventCode>),
 ) {
     let wait = cfg.interval.clamp(MIN_WAIT, MAX_WAIT);
     let mut backoff = Backoff::new(RETRY_BASE, cfg.interval.max(RETRY_BASE));
@@ -180,7 +213,7 @@ async fn run(
     let mut buffer = AnswerBuffer::new();
     loop {
         limiter.take().await;
-        let answer = match ask(&cfg, &client, index, wait, &mut buffer).await {
+        let answer = match ask(cfg, client, index, wait, &mut buffer).await {
             Ok(answer) => answer,
             Err(err) => {
                 let delay = backoff.next_delay();
@@ -218,12 +251,12 @@ async fn run(
         let events = match data {
             Data::Instances(instances) => {
                 metrics.set_watch_instances(&cfg.name, instances.len());
-                update(&snapshot, |s| &mut s.instances, instances)
+                update(snapshot, |s| &mut s.instances, instances)
             }
-            Data::Pairs(pairs) => update(&snapshot, |s| &mut s.pairs, pairs),
+            Data::Pairs(pairs) => update(snapshot, |s| &mut s.pairs, pairs),
         };
-        for code in events {
-            bus.publish(Event::new(code, source.clone()));
+        if !events.is_empty() {
+            emit(events);
         }
     }
 }
@@ -284,7 +317,7 @@ fn update<T: PartialEq>(
     snapshot: &watch::Sender<Snapshot>,
     field: fn(&mut Snapshot) -> &mut Option<Vec<T>>,
     current: Vec<T>,
-) -> Vec<crate::events::EventCode> {
+) -> Vec<EventCode> {
     let mut events = Vec::new();
     snapshot.send_if_modified(|s| {
         let previous = field(s);

@@ -107,6 +107,15 @@ fn watch(raw: &RawWatch) -> Option<Watch> {
         tag: raw.tag.as_ref().map(|t| t.value.clone()),
         dc: raw.dc.clone(),
         target,
+        wait: match &raw.wait {
+            None => None,
+            Some(wait) => {
+                let min = wait.min.as_ref()?.value.to_std();
+                // consul-template's default: four times `min`.
+                let max = wait.max.as_ref().map_or(min * 4, |m| m.value.to_std());
+                Some(QuietPeriod { min, max })
+            }
+        },
     })
 }
 

@@ -2,12 +2,12 @@
 
 use super::Spanned;
 use super::object::{Obj, is_null, list_items, wrong_type};
-use super::weak::{non_empty_string, weak_seconds, weak_string};
+use super::weak::{non_empty_string, weak_duration, weak_seconds, weak_string};
 use crate::config::duration::GoDuration;
 use crate::config::json5::Value;
 use crate::config::problems::{Problems, quote_short};
 
-const KEYS: &[&str] = &["name", "interval", "tag", "dc", "key", "prefix"];
+const KEYS: &[&str] = &["name", "interval", "tag", "dc", "key", "prefix", "wait"];
 
 /// One entry of `watches`, as written.
 #[derive(Debug)]
@@ -25,6 +25,15 @@ pub struct RawWatch {
     pub key: Option<Spanned<String>>,
     /// The Consul key prefix to follow (`prefix`), as written.
     pub prefix: Option<Spanned<String>>,
+    /// The quiet period (`wait`).
+    pub wait: Option<RawWait>,
+}
+
+/// `wait: { min, max }`, as written.
+#[derive(Debug)]
+pub struct RawWait {
+    pub min: Option<Spanned<GoDuration>>,
+    pub max: Option<Spanned<GoDuration>>,
 }
 
 impl RawWatch {
@@ -89,6 +98,10 @@ fn watch(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawWatch {
     );
     let tag = obj.field_if_set("tag", non_empty_string, &mut report);
     let dc = obj.field_if_set("dc", non_empty_string, &mut report);
+    let wait = obj
+        .get("wait")
+        .filter(|v| !is_null(v))
+        .and_then(|v| wait(v, &mut report));
     let line = obj.line;
     obj.finish(&mut report, KEYS);
     RawWatch {
@@ -100,5 +113,26 @@ fn watch(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawWatch {
         dc: dc.map(|d| d.value),
         key,
         prefix,
+        wait,
     }
+}
+
+fn wait(value: &Value, report: &mut crate::config::problems::Reporter<'_>) -> Option<RawWait> {
+    let mut obj = Obj::section(value, "wait", report)?;
+    let min = obj.required(
+        "min",
+        weak_duration,
+        "how long no change must last before events go out",
+        report,
+    );
+    let max = obj.field_if_set("max", weak_duration, report);
+    obj.finish(report, &["min", "max"]);
+    Some(RawWait {
+        // `""` reads as zero, which the rules refuse.
+        min: min.map(|m| Spanned {
+            value: m.value.unwrap_or(GoDuration(0)),
+            line: m.line,
+        }),
+        max,
+    })
 }

@@ -2,7 +2,7 @@
 
 use super::names::service_name;
 use crate::config::problems::Reporter;
-use crate::config::raw::RawWatch;
+use crate::config::raw::{RawWait, RawWatch};
 
 /// A watch follows a Consul service, one key (`key`) or a key prefix (`prefix`), never two of
 /// them; its name is a service name (it names the service of a service watch, and the event
@@ -56,6 +56,9 @@ pub fn check_watch(watch: &RawWatch, report: &mut Reporter<'_>) {
             prefix.line,
         );
     }
+    if let Some(wait) = &watch.wait {
+        check_wait(wait, report);
+    }
     if let Some(tag) = &watch.tag
         && (watch.key.is_some() || watch.prefix.is_some())
     {
@@ -63,6 +66,29 @@ pub fn check_watch(watch: &RawWatch, report: &mut Reporter<'_>) {
             "tag",
             "applies only to a service watch (one without key or prefix)",
             tag.line,
+        );
+    }
+}
+
+/// A quiet period's `min` is positive and its `max`, when given, is at least `min`.
+fn check_wait(wait: &RawWait, report: &mut Reporter<'_>) {
+    if let Some(min) = wait.min.as_ref().filter(|m| !m.value.is_positive()) {
+        report.key(
+            "wait.min",
+            format!("must be greater than zero, got {}", min.value),
+            min.line,
+        );
+    }
+    if let (Some(min), Some(max)) = (&wait.min, &wait.max)
+        && max.value < min.value
+    {
+        report.key(
+            "wait.max",
+            format!(
+                "must be at least wait.min ({}), got {}",
+                min.value, max.value
+            ),
+            max.line,
         );
     }
 }
@@ -84,6 +110,7 @@ mod tests {
             dc: None,
             key: None,
             prefix: None,
+            wait: None,
         }
     }
 

@@ -18,6 +18,7 @@ fn watches() {
                 tag: Some("dev".into()),
                 dc: None,
                 target: WatchTarget::Service,
+                wait: None,
             },
             Watch {
                 name: "upstream-b".into(),
@@ -25,6 +26,7 @@ fn watches() {
                 tag: None,
                 dc: Some("us-east-1".into()),
                 target: WatchTarget::Service,
+                wait: None,
             },
         ]
     );
@@ -53,6 +55,49 @@ fn watches() {
     assert_eq!(
         problem("'db'"),
         "watches[0] must be an object, got \"db\" (line 1)"
+    );
+}
+
+#[test]
+fn quiet_periods() {
+    let config = ok("{consul: 'c', watches: [
+        {name: 'aa', interval: 5, wait: {min: '300ms', max: '2s'}},
+        {name: 'bb', interval: 5, wait: {min: 1}},
+        {name: 'cc', interval: 5, wait: null},
+    ]}");
+    let ms = Duration::from_millis;
+    assert_eq!(
+        config.watches[0].wait,
+        Some(QuietPeriod {
+            min: ms(300),
+            max: ms(2000)
+        })
+    );
+    assert_eq!(
+        config.watches[1].wait,
+        Some(QuietPeriod {
+            min: ms(1000),
+            max: ms(4000)
+        }),
+        "max defaults to four times min, as in consul-template"
+    );
+    assert_eq!(config.watches[2].wait, None);
+    let problem = |w: &str| error(&format!("{{consul: 'c', watches: [{w}]}}"));
+    assert_eq!(
+        problem("{name: 'db', interval: 5,\n wait: {max: '1s'}}"),
+        "watches[0] \"db\": wait.min must be set: how long no change must last before events go out (line 2)"
+    );
+    assert_eq!(
+        problem("{name: 'db', interval: 5, wait: {min: '2s',\n max: '1s'}}"),
+        "watches[0] \"db\": wait.max must be at least wait.min (2s), got 1s (line 2)"
+    );
+    assert_eq!(
+        problem("{name: 'db', interval: 5, wait: {min: '0s'}}"),
+        "watches[0] \"db\": wait.min must be greater than zero, got 0s (line 1)"
+    );
+    assert_eq!(
+        problem("{name: 'db', interval: 5, wait: '1s'}"),
+        "watches[0] \"db\": wait must be an object, got \"1s\" (line 1)"
     );
 }
 
