@@ -903,3 +903,97 @@ fn a_quiet_period_turns_a_burst_of_changes_into_one_event() {
         ]
     );
 }
+
+/// Stale reads: with the default `maxStale` (2 s) any server answers, unless it last heard from
+/// the leader longer ago, when the watch asks the leader; a larger `maxStale` takes the
+/// follower's answer; `maxStale: 0` always asks the leader. While the cluster has no leader, the
+/// stale watches keep answering (no error), and the leader-only one fails; after the election,
+/// changes flow again.
+#[test]
+fn stale_reads_are_bounded_and_go_on_without_a_leader() {
+    let double = double();
+    for key in ["cfg/a", "cfg/b", "cfg/c"] {
+        double.put_kv(key, b"1");
+    }
+    let mut pilot = Pilot::start(
+        "kv-stale",
+        &address(&double),
+        r#"{ name: "fresh", key: "cfg/a", interval: 1 },
+           { name: "lenient", key: "cfg/b", interval: 1, maxStale: "10s" },
+           { name: "leader", key: "cfg/c", interval: 1, maxStale: 0 }"#,
+    );
+    for name in ["fresh", "lenient", "leader"] {
+        pilot.expect_event("StatusHealthy", &format!("watch.{name}"));
+    }
+    pilot.mark();
+
+    // A follower 5 s behind its leader.
+    double.follow_leader("10.0.0.9:8300", Duration::from_secs(5));
+    double.clear_requests();
+    for key in ["cfg/a", "cfg/b", "cfg/c"] {
+        double.put_kv(key, b"2");
+    }
+    for name in ["fresh", "lenient", "leader"] {
+        pilot.expect_event("StatusChanged", &format!("watch.{name}"));
+    }
+    pilot.mark();
+    let queries = |key: &str| -> Vec<String> {
+        double
+            .requests_to("GET", &format!("/v1/kv/{key}"))
+            .into_iter()
+            .map(|r| r.path)
+            .collect()
+    };
+    let is_stale = |q: &String| q.split(['?', '&']).any(|p| p == "stale");
+    let fresh = queries("cfg/a");
+    assert!(
+        fresh.iter().any(is_stale) && fresh.iter().any(|q| !is_stale(q) && index_param(q) == 0),
+        "the answer 5 s behind is asked again of the leader: {fresh:#?}"
+    );
+    let lenient = queries("cfg/b");
+    assert!(lenient.iter().all(is_stale), "{lenient:#?}");
+    let leader = queries("cfg/c");
+    assert!(!leader.iter().any(is_stale), "{leader:#?}");
+
+    // No leader: the stale watches go on answering (each answer at the end of its 1 s wait).
+    // An answer still 5 s behind a known leader is asked of the leader, which fails now: the
+    // stale answer is taken.
+    double.lose_leader();
+    double.clear_requests();
+    wait_for(
+        || {
+            let fresh_answered = queries("cfg/a").len() >= 3;
+            let lenient_answered = queries("cfg/b").len() >= 3;
+            let leader_failed = watch_named(pilot.socket(), "leader")["Error"].is_string();
+            (fresh_answered && lenient_answered && leader_failed).then_some(())
+        },
+        "three queries of each stale watch, and the leader-only watch's error",
+    );
+    for name in ["fresh", "lenient"] {
+        assert_eq!(
+            watch_named(pilot.socket(), name)["Error"],
+            serde_json::Value::Null,
+            "{name}"
+        );
+    }
+    let error = watch_named(pilot.socket(), "leader")["Error"].to_string();
+    assert!(error.contains("No cluster leader"), "{error}");
+
+    double.elect_leader();
+    double.put_kv("cfg/b", b"3");
+    pilot.expect_event("StatusChanged", "watch.lenient");
+    pilot.mark();
+    let events = pilot.stop("watch.lenient");
+    assert_eq!(
+        events,
+        [
+            "StatusChanged",
+            "StatusHealthy",
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            MARK
+        ]
+    );
+}

@@ -303,6 +303,9 @@ pub struct Watch {
     pub target: WatchTarget,
     /// The quiet period (`wait`): `None` publishes every change at once.
     pub wait: Option<QuietPeriod>,
+    /// How far behind the leader an answer from any server may be (`maxStale`); zero sends
+    /// every read to the leader.
+    pub max_stale: Duration,
 }
 
 /// A watch's `wait`, as consul-template means it: after a change, events wait until `min`

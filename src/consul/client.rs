@@ -247,6 +247,8 @@ pub struct HealthQuery<'a> {
     pub index: u64,
     /// How long the agent may block (Consul's default is 5 minutes, its cap 10).
     pub wait: Option<Duration>,
+    /// Any server may answer (`?stale`); see [`Freshness`].
+    pub stale: bool,
 }
 
 /// The answer to a [`HealthQuery`].
@@ -256,6 +258,29 @@ pub struct HealthAnswer {
     /// compute with it.
     pub index: u64,
     pub instances: Vec<Instance>,
+    pub freshness: Freshness,
+}
+
+/// How fresh a read is: `X-Consul-KnownLeader` and `X-Consul-LastContact`. The leader answers
+/// `true` and 0; a follower answering a `?stale` read says when it last heard from the leader,
+/// and `false` while the cluster has none. Missing headers read as a fresh answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    pub known_leader: bool,
+    pub last_contact: Duration,
+}
+
+impl Freshness {
+    fn of(headers: &hyper::HeaderMap) -> Freshness {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Freshness {
+            known_leader: text("x-consul-knownleader").is_none_or(|v| v.trim() != "false"),
+            last_contact: text("x-consul-lastcontact")
+                .and_then(|v| v.trim().parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// A `GET /v1/kv/<key>` query: one key, or every key under a prefix (`?recurse`).
@@ -269,6 +294,8 @@ pub struct KvQuery<'a> {
     pub index: u64,
     /// How long the agent may block.
     pub wait: Option<Duration>,
+    /// Any server may answer (`?stale`).
+    pub stale: bool,
 }
 
 /// The answer to a [`KvQuery`].
@@ -279,6 +306,7 @@ pub struct KvAnswer {
     /// The pairs, sorted by key; none when the key (or every key under the prefix) is missing
     /// (Consul's 404).
     pub pairs: Vec<KvPair>,
+    pub freshness: Freshness,
 }
 
 /// A Consul agent client. Cheap to clone; clones share the connection pool.
@@ -474,6 +502,9 @@ impl Client {
         if let Some(dc) = query.dc {
             params.push(format!("dc={}", escape(dc)));
         }
+        if query.stale {
+            params.push("stale".into());
+        }
         let timeout = blocking_params(query.index, query.wait, &mut params)
             .unwrap_or(self.inner.write_timeout);
         if !params.is_empty() {
@@ -493,6 +524,7 @@ impl Client {
         Ok(HealthAnswer {
             index: index_of(&headers),
             instances,
+            freshness: Freshness::of(&headers),
         })
     }
 
@@ -519,6 +551,9 @@ impl Client {
         if let Some(dc) = query.dc {
             params.push(format!("dc={}", escape(dc)));
         }
+        if query.stale {
+            params.push("stale".into());
+        }
         let timeout = blocking_params(query.index, query.wait, &mut params)
             .unwrap_or(self.inner.write_timeout);
         if !params.is_empty() {
@@ -540,6 +575,7 @@ impl Client {
         Ok(KvAnswer {
             index: index_of(&headers),
             pairs,
+            freshness: Freshness::of(&headers),
         })
     }
 

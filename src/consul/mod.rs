@@ -19,7 +19,7 @@ pub(crate) mod transport;
 pub use backoff::Backoff;
 pub use buffer::AnswerBuffer;
 pub use client::{
-    Client, ConsulError, HealthAnswer, HealthQuery, KvAnswer, KvQuery, READ_MARGIN,
+    Client, ConsulError, Freshness, HealthAnswer, HealthQuery, KvAnswer, KvQuery, READ_MARGIN,
     ServiceRegistration, TtlCheck, WRITE_TIMEOUT,
 };
 pub use decode::{DecodeError, Instance, KvPair, decode_health_service, decode_kv};

@@ -26,7 +26,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::config::{self, WatchTarget};
 use crate::consul::{
-    AnswerBuffer, Backoff, Client, ConsulError, HealthQuery, Instance, KvPair, KvQuery,
+    AnswerBuffer, Backoff, Client, ConsulError, Freshness, HealthQuery, Instance, KvPair, KvQuery,
 };
 use crate::events::{Bus, Event, EventCode};
 use crate::telemetry::Metrics;
@@ -213,7 +213,7 @@ async fn follow(
     let mut buffer = AnswerBuffer::new();
     loop {
         limiter.take().await;
-        let answer = match ask(cfg, client, index, wait, &mut buffer).await {
+        let answer = match ask(cfg, client, source, index, wait, &mut buffer).await {
             Ok(answer) => answer,
             Err(err) => {
                 let delay = backoff.next_delay();
@@ -269,20 +269,52 @@ enum Data {
     Pairs(Vec<KvPair>),
 }
 
-/// One query of the watch `cfg`, blocking on `index`: the answer's index and data.
+/// One query of the watch `cfg`, blocking on `index`: the answer's index and data. With a
+/// `maxStale`, any server may answer; an answer from a server that last heard from the leader
+/// longer ago than that is asked again of the leader (a non-blocking read), as consul-template
+/// does. While the cluster has no leader (`X-Consul-KnownLeader: false`), or when the leader
+/// cannot answer, the stale answer is taken: the watch keeps answering during an election.
 async fn ask(
     cfg: &config::Watch,
     client: &Client,
+    source: &str,
     index: u64,
     wait: Duration,
     buffer: &mut AnswerBuffer,
 ) -> Result<(u64, Data), ConsulError> {
+    let stale = !cfg.max_stale.is_zero();
+    let (answered, data, freshness) = ask_once(cfg, client, index, wait, stale, buffer).await?;
+    if stale && freshness.known_leader && freshness.last_contact > cfg.max_stale {
+        tracing::debug!(
+            "watch {source}: the answer is {:?} behind the leader, more than maxStale; asking the leader",
+            freshness.last_contact
+        );
+        match ask_once(cfg, client, 0, wait, false, buffer).await {
+            Ok((answered, data, _)) => return Ok((answered, data)),
+            Err(err) => {
+                tracing::debug!("watch {source}: {err}; taking the stale answer");
+            }
+        }
+    }
+    Ok((answered, data))
+}
+
+/// One query, `stale` or of the leader.
+async fn ask_once(
+    cfg: &config::Watch,
+    client: &Client,
+    index: u64,
+    wait: Duration,
+    stale: bool,
+    buffer: &mut AnswerBuffer,
+) -> Result<(u64, Data, Freshness), ConsulError> {
     let kv = |key, recurse| KvQuery {
         key,
         recurse,
         dc: cfg.dc.as_deref(),
         index,
         wait: Some(wait),
+        stale,
     };
     match &cfg.target {
         WatchTarget::Service => {
@@ -293,19 +325,20 @@ async fn ask(
                 dc: cfg.dc.as_deref(),
                 index,
                 wait: Some(wait),
+                stale,
             };
             let answer = client.health_service_with(&query, buffer).await?;
             let mut instances = answer.instances;
             instances.sort();
-            Ok((answer.index, Data::Instances(instances)))
+            Ok((answer.index, Data::Instances(instances), answer.freshness))
         }
         WatchTarget::Key(key) => {
             let answer = client.kv_with(&kv(key, false), buffer).await?;
-            Ok((answer.index, Data::Pairs(answer.pairs)))
+            Ok((answer.index, Data::Pairs(answer.pairs), answer.freshness))
         }
         WatchTarget::Prefix(prefix) => {
             let answer = client.kv_with(&kv(prefix, true), buffer).await?;
-            Ok((answer.index, Data::Pairs(answer.pairs)))
+            Ok((answer.index, Data::Pairs(answer.pairs), answer.freshness))
         }
     }
 }

@@ -93,6 +93,11 @@ fn control(raw: &RawControl) -> Control {
     }
 }
 
+/// A watch's `maxStale` by default: consul-template's `max_stale`. Any server may answer (reads
+/// scale with the servers, and go on while the cluster elects a leader), within 2 s of the
+/// leader (Consul's documentation puts a follower typically within 50 ms of it).
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(2);
+
 fn watch(raw: &RawWatch) -> Option<Watch> {
     let target = match (&raw.key, &raw.prefix) {
         (None, None) => WatchTarget::Service,
@@ -116,6 +121,10 @@ fn watch(raw: &RawWatch) -> Option<Watch> {
                 Some(QuietPeriod { min, max })
             }
         },
+        max_stale: raw
+            .max_stale
+            .as_ref()
+            .map_or(DEFAULT_MAX_STALE, |m| m.value.to_std()),
     })
 }
 

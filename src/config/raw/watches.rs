@@ -7,7 +7,9 @@ use crate::config::duration::GoDuration;
 use crate::config::json5::Value;
 use crate::config::problems::{Problems, quote_short};
 
-const KEYS: &[&str] = &["name", "interval", "tag", "dc", "key", "prefix", "wait"];
+const KEYS: &[&str] = &[
+    "name", "interval", "tag", "dc", "key", "prefix", "wait", "maxStale",
+];
 
 /// One entry of `watches`, as written.
 #[derive(Debug)]
@@ -27,6 +29,8 @@ pub struct RawWatch {
     pub prefix: Option<Spanned<String>>,
     /// The quiet period (`wait`).
     pub wait: Option<RawWait>,
+    /// `maxStale`.
+    pub max_stale: Option<Spanned<GoDuration>>,
 }
 
 /// `wait: { min, max }`, as written.
@@ -102,6 +106,7 @@ fn watch(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawWatch {
         .get("wait")
         .filter(|v| !is_null(v))
         .and_then(|v| wait(v, &mut report));
+    let max_stale = obj.field_if_set("maxStale", weak_duration, &mut report);
     let line = obj.line;
     obj.finish(&mut report, KEYS);
     RawWatch {
@@ -114,6 +119,7 @@ fn watch(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawWatch {
         key,
         prefix,
         wait,
+        max_stale,
     }
 }
 

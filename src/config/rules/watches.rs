@@ -59,6 +59,16 @@ pub fn check_watch(watch: &RawWatch, report: &mut Reporter<'_>) {
     if let Some(wait) = &watch.wait {
         check_wait(wait, report);
     }
+    if let Some(max_stale) = watch.max_stale.as_ref().filter(|m| m.value.0 < 0) {
+        report.key(
+            "maxStale",
+            format!(
+                "must not be negative, got {} (0 sends every read to the leader)",
+                max_stale.value
+            ),
+            max_stale.line,
+        );
+    }
     if let Some(tag) = &watch.tag
         && (watch.key.is_some() || watch.prefix.is_some())
     {
@@ -111,6 +121,7 @@ mod tests {
             key: None,
             prefix: None,
             wait: None,
+            max_stale: None,
         }
     }
 

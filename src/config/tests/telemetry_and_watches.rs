@@ -19,6 +19,7 @@ fn watches() {
                 dc: None,
                 target: WatchTarget::Service,
                 wait: None,
+                max_stale: Duration::from_secs(2),
             },
             Watch {
                 name: "upstream-b".into(),
@@ -27,6 +28,7 @@ fn watches() {
                 dc: Some("us-east-1".into()),
                 target: WatchTarget::Service,
                 wait: None,
+                max_stale: Duration::from_secs(2),
             },
         ]
     );
@@ -82,6 +84,11 @@ fn quiet_periods() {
         "max defaults to four times min, as in consul-template"
     );
     assert_eq!(config.watches[2].wait, None);
+    let config = ok(
+        "{consul: 'c', watches: [{name: 'aa', interval: 5, maxStale: '500ms'}, {name: 'bb', interval: 5, maxStale: 0}]}",
+    );
+    assert_eq!(config.watches[0].max_stale, ms(500));
+    assert_eq!(config.watches[1].max_stale, Duration::ZERO);
     let problem = |w: &str| error(&format!("{{consul: 'c', watches: [{w}]}}"));
     assert_eq!(
         problem("{name: 'db', interval: 5,\n wait: {max: '1s'}}"),
@@ -94,6 +101,10 @@ fn quiet_periods() {
     assert_eq!(
         problem("{name: 'db', interval: 5, wait: {min: '0s'}}"),
         "watches[0] \"db\": wait.min must be greater than zero, got 0s (line 1)"
+    );
+    assert_eq!(
+        problem("{name: 'db', interval: 5, maxStale: '-1s'}"),
+        "watches[0] \"db\": maxStale must not be negative, got -1s (0 sends every read to the leader) (line 1)"
     );
     assert_eq!(
         problem("{name: 'db', interval: 5, wait: '1s'}"),
