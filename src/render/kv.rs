@@ -23,8 +23,13 @@ pub fn functions(watches: &Arc<Vec<Snapshot>>) -> gotmpl::FuncMap {
                 return Err(arg_count("key", "1", args.len()));
             };
             let path = string_arg(path)?;
-            match lookup(&w, path)? {
+            let (watch, pair) = lookup(&w, path)?;
+            match pair {
                 Some(pair) => Ok(Value::String(Arc::from(text_of(&pair.value)))),
+                None if watch.pairs.is_none() => Err(err(format!(
+                    "key {path:?}: the watch {:?} has no answer from Consul yet (keyOrDefault gives a default)",
+                    watch.name
+                ))),
                 None => Err(err(format!(
                     "key {path:?} does not exist in Consul (keyOrDefault gives a default)"
                 ))),
@@ -39,7 +44,7 @@ pub fn functions(watches: &Arc<Vec<Snapshot>>) -> gotmpl::FuncMap {
                 return Err(arg_count("keyOrDefault", "2", args.len()));
             };
             let (path, default) = (string_arg(path)?, string_arg(default)?);
-            Ok(Value::String(Arc::from(match lookup(&w, path)? {
+            Ok(Value::String(Arc::from(match lookup(&w, path)?.1 {
                 Some(pair) => text_of(&pair.value),
                 None => default.to_string(),
             })))
@@ -64,9 +69,12 @@ fn arg_count(name: &str, want: &str, got: usize) -> gotmpl::TemplateError {
     ))
 }
 
-/// The pair at `path`, from the watch that follows it; `None` when the key is missing, or
+/// The watch that follows `path`, and the pair at `path`: `None` when the key is missing, or
 /// before the watch's first answer.
-fn lookup<'a>(watches: &'a [Snapshot], path: &str) -> gotmpl::Result<Option<&'a KvPair>> {
+fn lookup<'a>(
+    watches: &'a [Snapshot],
+    path: &str,
+) -> gotmpl::Result<(&'a Snapshot, Option<&'a KvPair>)> {
     let path = path.trim_start_matches('/');
     let watch = watches.iter().find(|w| {
         w.key.as_deref() == Some(path) || w.prefix.as_deref().is_some_and(|p| path.starts_with(p))
@@ -78,12 +86,13 @@ fn lookup<'a>(watches: &'a [Snapshot], path: &str) -> gotmpl::Result<Option<&'a 
             known(watches)
         )));
     };
-    Ok(watch
+    let pair = watch
         .pairs
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .find(|p| p.key == path))
+        .find(|p| p.key == path);
+    Ok((watch, pair))
 }
 
 /// `ls`/`tree "prefix"`: the pairs under the prefix whose key relative to it passes `keep`, each
