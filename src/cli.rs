@@ -41,6 +41,10 @@ pub struct ControlFlags {
     /// `-maintenance enable|disable`, unchecked.
     pub maintenance: Option<String>,
     pub ping: bool,
+    /// `-signal JOB=SIGNAL`, repeatable, unparsed.
+    pub signal: Vec<String>,
+    /// `-events`.
+    pub events: bool,
     /// `-render TEMPLATE:DEST[:COMMAND]`, repeatable, unparsed (`render::subcommand` acts on it).
     pub render: Vec<String>,
 }
@@ -102,6 +106,11 @@ const FLAGS: &[Flag] = &[
 /// from `FLAGS` so that each table can change without the other; `usage` merges both.
 const CONTROL_FLAGS: &[Flag] = &[
     Flag {
+        name: "events",
+        takes: Takes::Bool(|a, v| a.control.events = v),
+        help: "Print every event of the running pilot as it happens, one JSON object a line,\n    \tuntil it stops (or this is interrupted), through its control socket.",
+    },
+    Flag {
         name: "maintenance",
         takes: Takes::Value("enable|disable", |a, v| a.control.maintenance = Some(v)),
         help: "Turn maintenance mode of the running pilot on or off, through its control socket.",
@@ -130,6 +139,11 @@ const CONTROL_FLAGS: &[Flag] = &[
         name: "render",
         takes: Takes::Value("TEMPLATE:DEST[:COMMAND]", |a, v| a.control.render.push(v)),
         help: "Render TEMPLATE (a Go template; `service \"name\"` gives the instances of a watch\n    \tof the running pilot) into DEST, replacing it atomically, and run COMMAND when\n    \tDEST changed (repeatable).",
+    },
+    Flag {
+        name: "signal",
+        takes: Takes::Value("JOB=SIGNAL", |a, v| a.control.signal.push(v)),
+        help: "Send SIGNAL (HUP, SIGUSR1, 10...) to the process group of the running pilot's job\n    \tJOB (repeatable), through its control socket.",
     },
 ];
 
@@ -337,6 +351,9 @@ mod tests {
             "-render",
             "a:b",
             "--render=c:d:e f",
+            "-signal",
+            "app=HUP",
+            "-events",
         ]))
         .unwrap();
         assert_eq!(
@@ -348,6 +365,8 @@ mod tests {
                 maintenance: Some("enable".into()),
                 ping: true,
                 render: vec!["a:b".into(), "c:d:e f".into()],
+                signal: vec!["app=HUP".into()],
+                events: true,
             }
         );
         assert_eq!(

@@ -26,6 +26,10 @@ use std::io::Write;
 
 /// The version printed by `-version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The ContainerPilot version pilot stands in for. ContainerPilot tagged its telemetry service
+/// with its own version and reported it as `Version` in `/status`; pilot reports this there, so
+/// that what filters on it keeps working, and its own version beside it.
+pub const COMPAT_VERSION: &str = "3.8.0";
 /// The commit the binary was built from, or `unknown`.
 pub const GIT_HASH: &str = env!("PILOT_GIT_HASH");
 

@@ -24,7 +24,7 @@ fn fixture(dir: &str, name: &str) -> String {
 /// The environment and host the examples were written for: `{{ .CONSUL }}` set, an eth0.
 fn ctx() -> LoadContext {
     LoadContext {
-        version: "test".into(),
+        version_tags: vec!["3.8.0".into(), "pilot-test".into()],
         ..LoadContext::new(
             BTreeMap::from([("CONSUL".to_string(), "consul.example".to_string())]),
             "c0ffee",

@@ -973,7 +973,7 @@ fn subcommand_usage_and_config_errors_exit_2() {
         let run = pilot(&["-ping", "-reload"], &[]).await;
         assert_eq!(run.code, 2);
         assert!(run.stderr.starts_with(
-            "pilot: give only one of -reload, -maintenance, -putenv, -putmetric and -ping\n"
+            "pilot: give only one of -reload, -maintenance, -putenv, -putmetric, -ping, -signal and -events\n"
         ));
         let run = pilot(&["-putmetric", "novalue"], &[]).await;
         assert_eq!(run.code, 2);

@@ -126,6 +126,7 @@ fn health(check: Check, interval: Duration, timeout: Duration) -> Health {
         ttl: interval * 2,
         timeout,
         raw_output: false,
+        user: None,
     }
 }
 

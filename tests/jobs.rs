@@ -69,6 +69,13 @@ fn trace_a_a_one_shot_job_runs_once_and_pilot_exits_at_once() {
             ["Startup global", "ExitSuccess a", "Stopping a", "Stopped a"],
             "{mode:?}"
         );
+        // At DEBUG, as ContainerPilot's `loaded config: ...` (its test_logging looks for it).
+        assert!(
+            stdout
+                .iter()
+                .any(|l| l.contains(" loaded config: ") && l.ends_with("pilot.json5")),
+            "{mode:?}: {stdout:#?}"
+        );
         // ContainerPilot slept stopTimeout (5 s) here; pilot has nothing left to wait for.
         assert!(
             started.elapsed() < Duration::from_secs(4),
@@ -248,6 +255,60 @@ fn triggers_during_a_run_coalesce_into_one_more_run() {
             ["run", "run"],
             "{mode:?}"
         );
+    }
+}
+
+#[test]
+fn a_trigger_queued_when_its_source_stops_still_runs() {
+    // ContainerPilot: a job fails twice in a row (`restarts: 1`) while its `each: exitFailed`
+    // hook is still running for the first failure; the second failure's run is queued, and the
+    // hook runs twice even though its source has stopped meanwhile.
+    for (variant, src) in [
+        ("exits", r#"exec: "false""#),
+        ("missing", r#"exec: "/nonexistent/program""#),
+    ] {
+        for mode in modes() {
+            let dir = Scratch::new("queued-after-stop");
+            let release = dir.path("release");
+            // The hook's runs wait until the test creates `release`, which it does once the
+            // source has stopped: both failures arrive during the first run, however slow the
+            // machine.
+            let cfg = dir.write(
+                "pilot.json5",
+                &config(&format!(
+                    r#"jobs: [
+    {{ name: "src", {src}, restarts: 1 }},
+    {{ name: "hook", exec: ["sh", "-c", "echo run; until [ -e {} ]; do sleep 0.02; done"],
+       when: {{ source: "src", each: "exitFailed" }} }},
+  ]"#,
+                    release.display()
+                )),
+            );
+            let mut running = Running::start(pilot(mode, config_args(&cfg)), mode);
+            running.expect_line("the source's end", |l| l.ends_with("event: {Stopped src}"));
+            std::fs::write(&release, "").unwrap();
+            // Nothing else runs: pilot exits once the hook has halted.
+            let finished = running.wait();
+            assert_eq!(
+                outputs(&finished.stdout, "hook"),
+                ["run", "run"],
+                "{variant} {mode:?}"
+            );
+            let failures = events(&finished.stdout)
+                .iter()
+                .filter(|e| *e == "ExitFailed src")
+                .count();
+            assert_eq!(failures, 2, "{variant} {mode:?}");
+            assert_in_order(
+                &events(&finished.stdout),
+                &[
+                    "Stopped src",
+                    "ExitSuccess hook",
+                    "ExitSuccess hook",
+                    "Stopped hook",
+                ],
+            );
+        }
     }
 }
 
@@ -539,14 +600,23 @@ fn sighup_and_sigusr2_become_events_and_stop_nothing() {
 }
 
 #[test]
-fn without_a_main_process_a_failed_job_makes_pilot_exit_1() {
+fn without_a_main_process_pilot_exits_0_even_if_a_job_failed() {
+    // ContainerPilot exited 0 when every job had finished, whatever their last runs did.
     for mode in modes() {
-        let (status, _, stderr) = run_config(
+        let (status, stdout, stderr) = run_config(
             mode,
             "failed",
             r#"jobs: [{ name: "ok", exec: "true" }, { name: "bad", exec: "false" }]"#,
         );
-        assert_eq!(status, 1, "{mode:?}: {stderr}");
+        assert_in_order(&events(&stdout), &["ExitFailed bad", "Stopped bad"]);
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
+        let (status, stdout, stderr) = run_config(
+            mode,
+            "missing",
+            r#"jobs: [{ name: "gone", exec: "/nonexistent/program" }]"#,
+        );
+        assert_in_order(&events(&stdout), &["ExitFailed gone", "Stopped gone"]);
+        assert_eq!(status, 0, "{mode:?}: {stderr}");
         let (status, _, stderr) = run_config(
             mode,
             "all-ok",
@@ -741,6 +811,54 @@ fn job_output_is_wrapped_in_each_log_format_unless_raw() {
                     entry["pid"].is_i64() && entry["time"].is_string(),
                     "{wrapped}"
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn pilots_own_lines_have_containerpilots_shape() {
+    // ContainerPilot's own messages had no fields: in the default format
+    // `<time> talker exited with error: exit status 1`, with the job's name once, in the message;
+    // only child output carries `job` (and `pid`), which log pipelines use to pick it out.
+    let mode = Mode::Plain;
+    let message = "talker exited with error: exit status 1";
+    for format in ["default", "text", "json"] {
+        let dir = Scratch::new(&format!("own-{format}"));
+        let cfg = dir.write(
+            "pilot.json5",
+            &format!(
+                "{{ consul: \"127.0.0.1:1\", logging: {{ format: \"{format}\" }},
+  jobs: [{{ name: \"talker\", exec: \"false\" }}] }}"
+            ),
+        );
+        let (status, stdout, stderr) = run(pilot(mode, config_args(&cfg)));
+        assert_eq!(code(status), 0, "{format}: {stderr}");
+        let stdout = lines(&stdout);
+        let line = stdout
+            .iter()
+            .find(|l| l.contains("exited with error"))
+            .unwrap_or_else(|| panic!("{format}: no exit line in {stdout:#?}"));
+        match format {
+            "default" => {
+                let (time, rest) = line.split_once(' ').unwrap();
+                assert!(time.ends_with('Z'), "{line}");
+                assert_eq!(rest, message, "{line}");
+            }
+            "text" => {
+                assert!(line.starts_with("time=\""), "{line}");
+                assert!(
+                    line.ends_with(&format!(" level=error msg=\"{message}\" ")),
+                    "no field after the message: {line}"
+                );
+            }
+            _ => {
+                let entry: serde_json::Value =
+                    serde_json::from_str(line).expect("one JSON object per line");
+                let keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
+                assert_eq!(keys, ["level", "msg", "time"], "{line}");
+                assert_eq!(entry["msg"], message);
+                assert_eq!(entry["level"], "error");
             }
         }
     }

@@ -110,6 +110,17 @@ fn the_service_is_registered_as_containerpilot_does_and_heartbeated() {
             double.service(&id).is_none(),
             "{mode:?}: deregistered on shutdown"
         );
+        // ContainerPilot's words, with no field: `<time> Service registered: app`.
+        let registered: Vec<&String> = finished
+            .stdout
+            .iter()
+            .filter(|l| l.contains("registered: app"))
+            .collect();
+        assert!(
+            registered.len() == 1
+                && registered[0].split_once(' ').map(|(_, m)| m) == Some("Service registered: app"),
+            "{mode:?}: {registered:#?}"
+        );
     }
 }
 

@@ -227,7 +227,7 @@ fn status_has_containerpilots_shape() {
         assert_eq!(
             answer.body,
             format!(
-                "{{\"Version\":\"{}\",\"Jobs\":[{{\"Name\":\"myjob1\",\"Status\":\"unknown\"}}],\"Services\":[{{\"Name\":\"app\",\"Address\":\"172.18.0.3\",\"Port\":8000,\"Status\":\"healthy\"}},{{\"Name\":\"containerpilot\",\"Address\":\"172.18.0.3\",\"Port\":9090,\"Status\":\"healthy\"}}],\"Watches\":[\"otherapp\"]}}\n",
+                "{{\"Version\":\"3.8.0\",\"Jobs\":[{{\"Name\":\"myjob1\",\"Status\":\"unknown\"}}],\"Services\":[{{\"Name\":\"app\",\"Address\":\"172.18.0.3\",\"Port\":8000,\"Status\":\"healthy\"}},{{\"Name\":\"containerpilot\",\"Address\":\"172.18.0.3\",\"Port\":9090,\"Status\":\"healthy\"}}],\"Watches\":[\"otherapp\"],\"PilotVersion\":\"{}\"}}\n",
                 env!("CARGO_PKG_VERSION")
             )
         );
@@ -245,7 +245,7 @@ fn status_writes_empty_lists_as_arrays() {
         let answer = get(&server, "/status").await;
         assert_eq!(
             answer.json(),
-            json!({"Version": env!("CARGO_PKG_VERSION"), "Jobs": [], "Services": [], "Watches": []})
+            json!({"Version": "3.8.0", "Jobs": [], "Services": [], "Watches": [], "PilotVersion": env!("CARGO_PKG_VERSION")})
         );
     });
 }

@@ -5,8 +5,8 @@
 //!
 //! - With a main process (the command after `--`, or the job with `main: true`), pilot shuts down
 //!   when it has exited for good, and exits with its status (`128+N` for a signal).
-//! - Without one: 0 after a shutdown by SIGTERM or SIGINT, or when every job finished and the
-//!   last run of each succeeded; 1 when a job's last run failed.
+//! - Without one: 0, after a shutdown or when every job has finished, whatever the jobs' last
+//!   runs did, as ContainerPilot; 1 only if a job task itself failed (a panic in a debug build).
 //!
 //! A shutdown is a deadline, not a sleep: pilot exits as soon as every job has stopped and no
 //! process is left, and SIGKILLs whatever is left at `stopTimeout` after it began.
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, When};
 use crate::consul;
-use crate::control::{self, DaemonRequest, StatusReport};
+use crate::control::{self, DaemonRequest, SignalAnswer, StatusReport};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
 use crate::jobs::{self, Context, Current, Environment, JobHandle, Outcome, ip_var_name};
 use crate::logging::{self, Logger};
@@ -65,6 +65,9 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
             return 2;
         }
     };
+    // ContainerPilot logged the whole config here; pilot names the file, since the config may
+    // hold the Consul token.
+    tracing::debug!("loaded config: {}", options.config_path.display());
     let Some(runtime) = crate::runtime_or_report() else {
         return 1;
     };
@@ -145,6 +148,8 @@ fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), 
         health: None,
         service: None,
         main: true,
+        stop_signal: libc::SIGTERM,
+        user: None,
     });
     Ok(())
 }
@@ -181,12 +186,10 @@ struct Daemon {
     /// Every (code, source) published so far that a job started by a reload may need to know.
     happened: Arc<Mutex<reload::History>>,
     reload: Option<PendingReload>,
-    /// Shutdown was asked for by SIGTERM or SIGINT.
-    signalled: bool,
     /// The main process's last status, once it has exited for good.
     main_exit: Option<i32>,
-    /// Some job's last run failed.
-    failed: bool,
+    /// A job task failed (panicked, in a debug build).
+    task_failed: bool,
 }
 
 /// A reload waiting for the jobs it stops.
@@ -257,9 +260,8 @@ impl Daemon {
             completed: BTreeSet::new(),
             happened,
             reload: None,
-            signalled: false,
             main_exit: None,
-            failed: false,
+            task_failed: false,
         }
     }
 
@@ -303,7 +305,9 @@ impl Daemon {
             .borrow()
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
         self.sup.terminate_all(None, deadline).await;
-        // Last: stop hooks may still have used the control socket.
+        // Last: stop hooks may still have used the control socket. Event streams get every
+        // event up to here, then their end.
+        self.bus.close_taps();
         if let Some(server) = self.control.take() {
             server.stop().await;
         }
@@ -370,6 +374,7 @@ impl Daemon {
             DaemonRequest::Reload(reply) => self.reload(reply),
             DaemonRequest::Maintenance { enable, reply } => self.maintenance(enable, reply),
             DaemonRequest::Status(reply) => self.report_status(reply),
+            DaemonRequest::Signal { job, signal, reply } => self.signal_job(&job, signal, reply),
         }
     }
 
@@ -421,6 +426,24 @@ impl Daemon {
 
     /// Answers a status request. Whether Consul answers is probed in a task of its own (the
     /// daemon's loop never waits on the network).
+    /// `pilot -signal JOB=SIGNAL`: the job's task sends it (it alone knows whether its process
+    /// is still there); the answer comes back without holding up the daemon's loop.
+    fn signal_job(&self, job: &str, signal: i32, reply: oneshot::Sender<SignalAnswer>) {
+        let Some(handle) = self.jobs.get(job) else {
+            let _ = reply.send(SignalAnswer::UnknownJob);
+            return;
+        };
+        let sent = handle.signal(signal);
+        tokio::spawn(async move {
+            let answer = if sent.await {
+                SignalAnswer::Sent
+            } else {
+                SignalAnswer::NotRunning
+            };
+            let _ = reply.send(answer);
+        });
+    }
+
     fn report_status(&self, reply: oneshot::Sender<StatusReport>) {
         let jobs = self
             .cfg
@@ -509,7 +532,6 @@ impl Daemon {
                     self.deadline.send_replace(Some(Instant::now()));
                     return;
                 }
-                self.signalled = true;
                 self.begin_shutdown(&supervisor::signal_name(received.signal));
             }
             libc::SIGHUP | libc::SIGUSR2 => {
@@ -558,7 +580,7 @@ impl Daemon {
                 // A job task cannot panic in a release build (panics abort); in a debug build
                 // the job is simply gone, and counts as failed.
                 tracing::error!("a job task failed: {err}");
-                self.failed = true;
+                self.task_failed = true;
                 return;
             }
         };
@@ -571,9 +593,6 @@ impl Daemon {
             return;
         }
         self.completed.insert(outcome.name.clone());
-        if outcome.last_exit.is_some_and(|s| !s.success()) {
-            self.failed = true;
-        }
         if outcome.main {
             // The main process's status is the status of its last run.
             self.main_exit = Some(outcome.last_exit.map_or(0, |s| s.code()));
@@ -753,7 +772,8 @@ impl Daemon {
         if let Some(code) = self.main_exit {
             return code;
         }
-        if self.signalled || !self.failed { 0 } else { 1 }
+        // ContainerPilot exited 0 whatever its jobs did; so does pilot without a main process.
+        i32::from(self.task_failed)
     }
 }
 

@@ -16,6 +16,7 @@
 //!
 //! This module must not start anything: loading a config has no side effect on the process.
 
+mod accounts;
 mod build;
 mod duration;
 mod interfaces;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use crate::template::TemplateError;
+pub use accounts::Accounts;
 pub use build::{DEFAULT_CONTROL_SOCKET, TELEMETRY_JOB};
 pub use duration::go_duration;
 pub use interfaces::{IfaceAddr, InterfaceSource, StaticInterfaces, SystemInterfaces};
@@ -54,8 +56,10 @@ pub struct LoadContext {
     pub hostname: String,
     /// The host's addresses, for `interfaces`.
     pub interfaces: Arc<dyn InterfaceSource>,
-    /// Appended to the telemetry service's tags, as ContainerPilot appends its version.
-    pub version: String,
+    /// Appended to the telemetry service's tags, as ContainerPilot appended its version.
+    pub version_tags: Vec<String>,
+    /// Where `user` and `group` are looked up.
+    pub accounts: Accounts,
 }
 
 impl LoadContext {
@@ -68,7 +72,8 @@ impl LoadContext {
             env,
             hostname: hostname.into(),
             interfaces: Arc::new(interfaces),
-            version: crate::VERSION.to_string(),
+            version_tags: version_tags(),
+            accounts: Accounts::System,
         }
     }
 
@@ -88,13 +93,22 @@ impl LoadContext {
     }
 }
 
+/// The telemetry service's version tags: the ContainerPilot version pilot stands in for (what
+/// ContainerPilot tagged it with) and `pilot-<pilot's version>`.
+fn version_tags() -> Vec<String> {
+    vec![
+        crate::COMPAT_VERSION.to_string(),
+        format!("pilot-{}", crate::VERSION),
+    ]
+}
+
 impl fmt::Debug for LoadContext {
     /// Variable names only: values may be secrets (`CONSUL_HTTP_TOKEN`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadContext")
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("hostname", &self.hostname)
-            .field("version", &self.version)
+            .field("version_tags", &self.version_tags)
             .finish_non_exhaustive()
     }
 }

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::accounts::RunAs;
+
 use crate::events::EventCode;
 
 /// The whole configuration.
@@ -163,6 +165,11 @@ pub struct Job {
     /// Whether this job is the application: when it exits for good pilot shuts down and exits
     /// with its status (`main: true`, or the command after `--`).
     pub main: bool,
+    /// `stopSignal`: what stopping a run sends to its process group first (SIGKILL follows at
+    /// the deadline). SIGTERM unless told otherwise.
+    pub stop_signal: i32,
+    /// `user` (and `group`): who its processes run as; pilot's own user when `None`.
+    pub user: Option<RunAs>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +246,8 @@ pub struct Health {
     pub timeout: Duration,
     /// `health.logging.raw`.
     pub raw_output: bool,
+    /// `health.user` (and `group`), else the job's `user`.
+    pub user: Option<RunAs>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

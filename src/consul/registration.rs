@@ -368,7 +368,7 @@ impl Task {
         self.contact(&result);
         result?;
         self.presence = Presence::Registered;
-        tracing::info!("service registered: {}", self.service.name);
+        tracing::info!("Service registered: {}", self.service.name);
         self.status.send_modify(|s| {
             s.registered = true;
             s.maintenance = false;

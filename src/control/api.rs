@@ -15,17 +15,22 @@ use tokio::sync::oneshot;
 
 use super::http::{self, Body, Handler, Limits};
 use super::status::V3Status;
-use super::{DaemonRequest, Handles};
+use super::{DaemonRequest, Handles, SignalAnswer, events};
 use crate::events::{Event, EventCode};
 
 struct State {
     handles: Handles,
     limits: Limits,
+    streams: events::Streams,
 }
 
 /// The handler the control server runs for each request.
 pub fn handler(handles: Handles, limits: Limits) -> Handler {
-    let state = Arc::new(State { handles, limits });
+    let state = Arc::new(State {
+        handles,
+        limits,
+        streams: events::Streams::default(),
+    });
     Arc::new(move |req| {
         let state = state.clone();
         Box::pin(async move { handle(&state, req).await })
@@ -49,10 +54,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Environ,
+    Events,
     Metric,
     Reload,
     Maintenance(bool),
     Ping,
+    Signal,
     Status,
     Watches,
 }
@@ -63,11 +70,13 @@ fn endpoint(path: &str) -> Option<(&'static str, Endpoint)> {
         "/v3/environ" => ("/v3/environ", Endpoint::Environ),
         // The name ContainerPilot's documentation used (its code only knew /v3/environ).
         "/v3/env" => ("/v3/env", Endpoint::Environ),
+        "/v3/events" => ("/v3/events", Endpoint::Events),
         "/v3/metric" => ("/v3/metric", Endpoint::Metric),
         "/v3/reload" => ("/v3/reload", Endpoint::Reload),
         "/v3/maintenance/enable" => ("/v3/maintenance/enable", Endpoint::Maintenance(true)),
         "/v3/maintenance/disable" => ("/v3/maintenance/disable", Endpoint::Maintenance(false)),
         "/v3/ping" => ("/v3/ping", Endpoint::Ping),
+        "/v3/signal" => ("/v3/signal", Endpoint::Signal),
         "/v3/status" => ("/v3/status", Endpoint::Status),
         "/v3/watches" => ("/v3/watches", Endpoint::Watches),
         _ => return None,
@@ -80,7 +89,7 @@ impl Endpoint {
         match self {
             // Any method, as in ContainerPilot: its client used GET, some scripts POST.
             Endpoint::Ping => None,
-            Endpoint::Status | Endpoint::Watches => Some("GET"),
+            Endpoint::Events | Endpoint::Status | Endpoint::Watches => Some("GET"),
             _ => Some("POST"),
         }
     }
@@ -110,10 +119,12 @@ async fn route(
     }
     let response = match endpoint {
         Endpoint::Environ => environ(state, req).await,
+        Endpoint::Events => events::stream(&state.handles.bus, &state.streams),
         Endpoint::Metric => metric(state, req).await,
         Endpoint::Reload => reload(state).await,
         Endpoint::Maintenance(enable) => maintenance(state, enable).await,
         Endpoint::Ping => http::text(StatusCode::OK, "ok"),
+        Endpoint::Signal => signal(state, req).await,
         Endpoint::Status => status(state).await,
         // Every watch with its healthy instances, as `-render` reads them.
         Endpoint::Watches => http::json(StatusCode::OK, &state.handles.watches.all()),
@@ -330,6 +341,56 @@ async fn maintenance(state: &State, enable: bool) -> Response<Body> {
     let request = DaemonRequest::Maintenance { enable, reply };
     match ask(state, request, rx, timeout, "answer").await {
         Ok(updated) => http::json(StatusCode::OK, &serde_json::json!({ "updated": updated })),
+        Err(response) => response,
+    }
+}
+
+/// `POST /v3/signal`: `{"job": "app", "signal": "HUP"}` sends the signal to the job's process
+/// group: 404 for a job the config does not have, 409 for one that is not running.
+async fn signal(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let map = match json_object(req, &state.limits, "a job and a signal").await {
+        Ok(map) => map,
+        Err(response) => return response,
+    };
+    let text = |key: &str| match map.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) if key == "signal" => Some(n.to_string()),
+        _ => None,
+    };
+    let (job, name) = match (text("job"), text("signal")) {
+        (Some(job), Some(name)) => (job, name),
+        _ => {
+            return http::text(
+                StatusCode::BAD_REQUEST,
+                r#"request body needs "job" and "signal": {"job": "app", "signal": "HUP"}"#,
+            );
+        }
+    };
+    let Some(signal) = crate::supervisor::parse_signal(&name) else {
+        return http::text(
+            StatusCode::BAD_REQUEST,
+            format!("{name:?} is not a signal: use a name such as HUP or SIGTERM, or a number"),
+        );
+    };
+    let (reply, rx) = oneshot::channel();
+    let request = DaemonRequest::Signal {
+        job: job.clone(),
+        signal,
+        reply,
+    };
+    let signal = crate::supervisor::signal_name(signal);
+    match ask(state, request, rx, state.limits.daemon_timeout, "answer").await {
+        Ok(SignalAnswer::Sent) => {
+            tracing::info!("control: sent {signal} to job {job:?}");
+            http::text(StatusCode::OK, "ok")
+        }
+        Ok(SignalAnswer::UnknownJob) => {
+            http::text(StatusCode::NOT_FOUND, format!("no job named {job:?}"))
+        }
+        Ok(SignalAnswer::NotRunning) => http::text(
+            StatusCode::CONFLICT,
+            format!("job {job:?} is not running: no process to send {signal} to"),
+        ),
         Err(response) => response,
     }
 }

@@ -89,10 +89,79 @@ impl Client {
         path: &str,
         json: Option<String>,
     ) -> Result<Answer, ClientError> {
-        let http_error = |error: String| ClientError::Http {
+        let (response, driver) = self.open(method, path, json).await?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| self.http_error(format!("cannot read the answer: {e}")))?
+            .to_bytes();
+        driver.abort();
+        Ok(Answer {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// `GET path` of a streaming endpoint: each chunk of a successful answer goes to `out` as
+    /// it arrives, until the server ends the stream. An error status is returned as an answer.
+    pub async fn stream(
+        &self,
+        path: &str,
+        out: &mut impl std::io::Write,
+    ) -> Result<Answer, ClientError> {
+        let (response, driver) = self.open(Method::GET, path, None).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            driver.abort();
+            return Ok(Answer {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.http_error(format!("stream ended: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                out.write_all(data)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| self.http_error(format!("cannot write: {e}")))?;
+            }
+        }
+        driver.abort();
+        Ok(Answer {
+            status,
+            body: String::new(),
+        })
+    }
+
+    fn http_error(&self, error: String) -> ClientError {
+        ClientError::Http {
             path: self.socket.clone(),
             error,
-        };
+        }
+    }
+
+    /// Connects, sends the request and returns the answer's head with its unread body, and the
+    /// task driving the connection.
+    async fn open(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<String>,
+    ) -> Result<
+        (
+            hyper::Response<hyper::body::Incoming>,
+            tokio::task::JoinHandle<hyper::Result<()>>,
+        ),
+        ClientError,
+    > {
+        let http_error = |error: String| self.http_error(error);
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|error| ClientError::Connect {
@@ -120,16 +189,6 @@ impl Client {
             .send_request(request)
             .await
             .map_err(|e| http_error(e.to_string()))?;
-        let status = response.status();
-        let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|e| http_error(format!("cannot read the answer: {e}")))?
-            .to_bytes();
-        driver.abort();
-        Ok(Answer {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
+        Ok((response, driver))
     }
 }

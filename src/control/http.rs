@@ -28,7 +28,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// The limits of one server.
@@ -79,8 +79,66 @@ impl Limits {
     }
 }
 
-/// A response body: always complete in memory.
-pub type Body = Full<Bytes>;
+/// A response body: complete in memory, or a stream of chunks (`GET /v3/events`) that ends
+/// when its sender is dropped.
+pub enum Body {
+    Full(Full<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl<T: Into<Bytes>> From<T> for Body {
+    fn from(bytes: T) -> Body {
+        Body::Full(Full::new(bytes.into()))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Full(full) => Pin::new(full).poll_frame(cx),
+            Body::Stream(chunks) => chunks
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(full) => full.is_end_stream(),
+            Body::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Body::Full(full) => full.size_hint(),
+            Body::Stream(_) => http_body::SizeHint::default(),
+        }
+    }
+}
+
+/// Put into a streaming response's extensions. A streaming connection is exempt from the
+/// connection deadline. When the receiver resolves with an error (its subscriber fell too far
+/// behind), the connection is closed at once, whatever is still to be written; when it resolves
+/// with `Ok` (pilot is stopping), the stream is left to finish within `body_timeout`.
+#[derive(Clone)]
+pub struct Streaming(Arc<Mutex<Option<oneshot::Receiver<()>>>>);
+
+impl Streaming {
+    pub fn new(close: oneshot::Receiver<()>) -> Streaming {
+        Streaming(Arc::new(Mutex::new(Some(close))))
+    }
+
+    fn take(&self) -> Option<oneshot::Receiver<()>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
 
 /// What answers one request.
 pub type Handler = Arc<
@@ -175,7 +233,8 @@ fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
 }
 
 /// Accepts connections on `listener` until `stop` turns true, serving each with `handler`.
-/// Connections in progress when it stops run to their end.
+/// Connections in progress when it stops are given `STOP_GRACE` before it returns, and run to
+/// their end.
 pub async fn serve<L: Listener>(
     mut listener: L,
     limits: Limits,
@@ -184,7 +243,10 @@ pub async fn serve<L: Listener>(
     name: &'static str,
 ) {
     let slots = Arc::new(Mutex::new(Slots::default()));
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Forget the connections that have ended.
+        while connections.try_join_next().is_some() {}
         let stream = tokio::select! {
             biased;
             // The value only ever turns true; a dropped sender means stop too.
@@ -212,7 +274,7 @@ pub async fn serve<L: Listener>(
         });
         let limits = limits.clone();
         let slots = slots.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             tokio::select! {
                 () = serve_connection(stream, &limits, handler, name) => {}
                 // The sender is dropped when the slot is given to a newer connection.
@@ -224,7 +286,17 @@ pub async fn serve<L: Listener>(
             lock(&slots).open.remove(&id);
         });
     }
+    // Give what is in progress (an event stream's last events, above all) a moment to finish;
+    // whatever is still going after that goes on by itself.
+    let _ = tokio::time::timeout(STOP_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.detach_all();
 }
+
+/// How long a server that stops waits for the connections in progress.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves one connection to its end, within the limits.
 pub async fn serve_connection<I>(io: I, limits: &Limits, handler: Handler, name: &str)
@@ -237,17 +309,56 @@ where
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(false);
+    // Keep-alive is off: a connection answers one request, so at most one stream.
+    let (streaming_tx, mut streaming_rx) = mpsc::unbounded_channel();
     let service = hyper::service::service_fn(move |req| {
         let answer = handler(req);
-        async move { Ok::<_, Infallible>(answer.await) }
+        let streaming_tx = streaming_tx.clone();
+        async move {
+            let mut response = answer.await;
+            if let Some(close) = response
+                .extensions_mut()
+                .remove::<Streaming>()
+                .and_then(|s| s.take())
+            {
+                let _ = streaming_tx.send(close);
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let deadline = limits.connection_deadline();
     let connection = builder.serve_connection(TokioIo::new(io), service);
-    match tokio::time::timeout(deadline, connection).await {
-        Ok(Ok(())) => {}
-        // Clients that hang up, time out or send garbage: nothing to do about them.
-        Ok(Err(err)) => tracing::debug!("{name}: connection ended: {err}"),
-        Err(_) => tracing::debug!("{name}: connection dropped after {deadline:?}"),
+    tokio::pin!(connection);
+    let expired = tokio::time::sleep(deadline);
+    tokio::pin!(expired);
+    let mut streaming: Option<oneshot::Receiver<()>> = None;
+    let mut ended_stream = false;
+    loop {
+        tokio::select! {
+            ended = &mut connection => {
+                // Clients that hang up, time out or send garbage: nothing to do about them.
+                if let Err(err) = ended {
+                    tracing::debug!("{name}: connection ended: {err}");
+                }
+                return;
+            }
+            Some(stream) = streaming_rx.recv(), if streaming.is_none() && !ended_stream => {
+                streaming = Some(stream);
+            }
+            () = &mut expired, if streaming.is_none() => {
+                tracing::debug!("{name}: connection dropped after {deadline:?}");
+                return;
+            }
+            closed = async { streaming.as_mut().expect("guarded").await }, if streaming.is_some() => {
+                if closed.is_err() {
+                    tracing::debug!("{name}: closed a stream whose client fell behind");
+                    return;
+                }
+                streaming = None;
+                ended_stream = true;
+                expired.as_mut().reset(Instant::now() + limits.body_timeout);
+            }
+        }
     }
 }
 
@@ -262,7 +373,7 @@ pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     // One line, whatever the message holds (a config error lists its problems on lines).
     message = message.trim_end().replace('\n', "; ");
     message.push('\n');
-    let mut response = Response::new(Full::new(Bytes::from(message)));
+    let mut response = Response::new(Body::from(message));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -276,7 +387,7 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body>
     match serde_json::to_vec(value) {
         Ok(mut body) => {
             body.push(b'\n');
-            let mut response = Response::new(Full::new(Bytes::from(body)));
+            let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             response
                 .headers_mut()

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod client;
+mod events;
 pub mod http;
 pub mod socket;
 pub mod status;
@@ -56,6 +57,22 @@ pub enum DaemonRequest {
     },
     /// `GET /v3/status` and telemetry `/status`: answer a `StatusReport`.
     Status(oneshot::Sender<StatusReport>),
+    /// `POST /v3/signal`: send `signal` to the process group of each running job named `job`.
+    Signal {
+        job: String,
+        signal: i32,
+        reply: oneshot::Sender<SignalAnswer>,
+    },
+}
+
+/// What became of a `DaemonRequest::Signal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalAnswer {
+    Sent,
+    /// The config has no job of that name.
+    UnknownJob,
+    /// The job has no process now.
+    NotRunning,
 }
 
 /// The capacity of the daemon's request queue: enough for every connection the control socket

@@ -227,15 +227,17 @@ pub(crate) struct V3Status<'a> {
     pub report: &'a StatusReport,
 }
 
-/// ContainerPilot's `/status` (telemetry port), keys in its order. Empty lists are `[]`
-/// (ContainerPilot wrote `null`).
+/// ContainerPilot's `/status` (telemetry port), keys in its order, then pilot's own version.
+/// Empty lists are `[]` (ContainerPilot wrote `null`).
 #[derive(Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CompatStatus {
+    /// The ContainerPilot version pilot stands in for.
     pub version: String,
     pub jobs: Vec<CompatJob>,
     pub services: Vec<CompatService>,
     pub watches: Vec<String>,
+    pub pilot_version: String,
 }
 
 #[derive(Debug, PartialEq, Serialize)]
@@ -257,7 +259,7 @@ pub struct CompatService {
 impl CompatStatus {
     /// ContainerPilot's split: jobs with a service under `Services` (in report order, so the
     /// telemetry service last), the others under `Jobs`; watch names without `watch.`.
-    pub fn new(version: &str, report: &StatusReport) -> CompatStatus {
+    pub fn new(version: &str, pilot_version: &str, report: &StatusReport) -> CompatStatus {
         let mut jobs = Vec::new();
         let mut services = Vec::new();
         for job in &report.jobs {
@@ -279,6 +281,7 @@ impl CompatStatus {
             jobs,
             services,
             watches: report.watches.iter().map(|w| w.name.clone()).collect(),
+            pilot_version: pilot_version.to_string(),
         }
     }
 }
@@ -375,19 +378,20 @@ mod tests {
             }],
             ..StatusReport::default()
         };
-        let text = serde_json::to_string(&CompatStatus::new("3.8.0", &report)).unwrap();
+        let text = serde_json::to_string(&CompatStatus::new("3.8.0", "1.2.3", &report)).unwrap();
         assert_eq!(
             text,
-            r#"{"Version":"3.8.0","Jobs":[{"Name":"myjob1","Status":"unknown"}],"Services":[{"Name":"app","Address":"10.0.0.2","Port":8000,"Status":"healthy"},{"Name":"containerpilot","Address":"10.0.0.2","Port":9090,"Status":"healthy"}],"Watches":["otherapp"]}"#
+            r#"{"Version":"3.8.0","Jobs":[{"Name":"myjob1","Status":"unknown"}],"Services":[{"Name":"app","Address":"10.0.0.2","Port":8000,"Status":"healthy"},{"Name":"containerpilot","Address":"10.0.0.2","Port":9090,"Status":"healthy"}],"Watches":["otherapp"],"PilotVersion":"1.2.3"}"#
         );
     }
 
     #[test]
     fn compat_status_writes_empty_lists_as_arrays() {
-        let text = serde_json::to_string(&CompatStatus::new("", &StatusReport::default())).unwrap();
+        let text =
+            serde_json::to_string(&CompatStatus::new("", "", &StatusReport::default())).unwrap();
         assert_eq!(
             text,
-            r#"{"Version":"","Jobs":[],"Services":[],"Watches":[]}"#
+            r#"{"Version":"","Jobs":[],"Services":[],"Watches":[],"PilotVersion":""}"#
         );
     }
 
@@ -431,6 +435,8 @@ mod tests {
             health: None,
             service: None,
             main: false,
+            stop_signal: libc::SIGTERM,
+            user: None,
         };
         let status = JobStatus {
             phase: Phase::Stopped,

@@ -1,5 +1,6 @@
 //! The subcommands that talk to a running pilot: `-putenv K=V` (repeatable; `K=` unsets),
-//! `-putmetric K=V` (repeatable), `-reload`, `-maintenance enable|disable` and `-ping`.
+//! `-putmetric K=V` (repeatable), `-reload`, `-maintenance enable|disable`, `-ping`,
+//! `-signal JOB=SIGNAL` (repeatable) and `-events` (which streams until pilot stops).
 //!
 //! They find the socket from the config (`-config`, else `PILOT_CONFIG`, else `CONTAINERPILOT`),
 //! reading only `control.socket` (ContainerPilot validated the whole config, IP discovery
@@ -29,13 +30,22 @@ enum Subcommand {
     PutEnv(BTreeMap<String, String>),
     PutMetric(BTreeMap<String, String>),
     Ping,
+    /// `(job, signal)` pairs, in the order given.
+    Signal(Vec<(String, String)>),
+    Events,
 }
 
 /// Whether the command line asks for one of these subcommands. (`-version`, `-template` and
 /// `-validate` come first, as in ContainerPilot: the caller checks them before.)
 pub fn requested(args: &Args) -> bool {
     let c = &args.control;
-    c.reload || c.ping || c.maintenance.is_some() || !c.putenv.is_empty() || !c.putmetric.is_empty()
+    c.reload
+        || c.ping
+        || c.events
+        || c.maintenance.is_some()
+        || !c.putenv.is_empty()
+        || !c.putmetric.is_empty()
+        || !c.signal.is_empty()
 }
 
 /// Runs the subcommand of `args` and returns the exit status.
@@ -80,10 +90,29 @@ fn parse(args: &Args) -> Result<Subcommand, String> {
     if c.ping {
         chosen.push(Subcommand::Ping);
     }
+    if !c.signal.is_empty() {
+        let pairs = c
+            .signal
+            .iter()
+            .map(|value| match value.split_once('=') {
+                Some((job, signal)) if !job.is_empty() && !signal.is_empty() => {
+                    Ok((job.to_string(), signal.to_string()))
+                }
+                _ => Err(format!(
+                    "invalid value {value:?} for flag -signal: use JOB=SIGNAL, such as app=HUP"
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        chosen.push(Subcommand::Signal(pairs));
+    }
+    if c.events {
+        chosen.push(Subcommand::Events);
+    }
     if chosen.len() > 1 {
         // ContainerPilot silently ran only the first; doing one of two asked things is a trap.
         return Err(
-            "give only one of -reload, -maintenance, -putenv, -putmetric and -ping".to_string(),
+            "give only one of -reload, -maintenance, -putenv, -putmetric, -ping, -signal and -events"
+                .to_string(),
         );
     }
     if let Some(first) = args.command.first() {
@@ -131,6 +160,8 @@ pub(crate) fn socket_path(flag: Option<&str>) -> Option<PathBuf> {
 
 async fn send(client: &Client, subcommand: Subcommand) -> i32 {
     let (method, path, body, timeout) = match &subcommand {
+        Subcommand::Signal(pairs) => return signal(client, pairs).await,
+        Subcommand::Events => return events(client).await,
         Subcommand::Reload => (Method::POST, "/v3/reload", None, RELOAD_TIMEOUT),
         Subcommand::Maintenance(true) => (Method::POST, "/v3/maintenance/enable", None, TIMEOUT),
         Subcommand::Maintenance(false) => (Method::POST, "/v3/maintenance/disable", None, TIMEOUT),
@@ -145,6 +176,44 @@ async fn send(client: &Client, subcommand: Subcommand) -> i32 {
             }
             0
         }
+        Ok(answer) => {
+            eprintln!("pilot: {}", answer.message());
+            1
+        }
+        Err(err) => {
+            eprintln!("pilot: {err}");
+            1
+        }
+    }
+}
+
+/// Sends each signal in turn; all are tried, and any refusal makes the exit status 1.
+async fn signal(client: &Client, pairs: &[(String, String)]) -> i32 {
+    let mut status = 0;
+    for (job, signal) in pairs {
+        let body = serde_json::json!({ "job": job, "signal": signal }).to_string();
+        match client
+            .send(Method::POST, "/v3/signal", Some(body), TIMEOUT)
+            .await
+        {
+            Ok(answer) if answer.status.is_success() => {}
+            Ok(answer) => {
+                eprintln!("pilot: {}", answer.message());
+                status = 1;
+            }
+            Err(err) => {
+                eprintln!("pilot: {err}");
+                status = 1;
+            }
+        }
+    }
+    status
+}
+
+/// Prints the event stream until pilot ends it.
+async fn events(client: &Client) -> i32 {
+    match client.stream("/v3/events", &mut std::io::stdout()).await {
+        Ok(answer) if answer.status.is_success() => 0,
         Ok(answer) => {
             eprintln!("pilot: {}", answer.message());
             1
@@ -218,7 +287,7 @@ mod tests {
         );
         assert_eq!(
             parse(&args(&["-reload", "-ping"])).unwrap_err(),
-            "give only one of -reload, -maintenance, -putenv, -putmetric and -ping"
+            "give only one of -reload, -maintenance, -putenv, -putmetric, -ping, -signal and -events"
         );
         assert_eq!(
             parse(&args(&["-ping", "--", "sleep"])).unwrap_err(),
@@ -234,6 +303,8 @@ mod tests {
             &["-maintenance", "x"],
             &["-putenv", "A=1"],
             &["-putmetric", "m=1"],
+            &["-signal", "a=HUP"],
+            &["-events"],
         ] {
             assert!(requested(&args(list)), "{list:?}");
         }

@@ -5,10 +5,15 @@
 //! for a subscriber (ContainerPilot's 1000-slot queues blocked every publisher when one job fell
 //! behind), and an event must never be dropped; subscribers are pilot's own tasks, which never
 //! wait on the network, so the queues stay short.
+//!
+//! Subscribers outside pilot (clients of `GET /v3/events`) get a `Tap` instead: a bounded queue
+//! of time-stamped events. A tap that falls `capacity` events behind is dropped, so that a slow
+//! or stalled client never slows the bus and never makes its memory grow.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Event;
 
@@ -24,11 +29,29 @@ pub struct Bus {
 #[derive(Default)]
 struct Inner {
     subscribers: Vec<mpsc::UnboundedSender<Event>>,
+    taps: Vec<TapSender>,
     observers: Vec<Observer>,
 }
 
 /// The receiving end of one subscriber. Dropping it unsubscribes.
 pub type Subscription = mpsc::UnboundedReceiver<Event>;
+
+/// An event with the time it was published.
+pub type Stamped = (SystemTime, Event);
+
+/// The receiving end of a bounded subscriber. Dropping it unsubscribes.
+pub struct Tap {
+    pub events: mpsc::Receiver<Stamped>,
+    /// Resolves once the bus has let go of the tap: `Ok` when it closed it (pilot is stopping;
+    /// `events` ends after what it holds), an error when the tap fell too far behind (or the
+    /// bus is gone).
+    pub dropped: oneshot::Receiver<()>,
+}
+
+struct TapSender {
+    events: mpsc::Sender<Stamped>,
+    dropped: oneshot::Sender<()>,
+}
 
 impl Bus {
     pub fn new() -> Bus {
@@ -40,6 +63,29 @@ impl Bus {
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock().subscribers.push(tx);
         rx
+    }
+
+    /// A bounded subscriber: it receives every event published from now on, until it is
+    /// `capacity` events behind.
+    pub fn tap(&self, capacity: usize) -> Tap {
+        let (events, rx) = mpsc::channel(capacity.max(1));
+        let (dropped_tx, dropped) = oneshot::channel();
+        self.lock().taps.push(TapSender {
+            events,
+            dropped: dropped_tx,
+        });
+        Tap {
+            events: rx,
+            dropped,
+        }
+    }
+
+    /// Lets go of every tap, telling each that it was closed rather than dropped: its
+    /// subscriber gets what it holds, then the end. pilot does this last, as it exits.
+    pub fn close_taps(&self) {
+        for tap in std::mem::take(&mut self.lock().taps) {
+            let _ = tap.dropped.send(());
+        }
     }
 
     /// Calls `observer` for every event published from now on.
@@ -58,6 +104,22 @@ impl Bus {
         inner
             .subscribers
             .retain(|tx| tx.send(event.clone()).is_ok());
+        if !inner.taps.is_empty() {
+            let now = SystemTime::now();
+            inner
+                .taps
+                .retain(|tap| match tap.events.try_send((now, event.clone())) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::warn!(
+                            "events: a subscriber fell {} events behind and was dropped",
+                            tap.events.max_capacity()
+                        );
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                });
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -110,6 +172,43 @@ mod tests {
         bus.publish(Event::new(EventCode::Startup, "global"));
         assert_eq!(bus.lock().subscribers.len(), 1);
         assert_eq!(kept.recv().await.unwrap().code, EventCode::Startup);
+    }
+
+    #[tokio::test]
+    async fn a_tap_that_falls_behind_is_dropped_and_the_others_go_on() {
+        let bus = Bus::new();
+        let mut slow = bus.tap(2);
+        let mut reader = bus.tap(2);
+        let mut own = bus.subscribe();
+        for i in 0..3 {
+            bus.publish(Event::new(EventCode::Metric, format!("m|{i}")));
+            let (_, event) = reader.events.recv().await.unwrap();
+            assert_eq!(&*event.source, format!("m|{i}"));
+        }
+        // The third event found the slow tap full: it is gone, with what it had queued.
+        assert_eq!(
+            slow.dropped.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        );
+        assert_eq!(bus.lock().taps.len(), 1);
+        assert_eq!(slow.events.recv().await.unwrap().1.source.as_ref(), "m|0");
+        assert_eq!(slow.events.recv().await.unwrap().1.source.as_ref(), "m|1");
+        assert!(slow.events.recv().await.is_none());
+        // pilot's own subscribers lose nothing.
+        for i in 0..3 {
+            assert_eq!(&*own.recv().await.unwrap().source, format!("m|{i}"));
+        }
+        // A tap still kept has not been told it was dropped.
+        assert_eq!(
+            reader.dropped.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        );
+        // Closing tells it so, and it ends after what it holds.
+        bus.publish(Event::new(EventCode::Metric, "m|3"));
+        bus.close_taps();
+        assert_eq!(reader.dropped.try_recv(), Ok(()));
+        assert_eq!(reader.events.recv().await.unwrap().1.source.as_ref(), "m|3");
+        assert!(reader.events.recv().await.is_none());
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ mod bus;
 use std::fmt;
 use std::sync::Arc;
 
-pub use bus::{Bus, Observer, Subscription};
+pub use bus::{Bus, Observer, Stamped, Subscription, Tap};
 
 /// What happened. The variant names are ContainerPilot's, which are also the `code` label of the
 /// `containerpilot_events` metric.

@@ -3,7 +3,7 @@
 use tokio::time::{Duration, Instant};
 
 use super::{CheckSpec, HEARTBEAT_OUTPUT, HealthResult, publish_exit};
-use crate::config::Exec;
+use crate::config::{Exec, go_duration};
 use crate::jobs::pid_var_name;
 use crate::logging::{self, Origin};
 use crate::supervisor::{Spec, Stdio, Supervisor};
@@ -36,15 +36,20 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
     } else {
         Stdio::Pipe
     };
+    let env = match &spec.health.user {
+        Some(user) => user.environment(spec.env.snapshot()),
+        None => spec.env.snapshot(),
+    };
     let process = Spec::new(&cmd.program, &cmd.args)
-        .env(spec.env.snapshot())
+        .env(env)
+        .identity(spec.health.user.as_ref().map(|u| u.identity.clone()))
         .stdin(Stdio::Null)
         .stdout(output)
         .stderr(output);
     let mut child = match spec.sup.spawn(&process) {
         Ok(child) => child,
         Err(err) => {
-            tracing::error!(check = %name, "unable to start {name}: {err}");
+            tracing::error!("unable to start {name}: {err}");
             let reason = err.to_string();
             publish_exit(spec, false, &reason);
             return HealthResult::Checked {
@@ -81,8 +86,8 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
         () = tokio::time::sleep(timeout) => {
             timed_out = true;
             tracing::warn!(
-                check = %name,
-                "{name} timeout after {timeout:?}: '[{}]'",
+                "{name} timeout after {}: '[{}]'",
+                go_duration(timeout),
                 cmd.args.join(" ")
             );
             spec.sup.signal_group(pid, libc::SIGKILL);
@@ -101,20 +106,20 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
     guard.armed = false;
     spec.env.remove_both(&pid_var);
     if status.success() {
-        tracing::debug!(check = %name, "{name} exited without error");
+        tracing::debug!("{name} exited without error");
         publish_exit(spec, true, "");
         return HealthResult::Checked {
             passed: true,
             output: HEARTBEAT_OUTPUT.to_string(),
         };
     }
-    tracing::error!(check = %name, "{name} exited with error: {status}");
+    tracing::error!("{name} exited with error: {status}");
     let reason = format!("{name}: {status}");
     publish_exit(spec, false, &reason);
     HealthResult::Checked {
         passed: false,
         output: if timed_out {
-            format!("{name} timeout after {timeout:?}")
+            format!("{name} timeout after {}", go_duration(timeout))
         } else {
             reason
         },

@@ -140,9 +140,9 @@ pub async fn tcp_check(address: &str, timeout: Duration) -> (bool, String) {
 fn report(spec: &CheckSpec, passed: bool, output: String) -> HealthResult {
     let name = spec.name();
     if passed {
-        tracing::debug!(check = %name, "{name} passed: {output}");
+        tracing::debug!("{name} passed: {output}");
     } else {
-        tracing::warn!(check = %name, "{name} failed: {output}");
+        tracing::warn!("{name} failed: {output}");
     }
     publish_exit(spec, passed, &format!("{name}: {output}"));
     HealthResult::Checked { passed, output }

@@ -14,7 +14,7 @@ mod task;
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
@@ -47,9 +47,11 @@ pub struct Current {
     pub consul: Client,
 }
 
-/// Requests to a job from outside (reload).
+/// Requests to a job from outside (reload, `pilot -signal`).
 #[derive(Debug)]
 pub enum Control {
+    /// Send a signal to the running process's group; answer whether there was one.
+    Signal(i32, oneshot::Sender<bool>),
     /// Stop for good, with the stop hooks, as on shutdown.
     Stop,
     /// Quit as on shutdown: a stop hook still runs once on its trigger, then halts; any other
@@ -112,6 +114,14 @@ impl JobHandle {
     pub fn stop(&self) {
         // The job may have stopped already; then there is nothing to do.
         let _ = self.control.send(Control::Stop);
+    }
+
+    /// Sends `signal` to the job's process group if it has a process now. Resolves to whether
+    /// it had one (a job that has stopped for good has none).
+    pub fn signal(&self, signal: i32) -> impl std::future::Future<Output = bool> + use<> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.control.send(Control::Signal(signal, reply));
+        async move { answer.await.unwrap_or(false) }
     }
 
     /// Asks the job to quit as on shutdown (see `Control::Quit`).

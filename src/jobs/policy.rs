@@ -206,14 +206,14 @@ impl Policy {
 
     /// The job `source` stopped for good, so it will publish nothing more. A job whose trigger
     /// comes from it can never start again: it halts once its current run (and that run's
-    /// restarts) is over.
+    /// restarts) is over, and the one more run a trigger during that run asked for, which
+    /// ContainerPilot ran too (its trigger was queued before the source stopped).
     pub fn on_source_stopped(&mut self, source: &str) -> Decision {
         if self.trigger_source() != Some(source) {
             return Decision::Wait;
         }
         self.trigger = None;
-        self.starts = Budget::Left(0);
-        self.pending = false;
+        self.starts = Budget::Left(u32::from(self.pending));
         if self.running {
             Decision::Wait
         } else {
@@ -242,6 +242,8 @@ mod tests {
             health: None,
             service: None,
             main: false,
+            stop_signal: libc::SIGTERM,
+            user: None,
         }
     }
 
@@ -508,5 +510,41 @@ mod tests {
         );
         running.started();
         assert_eq!(running.on_exit(), Halt);
+    }
+
+    #[test]
+    fn a_trigger_queued_before_the_source_stopped_still_runs() {
+        // The source fails twice in a row (`restarts: 1`) while the hook's first run is going,
+        // then stops: ContainerPilot ran the hook twice.
+        let mut hook = Policy::new(&job(
+            on(EventCode::ExitFailed, "src", Repeat::Each),
+            Restarts::Never,
+        ));
+        assert_eq!(hook.on_trigger(), Start);
+        hook.started();
+        assert_eq!(hook.on_trigger(), Wait, "queued behind the first run");
+        assert_eq!(hook.on_source_stopped("src"), Wait);
+        assert!(
+            !hook.matches(&Event::new(EventCode::ExitFailed, "src")),
+            "nothing more from a stopped source"
+        );
+        assert_eq!(hook.on_exit(), Start, "the queued run");
+        hook.started();
+        assert_eq!(hook.on_exit(), Halt);
+
+        // With restarts, the queued run comes after the current run's restarts, and gets none.
+        let mut hook = Policy::new(&job(
+            on(EventCode::ExitFailed, "src", Repeat::Each),
+            Restarts::Times(1),
+        ));
+        assert_eq!(hook.on_trigger(), Start);
+        hook.started();
+        assert_eq!(hook.on_trigger(), Wait);
+        assert_eq!(hook.on_source_stopped("src"), Wait);
+        assert_eq!(hook.on_exit(), Restart);
+        hook.started();
+        assert_eq!(hook.on_exit(), Start, "the queued run");
+        hook.started();
+        assert_eq!(hook.on_exit(), Halt);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
 
-use crate::config::Exec;
+use crate::config::{Exec, RunAs};
 use crate::logging::{self, Origin};
 use crate::supervisor::{Child, ExitStatus, SpawnError, Spec, Stdio, Supervisor};
 
@@ -13,6 +13,8 @@ use crate::supervisor::{Child, ExitStatus, SpawnError, Spec, Stdio, Supervisor};
 pub struct Run {
     pub child: Child,
     pub started: Instant,
+    /// What stopping it sends to its group first (the job's `stopSignal`).
+    pub stop_signal: i32,
 }
 
 impl Run {
@@ -33,6 +35,10 @@ pub struct Launch<'a> {
     /// The main command: it also gets pilot's stdin and the terminal.
     pub foreground: bool,
     pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// What stopping the run sends to its group first.
+    pub stop_signal: i32,
+    /// Who it runs as (pilot's own user when `None`).
+    pub user: Option<&'a RunAs>,
 }
 
 /// Starts a run. Unless the output is raw, each line the child writes becomes a log entry.
@@ -42,8 +48,13 @@ pub fn start(sup: &Supervisor, launch: Launch<'_>) -> Result<Run, SpawnError> {
     } else {
         Stdio::Pipe
     };
+    let env = match launch.user {
+        Some(user) => user.environment(launch.env),
+        None => launch.env,
+    };
     let spec = Spec::new(&launch.exec.program, &launch.exec.args)
-        .env(launch.env)
+        .env(env)
+        .identity(launch.user.map(|u| u.identity.clone()))
         .stdin(if launch.foreground {
             Stdio::Inherit
         } else {
@@ -68,14 +79,15 @@ pub fn start(sup: &Supervisor, launch: Launch<'_>) -> Result<Run, SpawnError> {
     Ok(Run {
         child,
         started: Instant::now(),
+        stop_signal: launch.stop_signal,
     })
 }
 
-/// Stops a run: SIGTERM (and SIGCONT, for a stopped process) to its process group, then SIGKILL
-/// to the group if it is still there at `deadline`. Returns how the group leader ended.
+/// Stops a run: its stop signal (and SIGCONT, for a stopped process) to its process group, then
+/// SIGKILL to the group if it is still there at `deadline`. Returns how the group leader ended.
 pub async fn stop(sup: &Supervisor, run: &mut Run, deadline: Instant) -> ExitStatus {
     let pgid = run.pid();
-    sup.signal_group(pgid, libc::SIGTERM);
+    sup.signal_group(pgid, run.stop_signal);
     sup.signal_group(pgid, libc::SIGCONT);
     let status = tokio::select! {
         status = run.child.exited() => status,
@@ -93,11 +105,12 @@ pub async fn stop(sup: &Supervisor, run: &mut Run, deadline: Instant) -> ExitSta
     status
 }
 
-/// After a run's leader exited, what is left of its group gets SIGTERM, as ContainerPilot does
-/// (a background process a script forgot about).
+/// After a run's leader exited, what is left of its group gets the stop signal (SIGTERM, as
+/// ContainerPilot sends, unless the job says otherwise): a background process a script forgot
+/// about.
 pub fn terminate_leftovers(sup: &Supervisor, run: &Run) {
     if sup.group_exists(run.pid()) {
-        sup.signal_group(run.pid(), libc::SIGTERM);
+        sup.signal_group(run.pid(), run.stop_signal);
     }
 }
 

@@ -12,7 +12,7 @@ use super::environment::pid_var_name;
 use super::policy::{Decision, Policy};
 use super::process::{self, Backoff, Launch, Run};
 use super::{Context, Control, Health, JobStatus, Outcome, Phase};
-use crate::config::{Job, JobKind, When};
+use crate::config::{Job, JobKind, When, go_duration};
 use crate::consul::{Registration, RegistrationStatus};
 use crate::events::{Event, EventCode, GLOBAL, Subscription};
 use crate::health::{CheckSpec, Checker, HealthResult};
@@ -213,7 +213,7 @@ impl Task {
             }
             Input::WaitTimedOut => {
                 self.wait_deadline = None;
-                tracing::info!(job = %self.name, "{} gave up waiting for its trigger", self.name);
+                tracing::info!("{} gave up waiting for its trigger", self.name);
                 self.ctx
                     .bus
                     .publish(Event::new(EventCode::TimerExpired, self.name.clone()));
@@ -227,6 +227,14 @@ impl Task {
                 if self.run.is_none() {
                     self.start();
                 }
+                Flow::Continue
+            }
+            Input::Control(Control::Signal(signal, reply)) => {
+                let sent = self
+                    .run
+                    .as_ref()
+                    .is_some_and(|run| self.ctx.sup.signal_group(run.pid(), signal));
+                let _ = reply.send(sent);
                 Flow::Continue
             }
             Input::Control(Control::Quit) => self.quit(),
@@ -258,7 +266,6 @@ impl Task {
             }
             if decision == Decision::Halt {
                 tracing::info!(
-                    job = %self.name,
                     "{} will never start: {} has stopped",
                     self.name,
                     event.source
@@ -285,7 +292,6 @@ impl Task {
                     self.start();
                 } else {
                     tracing::warn!(
-                        job = %self.name,
                         "{} exited {} times in a row within {:?} of starting: restarting in {:?}",
                         self.name,
                         self.backoff.quick_exits(),
@@ -329,11 +335,13 @@ impl Task {
             check: false,
             foreground: self.cfg.kind == JobKind::MainCommand,
             env: self.ctx.env.snapshot(),
+            stop_signal: self.cfg.stop_signal,
+            user: self.cfg.user.as_ref(),
         };
         match process::start(&self.ctx.sup, launch) {
             Ok(run) => {
                 let pid = run.pid();
-                tracing::debug!(job = %self.name, "{} started with pid {pid}", self.name);
+                tracing::debug!("{} started with pid {pid}", self.name);
                 // Visible to the processes started after this one, as in ContainerPilot.
                 self.ctx.env.set_both(
                     &format!("{}_PID", pid_var_name(&self.name)),
@@ -366,12 +374,12 @@ impl Task {
             .env
             .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
         if status.success() {
-            tracing::debug!(job = %self.name, "{} exited without error", self.name);
+            tracing::debug!("{} exited without error", self.name);
             self.ctx
                 .bus
                 .publish(Event::new(EventCode::ExitSuccess, self.name.clone()));
         } else {
-            tracing::error!(job = %self.name, "{} exited with error: {status}", self.name);
+            tracing::error!("{} exited with error: {status}", self.name);
             self.publish_failure(&status.to_string());
         }
         self.record_exit(status);
@@ -380,7 +388,7 @@ impl Task {
     }
 
     fn on_start_failed(&mut self, err: SpawnError) -> Flow {
-        tracing::error!(job = %self.name, "unable to start {}: {err}", self.name);
+        tracing::error!("unable to start {}: {err}", self.name);
         self.publish_failure(&err.to_string());
         self.record_exit(ExitStatus::Exited(err.exit_code()));
         let decision = self.policy.on_exit();
@@ -413,10 +421,9 @@ impl Task {
             return;
         };
         tracing::warn!(
-            job = %self.name,
-            "{} timeout after {:?}: '[{}]'",
+            "{} timeout after {}: '[{}]'",
             self.name,
-            timeout,
+            go_duration(timeout),
             exec.args.join(" ")
         );
         self.ctx.sup.signal_group(run.pid(), libc::SIGKILL);
@@ -500,8 +507,8 @@ impl Task {
         });
     }
 
-    /// Stops the job for good: `stopping`, the pre-stop hooks, SIGTERM to the run's group (then
-    /// SIGKILL at the deadline), `stopped`.
+    /// Stops the job for good: `stopping`, the pre-stop hooks, its stop signal to the run's group
+    /// (then SIGKILL at the deadline), `stopped`.
     async fn halt(&mut self) {
         self.set_phase(Phase::Stopping, self.run.as_ref().map(Run::pid));
         self.ctx
@@ -522,7 +529,7 @@ impl Task {
         if let Some(mut run) = self.run.take() {
             let deadline = self.stop_deadline();
             let status = process::stop(&self.ctx.sup, &mut run, deadline).await;
-            tracing::debug!(job = %self.name, "{} stopped: {status}", self.name);
+            tracing::debug!("{} stopped: {status}", self.name);
             self.ctx
                 .env
                 .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
@@ -575,7 +582,6 @@ impl Task {
                 },
                 () = tokio::time::sleep_until(limit) => {
                     tracing::warn!(
-                        job = %self.name,
                         "{} stopped waiting for {} to finish",
                         self.name,
                         waiting.join(", ")

@@ -25,6 +25,9 @@
 //! - `json`: `{"job":"app","level":"info","msg":"hello","pid":1234,"time":"2018-05-02T10:11:12.5Z"}`,
 //!   keys sorted, numbers and booleans unquoted, standard JSON escaping (non-ASCII as UTF-8).
 //!
+//! pilot's own messages carry no field, as ContainerPilot's had none: `job`, `check` and `pid`
+//! mark child output (`docs/configuration.md`, "Log lines").
+//!
 //! In `text` and `json` a field named `time`, `level` or `msg` is renamed `fields.<name>`, as
 //! logrus does. Fields of the spans an event happens in are included; the event's own field wins
 //! over a span's of the same name.
@@ -282,6 +285,13 @@ where
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
+}
+
+/// `t` in UTC as Go's `RFC3339Nano`, as pilot's JSON log lines and `/v3/events` write times.
+pub fn rfc3339_nano(t: std::time::SystemTime) -> String {
+    let mut out = String::with_capacity(30);
+    format::write_time(&mut out, t, true);
+    out
 }
 
 #[cfg(test)]

@@ -25,9 +25,9 @@ use reaper::Registry;
 use signals::SignalFd;
 pub use signals::{
     Inherited, Ownership, Received, give_terminal_to, is_forwardable, name as signal_name,
-    take_over, terminal_foreground,
+    parse as parse_signal, take_over, terminal_foreground,
 };
-pub use spawner::{Child, SpawnError, Spec, Stdio, mark_inherited_fds_cloexec};
+pub use spawner::{Child, Identity, SpawnError, Spec, Stdio, mark_inherited_fds_cloexec};
 
 /// A cheap handle to the supervisor. All clones share one reaper.
 #[derive(Clone)]

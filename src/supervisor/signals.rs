@@ -322,3 +322,83 @@ pub fn name(signal: c_int) -> String {
         }
     }
 }
+
+/// A signal named as Docker's `STOPSIGNAL` and `docker kill --signal` read it: a number
+/// (`"3"`), or a name in any case with or without `SIG` (`"SIGQUIT"`, `"quit"`), including
+/// `RTMIN`, `RTMIN+n`, `RTMAX` and `RTMAX-n`. `None` for anything else.
+pub fn parse(text: &str) -> Option<c_int> {
+    if let Ok(number) = text.parse::<c_int>() {
+        return (1..=MAX_SIGNAL).contains(&number).then_some(number);
+    }
+    let upper = text.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let realtime = |base: c_int, rest: &str, sign: c_int| -> Option<c_int> {
+        let offset = if rest.is_empty() {
+            0
+        } else {
+            rest.parse::<c_int>().ok()?
+        };
+        let signal = base + sign * offset;
+        (libc::SIGRTMIN()..=libc::SIGRTMAX())
+            .contains(&signal)
+            .then_some(signal)
+    };
+    if let Some(rest) = bare.strip_prefix("RTMIN") {
+        return realtime(libc::SIGRTMIN(), rest.strip_prefix('+').unwrap_or(rest), 1);
+    }
+    if let Some(rest) = bare.strip_prefix("RTMAX") {
+        return realtime(libc::SIGRTMAX(), rest.strip_prefix('-').unwrap_or(rest), -1);
+    }
+    // Docker's aliases.
+    let bare = match bare {
+        "CLD" => "CHLD",
+        "IOT" => "ABRT",
+        "POLL" => "IO",
+        other => other,
+    };
+    if bare.is_empty()
+        || !bare
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return None;
+    }
+    format!("SIG{bare}")
+        .parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as c_int)
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn names_numbers_and_realtime_signals_read_as_docker_reads_them() {
+        for (text, signal) in [
+            ("SIGQUIT", libc::SIGQUIT),
+            ("quit", libc::SIGQUIT),
+            ("Int", libc::SIGINT),
+            ("15", libc::SIGTERM),
+            ("SIGCLD", libc::SIGCHLD),
+            ("RTMIN", libc::SIGRTMIN()),
+            ("SIGRTMIN+3", libc::SIGRTMIN() + 3),
+            ("RTMAX-1", libc::SIGRTMAX() - 1),
+        ] {
+            assert_eq!(parse(text), Some(signal), "{text}");
+        }
+        for text in [
+            "",
+            "0",
+            "65",
+            "-1",
+            "SIG",
+            "TERMINATE",
+            "RTMIN+99",
+            "SIG TERM",
+            "ＴERM",
+        ] {
+            assert_eq!(parse(text), None, "{text}");
+        }
+    }
+}

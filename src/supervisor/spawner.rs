@@ -53,6 +53,17 @@ pub struct Spec {
     stdout: Stdio,
     stderr: Stdio,
     foreground: bool,
+    identity: Option<Identity>,
+}
+
+/// The user a child runs as: set in the child between fork and exec (supplementary groups,
+/// then the group, then the user), never in pilot itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
 }
 
 impl Spec {
@@ -69,7 +80,14 @@ impl Spec {
             stdout: Stdio::Inherit,
             stderr: Stdio::Inherit,
             foreground: false,
+            identity: None,
         }
+    }
+
+    /// Runs the child as another user (the default is pilot's own).
+    pub fn identity(mut self, identity: Option<Identity>) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// Replaces the whole environment (the default is pilot's own).
@@ -181,6 +199,30 @@ impl fmt::Display for SpawnError {
     }
 }
 
+/// In the child: drops to `identity`, supplementary groups first (only root may set them), then
+/// the group, then the user. A failure is the spawn's error, reported to pilot by std. Raw
+/// system calls: the C library's wrappers synchronise every thread of the process, and the
+/// child has only this one.
+fn become_user(identity: &Identity) -> io::Result<()> {
+    let check = |rc: libc::c_long| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // SAFETY: plain system calls; the group list outlives the call.
+    unsafe {
+        check(libc::syscall(
+            libc::SYS_setgroups,
+            identity.groups.len(),
+            identity.groups.as_ptr(),
+        ))?;
+        check(libc::syscall(libc::SYS_setgid, identity.gid))?;
+        check(libc::syscall(libc::SYS_setuid, identity.uid))
+    }
+}
+
 /// Starts `spec` and returns the child with its stdio pipes. `register` records the pid with the
 /// reaper; the caller must hold the reaper's lock across this call.
 pub(super) fn spawn(
@@ -199,11 +241,16 @@ pub(super) fn spawn(
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
     }
     let foreground = spec.foreground && signals::terminal_foreground().is_some();
-    // SAFETY: `child_setup` only makes async-signal-safe calls and does not allocate.
+    let identity = spec.identity.clone();
+    // SAFETY: `child_setup` and `become_user` only make async-signal-safe calls and do not
+    // allocate (the groups were allocated before the fork).
     unsafe {
         command.pre_exec(move || {
             signals::child_setup(&inherited, foreground);
-            Ok(())
+            match &identity {
+                Some(identity) => become_user(identity),
+                None => Ok(()),
+            }
         });
     }
     let mut std_child = command.spawn().map_err(|source| SpawnError {

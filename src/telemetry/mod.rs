@@ -141,7 +141,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         rx.await.ok()
     };
     match tokio::time::timeout(state.limits.daemon_timeout, asked).await {
-        Ok(Some(report)) => http::json(StatusCode::OK, &CompatStatus::new(crate::VERSION, &report)),
+        Ok(Some(report)) => http::json(
+            StatusCode::OK,
+            &CompatStatus::new(crate::COMPAT_VERSION, crate::VERSION, &report),
+        ),
         Ok(None) => http::text(
             StatusCode::SERVICE_UNAVAILABLE,
             "pilot is shutting down and cannot answer",

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pilot::config::{Control, Metric, MetricKind};
-use pilot::control::{DaemonRequest, Handles, Limits, Server, StatusReport};
+use pilot::control::{DaemonRequest, Handles, Limits, Server, SignalAnswer, StatusReport};
 use pilot::events::Bus;
 use pilot::jobs::Environment;
 use pilot::telemetry::Metrics;
@@ -67,6 +67,14 @@ pub fn fake_daemon(fake: Fake, mut requests: mpsc::Receiver<DaemonRequest>) {
                     let mut report = fake.report.lock().unwrap().clone();
                     report.maintenance = *fake.maintenance.lock().unwrap();
                     let _ = reply.send(report);
+                }
+                // The real daemon is tested in tests/operate.rs; here only a job "app" runs.
+                DaemonRequest::Signal { job, reply, .. } => {
+                    let _ = reply.send(if job == "app" {
+                        SignalAnswer::Sent
+                    } else {
+                        SignalAnswer::UnknownJob
+                    });
                 }
             }
         }

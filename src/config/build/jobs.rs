@@ -8,7 +8,7 @@ use crate::config::LoadContext;
 use crate::config::duration::{GoDuration, MILLISECOND};
 use crate::config::model::*;
 use crate::config::problems::{Problems, Reporter};
-use crate::config::raw::{RawHealth, RawJob, RawRestarts, RawWhen, Spanned, WhenShape};
+use crate::config::raw::{RawHealth, RawJob, RawRestarts, RawRunAs, RawWhen, Spanned, WhenShape};
 use crate::config::rules::{is_signal, status_named};
 use crate::events::EventCode;
 
@@ -24,8 +24,16 @@ pub fn build(
         .is_service()
         .then(|| service(job, ctx, hosts, &mut problems.at(job.path.clone())));
     let when = job.when.as_ref().map_or(Some(When::Startup), when);
+    let mut report = problems.at(job.path.clone());
+    let user = run_as(job.run_as.as_ref(), ctx, &mut report);
     let health = match &job.health {
-        Some(health) => Some(self::health(health)?),
+        Some(health) => {
+            let check_user = match &health.run_as {
+                Some(raw) => run_as(Some(raw), ctx, &mut report),
+                None => user.clone(),
+            };
+            Some(self::health(health, check_user?)?)
+        }
         None => None,
     };
     if job.broken {
@@ -47,6 +55,8 @@ pub fn build(
             None => None,
         },
         main: job.is_main(),
+        stop_signal: job.stop_signal.as_ref().map_or(libc::SIGTERM, |s| s.value),
+        user: user?,
     })
 }
 
@@ -82,7 +92,31 @@ fn restarts(job: &RawJob, when: Option<&When>) -> Option<Restarts> {
 
 /// The check that runs is the first given of exec, http and tcp; the timeout defaults to the
 /// interval.
-fn health(raw: &RawHealth) -> Option<Health> {
+/// `user` and `group` looked up in the container's accounts; `None` when they are not there
+/// (reported on the line of the name that is missing).
+fn run_as(
+    raw: Option<&RawRunAs>,
+    ctx: &LoadContext,
+    report: &mut Reporter<'_>,
+) -> Option<Option<RunAs>> {
+    let Some(raw) = raw else {
+        return Some(None);
+    };
+    let group = raw.group.as_ref().map(|g| g.value.as_str());
+    match ctx.accounts.resolve(&raw.user.value, group) {
+        Ok(run_as) => Some(Some(run_as)),
+        Err(message) => {
+            let line = match &raw.group {
+                Some(group) if message.starts_with("group") => group.line,
+                _ => raw.user.line,
+            };
+            report.error(message, line);
+            None
+        }
+    }
+}
+
+fn health(raw: &RawHealth, user: Option<RunAs>) -> Option<Health> {
     let check = if let Some(exec) = &raw.exec {
         Check::Exec(exec.clone())
     } else if let Some(url) = &raw.http {
@@ -107,6 +141,7 @@ fn health(raw: &RawHealth) -> Option<Health> {
         ttl: positive(raw.ttl.as_ref())?,
         timeout,
         raw_output: raw.raw_output,
+        user,
     })
 }
 

@@ -170,13 +170,11 @@ fn metric(raw: &RawMetric) -> Option<Metric> {
 }
 
 /// The job pilot adds for `telemetry`: no exec, always healthy, registered as service
-/// `containerpilot` with a 15 s TTL heartbeated every 5 s, tagged with pilot's version as
-/// ContainerPilot tags it with its own.
+/// `containerpilot` with a 15 s TTL heartbeated every 5 s, tagged with the version tags as
+/// ContainerPilot tagged it with its version.
 fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
     let mut tags = telemetry.tags.clone();
-    if !ctx.version.is_empty() {
-        tags.push(ctx.version.clone());
-    }
+    tags.extend(ctx.version_tags.iter().cloned());
     Job {
         name: TELEMETRY_JOB.to_string(),
         kind: JobKind::Telemetry,
@@ -192,6 +190,7 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
             ttl: Duration::from_secs(15),
             timeout: Duration::from_secs(5),
             raw_output: false,
+            user: None,
         }),
         service: Some(Service {
             id: format!("{TELEMETRY_JOB}-{}", ctx.hostname),
@@ -205,5 +204,7 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
             deregister_critical_service_after: None,
         }),
         main: false,
+        stop_signal: libc::SIGTERM,
+        user: None,
     }
 }

@@ -10,7 +10,7 @@ use crate::config::model::Exec;
 use crate::config::problems::Reporter;
 
 const KEYS: &[&str] = &[
-    "exec", "http", "tcp", "interval", "ttl", "timeout", "logging",
+    "exec", "http", "tcp", "interval", "ttl", "timeout", "logging", "user", "group",
 ];
 
 /// `health`, as written.
@@ -28,6 +28,7 @@ pub struct RawHealth {
     pub ttl: Option<Spanned<GoDuration>>,
     pub timeout: Option<Spanned<GoDuration>>,
     pub raw_output: bool,
+    pub run_as: Option<super::jobs::RawRunAs>,
 }
 
 impl RawHealth {
@@ -53,6 +54,7 @@ pub fn decode(value: &Value, report: &mut Reporter<'_>) -> Option<RawHealth> {
     let raw_output = obj
         .get("logging")
         .is_some_and(|v| logging_raw(v, "health.logging", report));
+    let run_as = super::jobs::run_as(&mut obj, report);
     let line = obj.line;
     obj.finish(report, KEYS);
     Some(RawHealth {
@@ -66,5 +68,6 @@ pub fn decode(value: &Value, report: &mut Reporter<'_>) -> Option<RawHealth> {
         ttl,
         timeout,
         raw_output,
+        run_as,
     })
 }

@@ -29,6 +29,9 @@ const KEYS: &[&str] = &[
     "restarts",
     "logging",
     "main",
+    "stopSignal",
+    "user",
+    "group",
 ];
 const CONSUL_KEYS: &[&str] = &["enableTagOverride", "deregisterCriticalServiceAfter"];
 
@@ -59,6 +62,34 @@ pub struct RawJob {
     pub restarts: Option<Spanned<RawRestarts>>,
     pub raw_output: bool,
     pub main: Option<Spanned<bool>>,
+    /// `stopSignal`, already read as a signal number.
+    pub stop_signal: Option<Spanned<i32>>,
+    pub run_as: Option<RawRunAs>,
+}
+
+/// `user` and `group` of a job or a health check, as written.
+#[derive(Debug)]
+pub struct RawRunAs {
+    pub user: Spanned<String>,
+    pub group: Option<Spanned<String>>,
+}
+
+/// `user` and the optional `group`; `group` alone is reported (whose group would it be?).
+pub(super) fn run_as(obj: &mut Obj<'_>, report: &mut Reporter<'_>) -> Option<RawRunAs> {
+    let user = obj.field_if_set("user", non_empty_string, report);
+    let group = obj.field_if_set("group", non_empty_string, report);
+    match (user, group) {
+        (Some(user), group) => Some(RawRunAs { user, group }),
+        (None, Some(group)) => {
+            report.key(
+                &obj.full_key("group"),
+                "needs user: give the user the processes run as, and group to change its group",
+                group.line,
+            );
+            None
+        }
+        (None, None) => None,
+    }
 }
 
 impl RawJob {
@@ -153,6 +184,8 @@ fn job(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawJob {
         .get("logging")
         .is_some_and(|v| logging_raw(v, "logging", &mut report));
     let main = obj.field("main", weak_bool, &mut report);
+    let stop_signal = obj.field("stopSignal", signal, &mut report);
+    let run_as = run_as(&mut obj, &mut report);
     let line = obj.line;
     obj.finish(&mut report, KEYS);
     RawJob {
@@ -175,7 +208,20 @@ fn job(index: usize, mut obj: Obj<'_>, problems: &mut Problems) -> RawJob {
         restarts,
         raw_output,
         main,
+        stop_signal,
+        run_as,
     }
+}
+
+/// A signal as Docker's `STOPSIGNAL` reads it (`"SIGQUIT"`, `"quit"`, `"3"`).
+fn signal(value: &Value) -> Result<i32, String> {
+    let text = weak_string(value)?;
+    crate::supervisor::parse_signal(&text).ok_or_else(|| {
+        format!(
+            "must be a signal such as \"SIGQUIT\", \"SIGINT\" or \"15\", got {}",
+            quote_short(&text)
+        )
+    })
 }
 
 /// The job's name; every job needs one. Empty when it is missing or not a string (reported).

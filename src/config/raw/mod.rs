@@ -25,7 +25,7 @@ mod when;
 pub use consul::{RawConsul, RawTls};
 pub use control::{RawControl, control_socket};
 pub use health::RawHealth;
-pub use jobs::{RawJob, RawRestarts};
+pub use jobs::{RawJob, RawRestarts, RawRunAs};
 pub use logging::RawLogging;
 pub use telemetry::{RawMetric, RawTelemetry};
 pub use watches::{RawWait, RawWatch};

@@ -21,6 +21,8 @@ fn job_defaults() {
             health: None,
             service: None,
             main: false,
+            stop_signal: libc::SIGTERM,
+            user: None,
         }
     );
     // A job may have no exec at all.
@@ -126,6 +128,7 @@ fn services() {
             ttl: secs(10),
             timeout: secs(5),
             raw_output: false,
+            user: None,
         })
     );
     // Weak typing: a port string in Go syntax, a TTL string.
@@ -513,5 +516,62 @@ fn main_job() {
     assert_eq!(
         error(&job("name: 'a', main: true")),
         "jobs[0] \"a\": main needs exec: the application is a process that pilot runs (line 1)"
+    );
+}
+
+#[test]
+fn stop_signal() {
+    assert_eq!(one_job("name: 'a', exec: 'x'").stop_signal, libc::SIGTERM);
+    for (written, signal) in [
+        ("'SIGQUIT'", libc::SIGQUIT),
+        ("'int'", libc::SIGINT),
+        ("10", libc::SIGUSR1),
+        ("'RTMIN+2'", libc::SIGRTMIN() + 2),
+    ] {
+        let job = one_job(&format!("name: 'a', exec: 'x', stopSignal: {written}"));
+        assert_eq!(job.stop_signal, signal, "{written}");
+    }
+    assert_eq!(
+        error(&job("name: 'a', exec: 'x', stopSignal: 'SIGTERMINATE'")),
+        "jobs[0] \"a\": stopSignal must be a signal such as \"SIGQUIT\", \"SIGINT\" or \"15\", got \"SIGTERMINATE\" (line 1)"
+    );
+}
+
+#[test]
+fn user_and_group() {
+    assert_eq!(one_job("name: 'a', exec: 'x'").user, None);
+    let written =
+        one_job("name: 'a', exec: 'x', user: 'app', health: {exec: 'c', interval: 1, ttl: 5}");
+    let user = written.user.expect("a user");
+    assert_eq!(
+        (
+            user.identity.uid,
+            user.identity.gid,
+            &user.identity.groups[..]
+        ),
+        (1000, 1000, &[33, 1000][..])
+    );
+    assert_eq!(
+        (user.name.as_deref(), user.home.as_str()),
+        (Some("app"), "/home/app")
+    );
+    // The check runs as the job's user unless it names its own.
+    assert_eq!(written.health.unwrap().user, Some(user));
+    let written = one_job(
+        "name: 'a', exec: 'x', user: 'app', group: 'www', health: {exec: 'c', interval: 1, ttl: 5, user: 0}",
+    );
+    assert_eq!(written.user.unwrap().identity.gid, 33);
+    assert_eq!(written.health.unwrap().user.unwrap().identity.uid, 0);
+    assert_eq!(
+        error("{consul: 'c', jobs: [{ name: 'a', exec: 'x',\nuser: 'nobody' }]}"),
+        "jobs[0] \"a\": user \"nobody\" is not in /etc/passwd (line 2)"
+    );
+    assert_eq!(
+        error("{consul: 'c', jobs: [{ name: 'a', exec: 'x', user: 'app',\ngroup: 'staff' }]}"),
+        "jobs[0] \"a\": group \"staff\" is not in /etc/group (line 2)"
+    );
+    assert_eq!(
+        error(&job("name: 'a', exec: 'x', group: 'www'")),
+        "jobs[0] \"a\": group needs user: give the user the processes run as, and group to change its group (line 1)"
     );
 }

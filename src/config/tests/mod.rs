@@ -33,7 +33,11 @@ pub fn ctx_with(env: &[(&str, &str)]) -> LoadContext {
             .collect(),
         hostname: "host1".into(),
         interfaces: Arc::new(interfaces()),
-        version: "9.9.9".into(),
+        version_tags: vec!["3.8.0".into(), "pilot-9.9.9".into()],
+        accounts: Accounts::Text {
+            passwd: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".into(),
+            group: "root:x:0:\napp:x:1000:\nwww:x:33:app\n".into(),
+        },
     }
 }
 

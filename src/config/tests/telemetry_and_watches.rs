@@ -194,19 +194,22 @@ fn telemetry_and_its_job() {
                 ttl: secs(15),
                 timeout: secs(5),
                 raw_output: false,
+                user: None,
             }),
             service: Some(Service {
                 id: "containerpilot-host1".into(),
                 name: "containerpilot".into(),
                 port: 9000,
                 address: ip("192.168.5.9"),
-                tags: vec!["dev".into(), "9.9.9".into()],
+                tags: vec!["dev".into(), "3.8.0".into(), "pilot-9.9.9".into()],
                 meta: BTreeMap::new(),
                 initial_status: None,
                 enable_tag_override: false,
                 deregister_critical_service_after: None,
             }),
             main: false,
+            stop_signal: libc::SIGTERM,
+            user: None,
         }
     );
     // `{}` turns telemetry on with its defaults; interfaces may be a string.
