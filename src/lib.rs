@@ -4,6 +4,7 @@
 //! binary's `main` only converts `argv` and exits with what `run` returns.
 
 pub mod app;
+pub mod base64;
 pub mod cli;
 pub mod config;
 pub mod consul;

@@ -850,11 +850,10 @@ fn the_nginx_template_renders_the_upstreams() {
         meta: BTreeMap::new(),
     };
     let watch = |service: &str, instances: Vec<Instance>| Snapshot {
+        name: service.into(),
         service: service.into(),
-        tag: None,
-        dc: None,
         instances: Some(instances),
-        error: None,
+        ..Snapshot::default()
     };
     let watches = [
         watch(

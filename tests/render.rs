@@ -2,7 +2,8 @@
 //! watches follow the Consul double: the text for no, one and many instances, atomic replacement
 //! that keeps the file's mode, COMMAND run only when DEST changed, a clear message and status 1
 //! for each failure, renders serialised per directory, and the hook pattern (render on
-//! `watch.<name>` `changed`) keeping a file current as instances come and go.
+//! `watch.<name>` `changed`) keeping a file current as instances come and go, or as KV keys
+//! change.
 
 mod common;
 mod watch_support;
@@ -38,6 +39,11 @@ struct Setup {
 impl Setup {
     /// `jobs` may name the config file as `@CFG@` (hooks that run `pilot -config ... -render`).
     fn start(name: &str, jobs: &str) -> Setup {
+        Setup::start_with_watches(name, jobs, "")
+    }
+
+    /// With `watches` besides `hello` and `world`.
+    fn start_with_watches(name: &str, jobs: &str, watches: &str) -> Setup {
         let double = double();
         let dir = Scratch::new(name);
         let socket = dir.path("pilot.sock");
@@ -48,7 +54,9 @@ impl Setup {
                 &address(&double),
                 &socket,
                 &jobs.replace("@CFG@", cfg.to_str().unwrap()),
-                r#"{ name: "hello", interval: 5 }, { name: "world", tag: "blue", interval: 5 }"#,
+                &format!(
+                    r#"{{ name: "hello", interval: 5 }}, {{ name: "world", tag: "blue", interval: 5 }}, {watches}"#
+                ),
             ),
         );
         let mode = Mode::Plain;
@@ -518,4 +526,59 @@ fn a_hook_on_changed_keeps_dest_following_the_instances() {
         "no extra reloads"
     );
     drop(dir);
+}
+
+const KV_TEMPLATE: &str = r#"{{ with key "app/config.json" | parseJSON }}port={{ .port }}{{ end }}
+{{ range tree "app/flags/" }}{{ .Key }}={{ .Value }}
+{{ end }}raw={{ keyOrDefault "app/flags/raw" "none" }}
+"#;
+
+/// A file rendered from a key and a prefix as they change; values that are not UTF-8 render
+/// replaced, and a key no watch follows is an error that names the watch to add.
+#[test]
+fn kv_watches_render_keys_and_trees() {
+    let setup = Setup::start_with_watches(
+        "render-kv",
+        "",
+        r#"{ name: "appcfg", key: "app/config.json", interval: 5 },
+           { name: "flags", prefix: "app/flags/", interval: 5 }"#,
+    );
+    let template = setup.dir.write("app.ctmpl", KV_TEMPLATE);
+    let dest = setup.dir.path("app.conf");
+    let spec = setup.spec(&template, &dest, None);
+
+    setup.double.put_kv("app/config.json", br#"{"port": 8080}"#);
+    setup.double.put_kv("app/flags/a", b"on");
+    setup.double.put_kv("app/flags/team/b", b"off");
+    wait_for(
+        || {
+            let (status, _, _) = setup.render(&[&spec]);
+            let text = std::fs::read_to_string(&dest).ok()?;
+            (status == 0 && text.contains("team/b=off")).then_some(text)
+        },
+        "the keys to render",
+    );
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "port=8080\na=on\nteam/b=off\nraw=none\n"
+    );
+
+    setup.double.put_kv("app/flags/raw", b"\xff-bytes");
+    let text = wait_for(
+        || {
+            let (status, _, _) = setup.render(&[&spec]);
+            let text = std::fs::read_to_string(&dest).ok()?;
+            (status == 0 && text.contains("bytes")).then_some(text)
+        },
+        "the bytes to render",
+    );
+    assert!(text.ends_with("raw=\u{fffd}-bytes\n"), "{text:?}");
+
+    let other = setup.dir.write("other.ctmpl", r#"{{ key "db/password" }}"#);
+    let (status, _, stderr) = setup.render(&[&setup.spec(&other, &setup.dir.path("o"), None)]);
+    assert_eq!(status, 1);
+    assert!(
+        stderr.contains(r#"key "db/password": no watch follows it; add { name: "password", key: "db/password", interval: 10 } to watches"#),
+        "{stderr}"
+    );
 }

@@ -207,6 +207,8 @@ fn report() -> StatusReport {
             name: "otherapp".into(),
             tag: None,
             dc: None,
+            key: None,
+            prefix: None,
             instances: None,
             error: None,
         }],

@@ -1,5 +1,6 @@
-//! Watches with the real binary against the Consul double: the events of trace E (reference
-//! section 13, as pilot adjusts it: README, "Compatibility"), every visible field counting as a change, tag and
+//! Watches with the real binary against the Consul double: KV key and prefix watches, a quiet
+//! period, the events of trace E (reference section 13, as pilot adjusts it: README,
+//! "Compatibility"), every visible field counting as a change, tag and
 //! datacenter filters, two watches on one service staying independent, the index rules of
 //! Consul's blocking queries (reset when the index goes backwards, no spinning on spurious
 //! wake-ups), and backing off while Consul fails or is unreachable, then recovering.
@@ -33,9 +34,13 @@ struct Pilot {
 
 impl Pilot {
     fn start(name: &str, consul: &str, watches: &str) -> Pilot {
+        Pilot::start_with_jobs(name, consul, "", watches)
+    }
+
+    fn start_with_jobs(name: &str, consul: &str, jobs: &str, watches: &str) -> Pilot {
         let dir = Scratch::new(name);
         let socket = dir.path("pilot.sock");
-        let cfg = dir.write("pilot.json5", &pilot_config(consul, &socket, "", watches));
+        let cfg = dir.write("pilot.json5", &pilot_config(consul, &socket, jobs, watches));
         let mode = Mode::Plain;
         let running = Running::start(pilot(mode, ["-config", cfg.to_str().unwrap()]), mode);
         Pilot {
@@ -697,4 +702,306 @@ fn an_index_of_zero_is_waited_on_as_one_and_never_spins() {
         paths.len()
     );
     assert_eq!(pilot.stop("watch.app"), ["StatusUnhealthy"]);
+}
+
+/// The watch named `name` in `/v3/watches`.
+fn watch_named(socket: &Path, name: &str) -> serde_json::Value {
+    watches(socket)
+        .into_iter()
+        .find(|w| w["Name"] == name)
+        .unwrap_or_else(|| panic!("no watch {name} in /v3/watches"))
+}
+
+/// Waits until pilot has taken the answer to the KV write at `modified` and blocks past it: a
+/// query on `path` at an index at least `modified`.
+fn wait_for_kv_query_past(double: &consul_double::BackgroundDouble, path: &str, modified: u64) {
+    wait_for(
+        || {
+            let blocked = double
+                .requests_to("GET", path)
+                .iter()
+                .any(|r| index_param(&r.path) >= modified);
+            (blocked && double.blocked_queries() > 0).then_some(())
+        },
+        "pilot to block past the write",
+    );
+}
+
+/// A key watch: missing (unhealthy), created (changed, healthy), written again with the same
+/// value and flags (nothing), new flags (changed), a value that is not UTF-8 (changed, and
+/// passed on as base64), deleted (changed, unhealthy).
+#[test]
+fn a_key_watch_follows_value_flags_and_existence() {
+    let double = double();
+    let mut pilot = Pilot::start(
+        "kv-key",
+        &address(&double),
+        r#"{ name: "appcfg", key: "app/config.json", interval: 5 }"#,
+    );
+    let key = "app/config.json";
+    let path = "/v1/kv/app/config.json";
+    pilot.expect_event("StatusUnhealthy", "watch.appcfg");
+    pilot.mark();
+
+    double.put_kv(key, br#"{"port": 80}"#);
+    pilot.expect_event("StatusHealthy", "watch.appcfg");
+    let watch = watch_named(pilot.socket(), "appcfg");
+    assert_eq!(watch["Key"], key);
+    assert_eq!(watch["Pairs"][0]["Key"], key);
+    assert_eq!(watch["Pairs"][0]["Value"], "eyJwb3J0IjogODB9");
+    pilot.mark();
+
+    // The same value and flags at a higher index: nothing.
+    double.put_kv(key, br#"{"port": 80}"#);
+    wait_for_kv_query_past(&double, path, double.kv(key).unwrap().modify_index);
+    pilot.mark();
+
+    put_kv_flags(&double, key, br#"{"port": 80}"#, 7);
+    pilot.expect_event("StatusChanged", "watch.appcfg");
+    wait_for(
+        || (watch_named(pilot.socket(), "appcfg")["Pairs"][0]["Flags"] == 7).then_some(()),
+        "the flags in /v3/watches",
+    );
+    pilot.mark();
+
+    double.put_kv(key, b"\xff\xfe not utf-8");
+    pilot.expect_event("StatusChanged", "watch.appcfg");
+    wait_for(
+        || {
+            (watch_named(pilot.socket(), "appcfg")["Pairs"][0]["Value"] == "//4gbm90IHV0Zi04")
+                .then_some(())
+        },
+        "the bytes in /v3/watches",
+    );
+    pilot.mark();
+
+    double.delete_kv(key);
+    pilot.expect_event("StatusUnhealthy", "watch.appcfg");
+    pilot.mark();
+    assert!(
+        double
+            .requests_to("GET", path)
+            .iter()
+            .all(|r| !r.path.contains("recurse")),
+        "a key watch reads one key"
+    );
+    assert_eq!(
+        pilot.stop("watch.appcfg"),
+        [
+            "StatusUnhealthy",
+            MARK,
+            "StatusChanged",
+            "StatusHealthy",
+            MARK,
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            "StatusUnhealthy",
+            MARK,
+        ]
+    );
+}
+
+/// A prefix watch: a key added, changed or removed under the prefix is a change, a key beside
+/// it is nothing; a job runs on `{ source: "watch.flags", each: "changed" }`.
+#[test]
+fn a_prefix_watch_runs_a_job_on_each_change() {
+    let double = double();
+    double.put_kv("app/flags/a", b"on");
+    let mut pilot = Pilot::start_with_jobs(
+        "kv-prefix",
+        &address(&double),
+        r#"{ name: "on-flags", exec: ["true"], when: { source: "watch.flags", each: "changed" } }"#,
+        r#"{ name: "flags", prefix: "app/flags/", interval: 5 }"#,
+    );
+    pilot.expect_event("ExitSuccess", "on-flags");
+    pilot.mark();
+
+    double.put_kv("app/flags/b", b"off");
+    pilot.expect_event("ExitSuccess", "on-flags");
+    pilot.mark();
+
+    // Beside the prefix: Consul does not even wake the prefix's query (the double's radix-tree
+    // wake-ups, as Consul's); any event would come before the next step's.
+    double.put_kv("app/other", b"x");
+    double.put_kv("app/flags", b"x");
+    pilot.mark();
+
+    double.put_kv("app/flags/a", b"off");
+    pilot.expect_event("ExitSuccess", "on-flags");
+    pilot.mark();
+
+    double.delete_kv("app/flags/b");
+    pilot.expect_event("ExitSuccess", "on-flags");
+    pilot.mark();
+
+    double.delete_kv("app/flags/a");
+    pilot.expect_event("StatusUnhealthy", "watch.flags");
+    pilot.mark();
+    assert!(
+        double
+            .requests_to("GET", "/v1/kv/app/flags/")
+            .iter()
+            .all(|r| r.path.contains("recurse")),
+        "a prefix watch reads the keys under it"
+    );
+    assert_eq!(
+        pilot.stop("watch.flags"),
+        [
+            "StatusChanged",
+            "StatusHealthy",
+            MARK,
+            "StatusChanged",
+            MARK,
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            "StatusUnhealthy",
+            MARK,
+        ]
+    );
+}
+
+/// A quiet period: ten writes in a row under a prefix give one `changed` (and one `healthy`)
+/// once `min` has passed without another; the next write, one more. (`min` is far longer than
+/// ten writes to the double take, so the test does not depend on the machine's speed; the
+/// timing itself is tested with paused time in `src/watches/quiet.rs`.)
+#[test]
+fn a_quiet_period_turns_a_burst_of_changes_into_one_event() {
+    let double = double();
+    let mut pilot = Pilot::start(
+        "kv-quiet",
+        &address(&double),
+        r#"{ name: "flags", prefix: "app/flags/", interval: 5, wait: { min: "2s", max: "1m" } }"#,
+    );
+    pilot.expect_event("StatusUnhealthy", "watch.flags");
+    pilot.mark();
+
+    for i in 0..10 {
+        double.put_kv(&format!("app/flags/f{i}"), b"on");
+    }
+    pilot.expect_event("StatusHealthy", "watch.flags");
+    let watch = watch_named(pilot.socket(), "flags");
+    assert_eq!(
+        watch["Pairs"].as_array().map(Vec::len),
+        Some(10),
+        "the snapshot follows at once"
+    );
+    pilot.mark();
+
+    double.put_kv("app/flags/f0", b"off");
+    pilot.expect_event("StatusChanged", "watch.flags");
+    pilot.mark();
+    assert_eq!(
+        pilot.stop("watch.flags"),
+        [
+            "StatusUnhealthy",
+            MARK,
+            "StatusChanged",
+            "StatusHealthy",
+            MARK,
+            "StatusChanged",
+            MARK,
+        ]
+    );
+}
+
+/// Stale reads: with the default `maxStale` (2 s) any server answers, unless it last heard from
+/// the leader longer ago, when the watch asks the leader; a larger `maxStale` takes the
+/// follower's answer; `maxStale: 0` always asks the leader. While the cluster has no leader, the
+/// stale watches keep answering (no error), and the leader-only one fails; after the election,
+/// changes flow again.
+#[test]
+fn stale_reads_are_bounded_and_go_on_without_a_leader() {
+    let double = double();
+    for key in ["cfg/a", "cfg/b", "cfg/c"] {
+        double.put_kv(key, b"1");
+    }
+    let mut pilot = Pilot::start(
+        "kv-stale",
+        &address(&double),
+        r#"{ name: "fresh", key: "cfg/a", interval: 1 },
+           { name: "lenient", key: "cfg/b", interval: 1, maxStale: "10s" },
+           { name: "leader", key: "cfg/c", interval: 1, maxStale: 0 }"#,
+    );
+    for name in ["fresh", "lenient", "leader"] {
+        pilot.expect_event("StatusHealthy", &format!("watch.{name}"));
+    }
+    pilot.mark();
+
+    // A follower 5 s behind its leader.
+    double.follow_leader("10.0.0.9:8300", Duration::from_secs(5));
+    double.clear_requests();
+    for key in ["cfg/a", "cfg/b", "cfg/c"] {
+        double.put_kv(key, b"2");
+    }
+    for name in ["fresh", "lenient", "leader"] {
+        pilot.expect_event("StatusChanged", &format!("watch.{name}"));
+    }
+    pilot.mark();
+    let queries = |key: &str| -> Vec<String> {
+        double
+            .requests_to("GET", &format!("/v1/kv/{key}"))
+            .into_iter()
+            .map(|r| r.path)
+            .collect()
+    };
+    let is_stale = |q: &String| q.split(['?', '&']).any(|p| p == "stale");
+    let fresh = queries("cfg/a");
+    assert!(
+        fresh.iter().any(is_stale) && fresh.iter().any(|q| !is_stale(q) && index_param(q) == 0),
+        "the answer 5 s behind is asked again of the leader: {fresh:#?}"
+    );
+    let lenient = queries("cfg/b");
+    assert!(lenient.iter().all(is_stale), "{lenient:#?}");
+    let leader = queries("cfg/c");
+    assert!(!leader.iter().any(is_stale), "{leader:#?}");
+
+    // No leader: the stale watches go on answering (each answer at the end of its 1 s wait).
+    // An answer still 5 s behind a known leader is asked of the leader, which fails now: the
+    // stale answer is taken.
+    double.lose_leader();
+    double.clear_requests();
+    wait_for(
+        || {
+            let fresh_answered = queries("cfg/a").len() >= 3;
+            let lenient_answered = queries("cfg/b").len() >= 3;
+            let leader_failed = watch_named(pilot.socket(), "leader")["Error"].is_string();
+            (fresh_answered && lenient_answered && leader_failed).then_some(())
+        },
+        "three queries of each stale watch, and the leader-only watch's error",
+    );
+    for name in ["fresh", "lenient"] {
+        assert_eq!(
+            watch_named(pilot.socket(), name)["Error"],
+            serde_json::Value::Null,
+            "{name}"
+        );
+    }
+    let error = watch_named(pilot.socket(), "leader")["Error"].to_string();
+    assert!(error.contains("No cluster leader"), "{error}");
+
+    double.elect_leader();
+    double.put_kv("cfg/b", b"3");
+    pilot.expect_event("StatusChanged", "watch.lenient");
+    pilot.mark();
+    let events = pilot.stop("watch.lenient");
+    assert_eq!(
+        events,
+        [
+            "StatusChanged",
+            "StatusHealthy",
+            MARK,
+            "StatusChanged",
+            MARK,
+            "StatusChanged",
+            MARK
+        ]
+    );
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use pilot::consul::Instance;
+use pilot::consul::{Instance, KvPair};
 use pilot::render::render;
 use pilot::watches::Snapshot;
 
@@ -24,18 +24,35 @@ fn fixed() -> Vec<Snapshot> {
     };
     vec![
         Snapshot {
+            name: "hello".into(),
             service: "hello".into(),
-            tag: None,
-            dc: None,
             instances: Some(vec![instance("hello-1", 8080), instance("hello-2", 8081)]),
-            error: None,
+            ..Snapshot::default()
         },
         Snapshot {
+            name: "world".into(),
             service: "world".into(),
             tag: Some("blue".into()),
             dc: Some("dc1".into()),
-            instances: None,
             error: Some("no answer".into()),
+            ..Snapshot::default()
+        },
+        Snapshot {
+            name: "flags".into(),
+            prefix: Some("app/".into()),
+            pairs: Some(vec![
+                KvPair {
+                    key: "app/config.json".into(),
+                    flags: 0,
+                    value: br#"{"port": 80, "hosts": ["a", "b"]}"#.to_vec(),
+                },
+                KvPair {
+                    key: "app/raw".into(),
+                    flags: 7,
+                    value: b"\xff\xfe".to_vec(),
+                },
+            ]),
+            ..Snapshot::default()
         },
     ]
 }

@@ -319,13 +319,41 @@ impl CheckStatus {
 /// One entry of `watches`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Watch {
-    /// The Consul service name.
+    /// The watch's name: the Consul service of a service watch, and `watch.<name>` as the
+    /// source of its events.
     pub name: String,
     /// How stale the watch may get while Consul is unreachable (blocking queries make it react
     /// at once otherwise).
     pub interval: Duration,
+    /// Only for a service watch.
     pub tag: Option<String>,
     pub dc: Option<String>,
+    /// What the watch follows.
+    pub target: WatchTarget,
+    /// The quiet period (`wait`): `None` publishes every change at once.
+    pub wait: Option<QuietPeriod>,
+    /// How far behind the leader an answer from any server may be (`maxStale`); zero sends
+    /// every read to the leader.
+    pub max_stale: Duration,
+}
+
+/// A watch's `wait`, as consul-template means it: after a change, events wait until `min`
+/// passes without another change, and never longer than `max` after the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuietPeriod {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// What a watch follows in Consul.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchTarget {
+    /// The passing instances of the service named by the watch's name.
+    Service,
+    /// One key of the KV store.
+    Key(String),
+    /// Every key under a prefix of the KV store.
+    Prefix(String),
 }
 
 impl Watch {

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 
 use super::buffer::AnswerBuffer;
-use super::decode::{self, DecodeError, Instance};
+use super::decode::{self, DecodeError, Instance, KvPair};
 use super::transport::{self, Connector, TlsError};
 use crate::config::{self, CheckStatus, Scheme, go_duration};
 
@@ -247,6 +247,8 @@ pub struct HealthQuery<'a> {
     pub index: u64,
     /// How long the agent may block (Consul's default is 5 minutes, its cap 10).
     pub wait: Option<Duration>,
+    /// Any server may answer (`?stale`); see [`Freshness`].
+    pub stale: bool,
 }
 
 /// The answer to a [`HealthQuery`].
@@ -256,6 +258,55 @@ pub struct HealthAnswer {
     /// compute with it.
     pub index: u64,
     pub instances: Vec<Instance>,
+    pub freshness: Freshness,
+}
+
+/// How fresh a read is: `X-Consul-KnownLeader` and `X-Consul-LastContact`. The leader answers
+/// `true` and 0; a follower answering a `?stale` read says when it last heard from the leader,
+/// and `false` while the cluster has none. Missing headers read as a fresh answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    pub known_leader: bool,
+    pub last_contact: Duration,
+}
+
+impl Freshness {
+    fn of(headers: &hyper::HeaderMap) -> Freshness {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Freshness {
+            known_leader: text("x-consul-knownleader").is_none_or(|v| v.trim() != "false"),
+            last_contact: text("x-consul-lastcontact")
+                .and_then(|v| v.trim().parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A `GET /v1/kv/<key>` query: one key, or every key under a prefix (`?recurse`).
+#[derive(Clone, Debug, Default)]
+pub struct KvQuery<'a> {
+    /// The key, or the prefix with `recurse`.
+    pub key: &'a str,
+    pub recurse: bool,
+    pub dc: Option<&'a str>,
+    /// Block until the result's index is past this one (0: answer at once).
+    pub index: u64,
+    /// How long the agent may block.
+    pub wait: Option<Duration>,
+    /// Any server may answer (`?stale`).
+    pub stale: bool,
+}
+
+/// The answer to a [`KvQuery`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvAnswer {
+    /// `X-Consul-Index`, as in [`HealthAnswer`].
+    pub index: u64,
+    /// The pairs, sorted by key; none when the key (or every key under the prefix) is missing
+    /// (Consul's 404).
+    pub pairs: Vec<KvPair>,
+    pub freshness: Freshness,
 }
 
 /// A Consul agent client. Cheap to clone; clones share the connection pool.
@@ -451,14 +502,11 @@ impl Client {
         if let Some(dc) = query.dc {
             params.push(format!("dc={}", escape(dc)));
         }
-        let mut timeout = self.inner.write_timeout;
-        if query.index > 0 {
-            params.push(format!("index={}", query.index));
-            // Consul blocks 5 minutes when no wait is given.
-            let wait = query.wait.unwrap_or(Duration::from_secs(300));
-            params.push(format!("wait={}ms", wait.as_millis().max(1)));
-            timeout = wait + wait / 16 + READ_MARGIN;
+        if query.stale {
+            params.push("stale".into());
         }
+        let timeout = blocking_params(query.index, query.wait, &mut params)
+            .unwrap_or(self.inner.write_timeout);
         if !params.is_empty() {
             path.push('?');
             path.push_str(&params.join("&"));
@@ -473,12 +521,62 @@ impl Client {
                 source,
             }
         })?;
-        let index = headers
-            .get("x-consul-index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        Ok(HealthAnswer { index, instances })
+        Ok(HealthAnswer {
+            index: index_of(&headers),
+            instances,
+            freshness: Freshness::of(&headers),
+        })
+    }
+
+    /// `GET /v1/kv/<key>[?recurse]`, blocking when `query.index` is set, reading the answer
+    /// into `buffer` as [`Client::health_service_with`] does. A missing key is no error: Consul
+    /// answers 404 with an index, and the answer has no pair.
+    pub async fn kv_with(
+        &self,
+        query: &KvQuery<'_>,
+        buffer: &mut AnswerBuffer,
+    ) -> Result<KvAnswer, ConsulError> {
+        // Consul keys are paths: their slashes stay as they are.
+        let key: String = query
+            .key
+            .split('/')
+            .map(escape)
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut path = format!("/v1/kv/{key}");
+        let mut params: Vec<String> = Vec::new();
+        if query.recurse {
+            params.push("recurse".into());
+        }
+        if let Some(dc) = query.dc {
+            params.push(format!("dc={}", escape(dc)));
+        }
+        if query.stale {
+            params.push("stale".into());
+        }
+        let timeout = blocking_params(query.index, query.wait, &mut params)
+            .unwrap_or(self.inner.write_timeout);
+        if !params.is_empty() {
+            path.push('?');
+            path.push_str(&params.join("&"));
+        }
+        let op = self.op(&Method::GET, &path);
+        let (status, headers) = self
+            .exchange_status_into(&op, Method::GET, &path, None, timeout, buffer)
+            .await?;
+        let pairs = if status == StatusCode::NOT_FOUND {
+            Vec::new()
+        } else {
+            decode::decode_kv(buffer.as_slice()).map_err(|source| ConsulError::Decode {
+                op: op.clone(),
+                source,
+            })?
+        };
+        Ok(KvAnswer {
+            index: index_of(&headers),
+            pairs,
+            freshness: Freshness::of(&headers),
+        })
     }
 
     /// `GET /v1/status/leader`: a cheap probe that the agent answers. Returns the leader's
@@ -535,6 +633,22 @@ impl Client {
         timeout: Duration,
         answer: &mut impl Sink,
     ) -> Result<hyper::HeaderMap, ConsulError> {
+        let (_, headers) = self
+            .exchange_status_into(op, method, path, body, timeout, answer)
+            .await?;
+        Ok(headers)
+    }
+
+    /// [`Client::exchange_into`], where a 404 is an answer too (a missing KV key).
+    async fn exchange_status_into(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+        answer: &mut impl Sink,
+    ) -> Result<(StatusCode, hyper::HeaderMap), ConsulError> {
         answer.clear();
         let inner = &self.inner;
         let mut request = Request::builder()
@@ -604,14 +718,17 @@ impl Client {
                 target: inner.target.clone(),
                 after: timeout,
             })??;
-        if !status.is_success() {
+        // Only a KV read takes a 404 as an answer (a missing key); for every other call it is
+        // an error (an unknown check or service).
+        let missing_key = status == StatusCode::NOT_FOUND && path.starts_with("/v1/kv/");
+        if !status.is_success() && !missing_key {
             return Err(ConsulError::Status {
                 op: op.to_string(),
                 status: status.as_u16(),
                 body: self.error_body(status, answer.bytes()),
             });
         }
-        Ok(headers)
+        Ok((status, headers))
     }
 
     /// The agent's explanation of an error, on one line, shortened, without the token.
@@ -631,6 +748,32 @@ impl Client {
     fn redact(&self, text: &str) -> String {
         redact_token(text, self.inner.token_text.as_ref().map(|t| t.expose()))
     }
+}
+
+/// Adds `index` and `wait` to a blocking query's parameters and returns its timeout: the wait
+/// plus Consul's jitter (wait/16) plus [`READ_MARGIN`]. `None` for a query that does not block.
+fn blocking_params(
+    index: u64,
+    wait: Option<Duration>,
+    params: &mut Vec<String>,
+) -> Option<Duration> {
+    if index == 0 {
+        return None;
+    }
+    params.push(format!("index={index}"));
+    // Consul blocks 5 minutes when no wait is given.
+    let wait = wait.unwrap_or(Duration::from_secs(300));
+    params.push(format!("wait={}ms", wait.as_millis().max(1)));
+    Some(wait + wait / 16 + READ_MARGIN)
+}
+
+/// `X-Consul-Index`, or 0 when the agent sent none or garbage.
+fn index_of(headers: &hyper::HeaderMap) -> u64 {
+    headers
+        .get("x-consul-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// `text` with the token, should the agent or a proxy ever echo it, blanked out. It runs on the

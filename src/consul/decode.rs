@@ -109,6 +109,50 @@ impl From<Entry> for Decoded {
     }
 }
 
+/// One key of the KV store, from `/v1/kv/<key>[?recurse]`. Values are bytes (Consul stores any
+/// bytes); they travel as base64 in JSON, as Consul sends them, in `/v3/watches` too. Pairs sort
+/// by key.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "PascalCase")]
+pub struct KvPair {
+    pub key: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub flags: u64,
+    #[serde(default, with = "base64_value")]
+    pub value: Vec<u8>,
+}
+
+/// A KV value in JSON: base64, with `null` for no value (as Consul sends an empty one).
+mod base64_value {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if value.is_empty() {
+            s.serialize_none()
+        } else {
+            s.serialize_str(&crate::base64::encode(value))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(Vec::new()),
+            Some(text) => crate::base64::decode(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Decodes the body of `GET /v1/kv/<key>[?recurse]`: a JSON array of `{Key, Flags, Value, ...}`,
+/// sorted by key. Unknown fields are ignored.
+pub fn decode_kv(body: &[u8]) -> Result<Vec<KvPair>, DecodeError> {
+    let mut pairs: Vec<KvPair> =
+        serde_json::from_slice(body).map_err(|e| DecodeError(e.to_string()))?;
+    pairs.sort();
+    Ok(pairs)
+}
+
 /// Decodes the body of `GET /v1/status/leader`: a JSON string, empty when there is no leader.
 pub(crate) fn decode_leader(body: &[u8]) -> Result<String, DecodeError> {
     serde_json::from_slice(body).map_err(|e| DecodeError(e.to_string()))
@@ -221,6 +265,39 @@ mod tests {
                 instance("b", "n1")
             ]
         );
+    }
+
+    #[test]
+    fn kv_pairs_decode_with_their_bytes() {
+        let body = br#"[{"LockIndex":0,"Key":"app/b","Flags":42,"Value":"/w==","CreateIndex":5,"ModifyIndex":7},
+                        {"Key":"app/a","Flags":0,"Value":null,"Session":"x"}]"#;
+        let pairs = decode_kv(body).unwrap();
+        assert_eq!(
+            pairs,
+            [
+                KvPair {
+                    key: "app/a".into(),
+                    flags: 0,
+                    value: vec![],
+                },
+                KvPair {
+                    key: "app/b".into(),
+                    flags: 42,
+                    value: vec![0xff],
+                },
+            ]
+        );
+        let json = serde_json::to_string(&pairs[1]).unwrap();
+        assert_eq!(json, r#"{"Key":"app/b","Flags":42,"Value":"/w=="}"#);
+        assert_eq!(serde_json::from_str::<KvPair>(&json).unwrap(), pairs[1]);
+        for bad in [
+            &b"{}"[..],
+            b"[{\"Key\":\"a\",\"Value\":\"!!\"}]",
+            b"[1]",
+            b"\xff",
+        ] {
+            assert!(decode_kv(bad).is_err());
+        }
     }
 
     #[test]

@@ -19,9 +19,9 @@ pub(crate) mod transport;
 pub use backoff::Backoff;
 pub use buffer::AnswerBuffer;
 pub use client::{
-    Client, ConsulError, HealthAnswer, HealthQuery, READ_MARGIN, ServiceRegistration, TtlCheck,
-    WRITE_TIMEOUT,
+    Client, ConsulError, Freshness, HealthAnswer, HealthQuery, KvAnswer, KvQuery, READ_MARGIN,
+    ServiceRegistration, TtlCheck, WRITE_TIMEOUT,
 };
-pub use decode::{DecodeError, Instance, decode_health_service};
+pub use decode::{DecodeError, Instance, KvPair, decode_health_service, decode_kv};
 pub use registration::{Registration, RegistrationStatus, check_id, check_notes};
 pub use transport::TlsError;

@@ -158,10 +158,16 @@ impl From<&config::Service> for ServiceReport {
 /// One watch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct WatchReport {
-    /// The watched service's name (without ContainerPilot's `watch.` prefix).
+    /// The watch's name (without ContainerPilot's `watch.` prefix): a service watch's service.
     pub name: String,
     pub tag: Option<String>,
     pub dc: Option<String>,
+    /// A key watch's key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// A prefix watch's prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
     /// The healthy instances of the last answer; `None` until Consul has answered once.
     pub instances: Option<Vec<InstanceReport>>,
     /// Why the last query failed, while Consul does not answer.
@@ -171,9 +177,15 @@ pub struct WatchReport {
 impl From<&watches::Snapshot> for WatchReport {
     fn from(snapshot: &watches::Snapshot) -> WatchReport {
         WatchReport {
-            name: snapshot.service.clone(),
+            name: if snapshot.name.is_empty() {
+                snapshot.service.clone()
+            } else {
+                snapshot.name.clone()
+            },
             tag: snapshot.tag.clone(),
             dc: snapshot.dc.clone(),
+            key: snapshot.key.clone(),
+            prefix: snapshot.prefix.clone(),
             instances: snapshot.instances.as_ref().map(|list| {
                 list.iter()
                     .map(|i| InstanceReport {
@@ -303,6 +315,8 @@ mod tests {
                 name: "db".into(),
                 tag: None,
                 dc: None,
+                key: None,
+                prefix: None,
                 instances: Some(vec![InstanceReport {
                     id: "db-1".into(),
                     address: "10.0.0.3".into(),
@@ -357,6 +371,8 @@ mod tests {
                 name: "otherapp".into(),
                 tag: None,
                 dc: None,
+                key: None,
+                prefix: None,
                 instances: None,
                 error: None,
             }],
@@ -393,6 +409,8 @@ mod tests {
                 name: "db".into(),
                 tag: Some("primary".into()),
                 dc: None,
+                key: None,
+                prefix: None,
                 instances: Some(vec![InstanceReport {
                     id: "db-1".into(),
                     address: "10.0.0.3".into(),

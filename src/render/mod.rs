@@ -15,9 +15,13 @@
 //! }
 //! ```
 //!
+//! The KV watches answer consul-template's `key`, `keyOrDefault`, `ls` and `tree` (`kv.rs`), and
+//! the template has its `parseJSON`, `toJSON` and `base64Decode` too.
+//!
 //! The watch data comes from the control socket (`GET /v3/watches`); this module renders and
 //! writes, the subcommand in `subcommand.rs` talks to the socket and runs COMMAND.
 
+mod kv;
 pub mod subcommand;
 
 use std::collections::BTreeMap;
@@ -29,7 +33,7 @@ use std::sync::Arc;
 use gotmpl::Value;
 
 use crate::consul::Instance;
-use crate::template::{Parsed, TemplateError, err, parse_with, string_arg};
+use crate::template::{Parsed, TemplateError, data_functions, err, parse_with, string_arg};
 use crate::watches::Snapshot;
 
 /// One `-render` argument: `TEMPLATE:DEST[:COMMAND]`.
@@ -82,7 +86,8 @@ pub fn parse(
     env: &BTreeMap<String, String>,
 ) -> Result<Parsed, TemplateError> {
     let watches: Arc<Vec<Snapshot>> = Arc::new(watches.to_vec());
-    let mut extra = gotmpl::FuncMap::new();
+    let mut extra = data_functions();
+    extra.extend(kv::functions(&watches));
     extra.insert(
         "service".into(),
         Arc::new(move |args: &[Value]| service(&watches, args)),
@@ -102,12 +107,12 @@ fn service(watches: &[Snapshot], args: &[Value]) -> gotmpl::Result<Value> {
             )));
         }
     };
-    let found = watches
-        .iter()
-        .find(|w| w.service == name && tag.is_none_or(|t| w.tag.as_deref() == Some(t)));
+    // A KV watch has no service.
+    let services = || watches.iter().filter(|w| !w.service.is_empty());
+    let found =
+        services().find(|w| w.service == name && tag.is_none_or(|t| w.tag.as_deref() == Some(t)));
     let Some(watch) = found else {
-        let known: Vec<String> = watches
-            .iter()
+        let known: Vec<String> = services()
             .map(|w| match &w.tag {
                 Some(tag) => format!("{} (tag {tag})", w.service),
                 None => w.service.clone(),
@@ -210,11 +215,11 @@ mod tests {
 
     fn watch(service: &str, tag: Option<&str>, instances: Option<Vec<Instance>>) -> Snapshot {
         Snapshot {
+            name: service.into(),
             service: service.into(),
             tag: tag.map(Into::into),
-            dc: None,
             instances,
-            error: None,
+            ..Snapshot::default()
         }
     }
 

@@ -311,6 +311,112 @@ fn functions(env: &Arc<BTreeMap<String, String>>, budget: &Arc<AtomicUsize>) -> 
     map
 }
 
+/// consul-template's data helpers, for `pilot -render`: `parseJSON`, `toJSON` and
+/// `base64Decode`, bounded as the other functions are, with a work budget of their own.
+pub fn data_functions() -> gotmpl::FuncMap {
+    let budget = Arc::new(AtomicUsize::new(WORK_BUDGET_BYTES));
+    let mut map: BTreeMap<String, Func> = BTreeMap::new();
+    let b = budget.clone();
+    map.insert(
+        "parseJSON".into(),
+        Arc::new(move |args| {
+            let [text] = args else {
+                return Err(arg_count("parseJSON", 1, args.len()));
+            };
+            let text = string_arg(text)?;
+            // Each value costs more than its text: charged twice.
+            charge(&b, "parseJSON", text.len().saturating_mul(2))?;
+            // As consul-template: nothing parses as an empty map.
+            if text.trim().is_empty() {
+                return Ok(Value::Map(Arc::new(BTreeMap::new())));
+            }
+            let json: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| err(format!("error calling parseJSON: {e}")))?;
+            Ok(from_json(json))
+        }),
+    );
+    let b = budget.clone();
+    map.insert(
+        "toJSON".into(),
+        Arc::new(move |args| {
+            let [value] = args else {
+                return Err(arg_count("toJSON", 1, args.len()));
+            };
+            // A string's JSON is at most six bytes for each of its bytes (`\u001f`).
+            charge(&b, "toJSON", display_size(value).saturating_mul(2))?;
+            let json = to_json(value).map_err(|e| err(format!("error calling toJSON: {e}")))?;
+            Ok(Value::String(Arc::from(json.to_string())))
+        }),
+    );
+    let b = budget;
+    map.insert(
+        "base64Decode".into(),
+        Arc::new(move |args| {
+            let [text] = args else {
+                return Err(arg_count("base64Decode", 1, args.len()));
+            };
+            let text = string_arg(text)?;
+            charge(&b, "base64Decode", text.len())?;
+            let bytes = crate::base64::decode(text)
+                .map_err(|e| err(format!("error calling base64Decode: {e}")))?;
+            Ok(Value::String(Arc::from(text_of(&bytes))))
+        }),
+    );
+    map
+}
+
+/// Bytes as template text: UTF-8 as it is; anything else with each invalid sequence replaced by
+/// U+FFFD, since a template's strings are UTF-8 (a binary value never fails a render).
+pub fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A JSON value as a template value. Integers stay integers (Go's decoder makes every number a
+/// float64, which prints the same for integers).
+fn from_json(json: serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::Uint(u),
+            _ => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::String(Arc::from(s)),
+        serde_json::Value::Array(items) => {
+            Value::List(items.into_iter().map(from_json).collect::<Vec<_>>().into())
+        }
+        serde_json::Value::Object(map) => Value::Map(Arc::new(
+            map.into_iter()
+                .map(|(k, v)| (Arc::from(k), from_json(v)))
+                .collect(),
+        )),
+    }
+}
+
+/// A template value as JSON (maps with sorted keys, as Go's encoder writes them).
+fn to_json(value: &Value) -> Result<serde_json::Value, String> {
+    Ok(match value {
+        Value::Nil => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => (*i).into(),
+        Value::Uint(u) => (*u).into(),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| format!("json: unsupported value: {}", go_float_v(*f)))?,
+        Value::String(s) => serde_json::Value::String(s.to_string()),
+        Value::List(items) => {
+            serde_json::Value::Array(items.iter().map(to_json).collect::<Result<Vec<_>, _>>()?)
+        }
+        Value::Map(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.to_string(), to_json(v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        Value::Function(_) => return Err("json: unsupported type: func".into()),
+    })
+}
+
 fn arg_count(name: &str, want: usize, got: usize) -> gotmpl::TemplateError {
     err(format!(
         "wrong number of args for {name}: want {want} got {got}"
@@ -970,6 +1076,47 @@ mod tests {
         );
         // A failing function call is no parse error: it needs the values.
         assert!(!fails("{{ loop \"x\" }}").starts_with("parse error"));
+    }
+
+    fn with_data(text: &str) -> Result<String, TemplateError> {
+        super::render_with(text, &BTreeMap::new(), data_functions())
+    }
+
+    #[test]
+    fn parse_json_to_json_and_base64_decode() {
+        let ok = |text: &str| with_data(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(
+            ok(
+                r#"{{ with parseJSON "{\"port\": 80, \"hosts\": [\"a\", \"b\"], \"ratio\": 0.5}" }}{{ .port }} {{ index .hosts 1 }} {{ .ratio }}{{ end }}"#
+            ),
+            "80 b 0.5"
+        );
+        assert_eq!(ok(r#"{{ len (parseJSON "") }}"#), "0");
+        assert_eq!(
+            ok(r#"{{ parseJSON "{\"b\": [1, null, true], \"a\": \"x\"}" | toJSON }}"#),
+            r#"{"a":"x","b":[1,null,true]}"#
+        );
+        assert_eq!(ok(r#"{{ toJSON "<\n>" }}"#), r#""<\n>""#);
+        assert_eq!(ok(r#"{{ base64Decode "aGVsbG8=" }}"#), "hello");
+        // Bytes that are not UTF-8 come out replaced, never as a failure.
+        assert_eq!(ok(r#"{{ base64Decode "/w==" }}"#), "\u{fffd}");
+        for (text, why) in [
+            (
+                r#"{{ parseJSON "{" }}"#,
+                "error calling parseJSON: EOF while parsing",
+            ),
+            (
+                r#"{{ base64Decode "!" }}"#,
+                "illegal base64 data at input byte 0",
+            ),
+            (
+                r#"{{ toJSON 1 2 }}"#,
+                "wrong number of args for toJSON: want 1 got 2",
+            ),
+        ] {
+            let e = with_data(text).unwrap_err().0;
+            assert!(e.contains(why), "{text}: {e}");
+        }
     }
 
     #[test]

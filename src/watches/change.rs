@@ -9,11 +9,12 @@
 //!   nothing on a first empty answer, and `healthy` on every change).
 //! - An answer equal to the last one (a spurious wake-up) means nothing.
 
-use crate::consul::Instance;
 use crate::events::EventCode;
 
-/// The events an answer causes, in the order they are published.
-pub fn events(previous: Option<&[Instance]>, current: &[Instance]) -> Vec<EventCode> {
+/// The events an answer causes, in the order they are published. The items are a service
+/// watch's instances or a KV watch's pairs: for a key, "healthy" is "exists", for a prefix
+/// "has a key under it".
+pub fn events<T: PartialEq>(previous: Option<&[T]>, current: &[T]) -> Vec<EventCode> {
     let mut events = Vec::new();
     if previous.unwrap_or_default() != current {
         events.push(EventCode::StatusChanged);
@@ -31,6 +32,7 @@ pub fn events(previous: Option<&[Instance]>, current: &[Instance]) -> Vec<EventC
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consul::Instance;
     use EventCode::{
         StatusChanged as Changed, StatusHealthy as Healthy, StatusUnhealthy as Unhealthy,
     };
@@ -52,7 +54,7 @@ mod tests {
     fn trace_e() {
         let one = vec![instance("a", "10.0.0.1")];
         let two = vec![instance("a", "10.0.0.1"), instance("b", "10.0.0.2")];
-        assert_eq!(events(None, &[]), [Unhealthy]);
+        assert_eq!(events::<Instance>(None, &[]), [Unhealthy]);
         assert_eq!(events(Some(&[]), &one), [Changed, Healthy]);
         assert_eq!(events(Some(&one), &one.clone()), []);
         assert_eq!(events(Some(&one), &two), [Changed]);
@@ -103,6 +105,6 @@ mod tests {
 
     #[test]
     fn staying_empty_means_nothing() {
-        assert_eq!(events(Some(&[]), &[]), []);
+        assert_eq!(events::<Instance>(Some(&[]), &[]), []);
     }
 }

@@ -1,6 +1,7 @@
-//! Watches: each watch follows `/v1/health/service/<name>?passing` with Consul blocking queries,
-//! publishes `changed`, `healthy` and `unhealthy` for `watch.<name>`, and keeps a snapshot of the
-//! instances for `GET /v3/watches` and `pilot -render`.
+//! Watches: each watch follows `/v1/health/service/<name>?passing` (a service watch), or
+//! `/v1/kv/<key>` (a key watch) or `/v1/kv/<prefix>?recurse` (a prefix watch), with Consul
+//! blocking queries, publishes `changed`, `healthy` and `unhealthy` for `watch.<name>`, and keeps
+//! a snapshot of the instances or key pairs for `GET /v3/watches` and `pilot -render`.
 //!
 //! The loop follows the index rules of Consul's blocking-query documentation: block on the last
 //! `X-Consul-Index`; treat an index of 0 as 1; when the index goes backwards (a snapshot restore,
@@ -14,6 +15,7 @@
 //! the connection, and caps the retry delay when it is down.
 
 mod change;
+mod quiet;
 
 use std::sync::Arc;
 
@@ -22,9 +24,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
-use crate::config;
-use crate::consul::{AnswerBuffer, Backoff, Client, HealthQuery, Instance};
-use crate::events::{Bus, Event};
+use crate::config::{self, WatchTarget};
+use crate::consul::{
+    AnswerBuffer, Backoff, Client, ConsulError, Freshness, HealthQuery, Instance, KvPair, KvQuery,
+};
+use crate::events::{Bus, Event, EventCode};
 use crate::telemetry::Metrics;
 
 pub use change::events as change_events;
@@ -38,18 +42,52 @@ const RETRY_BASE: Duration = Duration::from_millis(250);
 const BURST: f64 = 5.0;
 const PER_SECOND: f64 = 5.0;
 
-/// What a watch knows about its service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What a watch knows about its service, key or prefix.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Snapshot {
-    /// The Consul service name.
+    /// The watch's name (`watch.<name>`).
+    #[serde(default)]
+    pub name: String,
+    /// The Consul service name of a service watch; empty (and left out) for a KV watch.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
     pub tag: Option<String>,
     pub dc: Option<String>,
-    /// The healthy instances, sorted; `None` before the first answer.
+    /// The key of a key watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The prefix of a prefix watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// A service watch's healthy instances, sorted; `None` before the first answer.
     pub instances: Option<Vec<Instance>>,
+    /// A KV watch's pairs, sorted by key (none when the key is missing); `None` before the
+    /// first answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<Vec<KvPair>>,
     /// Why the last query failed, while Consul does not answer.
     pub error: Option<String>,
+}
+
+impl Snapshot {
+    /// What a watch knows before Consul's first answer.
+    pub fn empty(cfg: &config::Watch) -> Snapshot {
+        let (service, key, prefix) = match &cfg.target {
+            WatchTarget::Service => (cfg.name.clone(), None, None),
+            WatchTarget::Key(key) => (String::new(), Some(key.clone()), None),
+            WatchTarget::Prefix(prefix) => (String::new(), None, Some(prefix.clone())),
+        };
+        Snapshot {
+            name: cfg.name.clone(),
+            service,
+            tag: cfg.tag.clone(),
+            dc: cfg.dc.clone(),
+            key,
+            prefix,
+            ..Snapshot::default()
+        }
+    }
 }
 
 /// A running watch.
@@ -75,15 +113,26 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
-    /// Every watch's snapshot, sorted by service then tag then datacenter, so that what
-    /// `/v3/watches` and `-render` see is stable.
+    /// Every watch's snapshot, sorted by service, tag, datacenter, then key, prefix and name
+    /// (service watches first), so that what `/v3/watches` and `-render` see is stable.
     pub fn all(&self) -> Vec<Snapshot> {
         let receivers = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut all: Vec<Snapshot> = receivers.iter().map(|r| r.borrow().clone()).collect();
-        all.sort_by(|a, b| (&a.service, &a.tag, &a.dc).cmp(&(&b.service, &b.tag, &b.dc)));
+        let order = |s: &Snapshot| {
+            (
+                s.service.is_empty(),
+                s.service.clone(),
+                s.tag.clone(),
+                s.dc.clone(),
+                s.key.clone(),
+                s.prefix.clone(),
+                s.name.clone(),
+            )
+        };
+        all.sort_by_cached_key(order);
         all
     }
 
@@ -106,13 +155,7 @@ impl Drop for WatchHandle {
 /// Starts a watch. It runs until its handle is dropped.
 pub fn spawn(cfg: config::Watch, client: Client, bus: Bus, metrics: Metrics) -> WatchHandle {
     let source: Arc<str> = cfg.source().into();
-    let (tx, rx) = watch::channel(Snapshot {
-        service: cfg.name.clone(),
-        tag: cfg.tag.clone(),
-        dc: cfg.dc.clone(),
-        instances: None,
-        error: None,
-    });
+    let (tx, rx) = watch::channel(Snapshot::empty(&cfg));
     let task = tokio::spawn(run(cfg.clone(), client, bus, metrics, source.clone(), tx));
     WatchHandle {
         source,
@@ -122,6 +165,8 @@ pub fn spawn(cfg: config::Watch, client: Client, bus: Bus, metrics: Metrics) -> 
     }
 }
 
+/// The watch's queries, with its events published at once, or through its quiet period
+/// (`quiet.rs`) when it has `wait`.
 async fn run(
     cfg: config::Watch,
     client: Client,
@@ -129,6 +174,36 @@ async fn run(
     metrics: Metrics,
     source: Arc<str>,
     snapshot: watch::Sender<Snapshot>,
+) {
+    let publish = |code| bus.publish(Event::new(code, source.clone()));
+    match cfg.wait {
+        None => {
+            let emit = |events: Vec<EventCode>| events.into_iter().for_each(publish);
+            follow(&cfg, &client, &metrics, &source, &snapshot, emit).await;
+        }
+        Some(period) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let emit = move |events: Vec<EventCode>| {
+                // The receiver lives as long as this task.
+                let _ = tx.send(events);
+            };
+            tokio::join!(
+                follow(&cfg, &client, &metrics, &source, &snapshot, emit),
+                quiet::run(period, rx, publish)
+            );
+        }
+    }
+}
+
+/// Follows Consul for the watch `cfg` (forever), keeping `snapshot` current and handing the
+/// events of each answer to `emit`.
+async fn follow(
+    cfg: &config::Watch,
+    client: &Client,
+    metrics: &Metrics,
+    source: &str,
+    snapshot: &watch::Sender<Snapshot>,
+    emit: impl Fn(Vec<EventCode>),
 ) {
     let wait = cfg.interval.clamp(MIN_WAIT, MAX_WAIT);
     let mut backoff = Backoff::new(RETRY_BASE, cfg.interval.max(RETRY_BASE));
@@ -138,15 +213,7 @@ async fn run(
     let mut buffer = AnswerBuffer::new();
     loop {
         limiter.take().await;
-        let query = HealthQuery {
-            service: &cfg.name,
-            passing: true,
-            tag: cfg.tag.as_deref(),
-            dc: cfg.dc.as_deref(),
-            index,
-            wait: Some(wait),
-        };
-        let answer = match client.health_service_with(&query, &mut buffer).await {
+        let answer = match ask(cfg, client, source, index, wait, &mut buffer).await {
             Ok(answer) => answer,
             Err(err) => {
                 let delay = backoff.next_delay();
@@ -170,36 +237,133 @@ async fn run(
             tracing::info!("watch {source}: Consul answers again");
             backoff.reset();
         }
-        match next_index(index, answer.index) {
+        let (answered, data) = answer;
+        match next_index(index, answered) {
             Some(next) => index = next,
             None => {
                 tracing::debug!(
-                    "watch {source}: the index went back from {index} to {}; asking again",
-                    answer.index
+                    "watch {source}: the index went back from {index} to {answered}; asking again"
                 );
                 index = 0;
                 continue;
             }
         }
-        let mut instances = answer.instances;
-        instances.sort();
-        // Compared in place: a copy of a thousand instances per answer would cost more than
-        // the comparison.
-        let events = change::events(snapshot.borrow().instances.as_deref(), &instances);
-        metrics.set_watch_instances(&cfg.name, instances.len());
-        // A spurious wake-up changes nothing, and wakes no reader.
-        snapshot.send_if_modified(|s| {
-            let modified = s.instances.as_ref() != Some(&instances) || s.error.is_some();
-            if modified {
-                s.instances = Some(instances);
-                s.error = None;
+        let events = match data {
+            Data::Instances(instances) => {
+                metrics.set_watch_instances(&cfg.name, instances.len());
+                update(snapshot, |s| &mut s.instances, instances)
             }
-            modified
-        });
-        for code in events {
-            bus.publish(Event::new(code, source.clone()));
+            Data::Pairs(pairs) => update(snapshot, |s| &mut s.pairs, pairs),
+        };
+        if !events.is_empty() {
+            emit(events);
         }
     }
+}
+
+/// What an answer holds.
+enum Data {
+    /// A service watch's instances, sorted.
+    Instances(Vec<Instance>),
+    /// A KV watch's pairs, sorted by key.
+    Pairs(Vec<KvPair>),
+}
+
+/// One query of the watch `cfg`, blocking on `index`: the answer's index and data. With a
+/// `maxStale`, any server may answer; an answer from a server that last heard from the leader
+/// longer ago than that is asked again of the leader (a non-blocking read), as consul-template
+/// does. While the cluster has no leader (`X-Consul-KnownLeader: false`), or when the leader
+/// cannot answer, the stale answer is taken: the watch keeps answering during an election.
+async fn ask(
+    cfg: &config::Watch,
+    client: &Client,
+    source: &str,
+    index: u64,
+    wait: Duration,
+    buffer: &mut AnswerBuffer,
+) -> Result<(u64, Data), ConsulError> {
+    let stale = !cfg.max_stale.is_zero();
+    let (answered, data, freshness) = ask_once(cfg, client, index, wait, stale, buffer).await?;
+    if stale && freshness.known_leader && freshness.last_contact > cfg.max_stale {
+        tracing::debug!(
+            "watch {source}: the answer is {:?} behind the leader, more than maxStale; asking the leader",
+            freshness.last_contact
+        );
+        match ask_once(cfg, client, 0, wait, false, buffer).await {
+            Ok((answered, data, _)) => return Ok((answered, data)),
+            Err(err) => {
+                tracing::debug!("watch {source}: {err}; taking the stale answer");
+            }
+        }
+    }
+    Ok((answered, data))
+}
+
+/// One query, `stale` or of the leader.
+async fn ask_once(
+    cfg: &config::Watch,
+    client: &Client,
+    index: u64,
+    wait: Duration,
+    stale: bool,
+    buffer: &mut AnswerBuffer,
+) -> Result<(u64, Data, Freshness), ConsulError> {
+    let kv = |key, recurse| KvQuery {
+        key,
+        recurse,
+        dc: cfg.dc.as_deref(),
+        index,
+        wait: Some(wait),
+        stale,
+    };
+    match &cfg.target {
+        WatchTarget::Service => {
+            let query = HealthQuery {
+                service: &cfg.name,
+                passing: true,
+                tag: cfg.tag.as_deref(),
+                dc: cfg.dc.as_deref(),
+                index,
+                wait: Some(wait),
+                stale,
+            };
+            let answer = client.health_service_with(&query, buffer).await?;
+            let mut instances = answer.instances;
+            instances.sort();
+            Ok((answer.index, Data::Instances(instances), answer.freshness))
+        }
+        WatchTarget::Key(key) => {
+            let answer = client.kv_with(&kv(key, false), buffer).await?;
+            Ok((answer.index, Data::Pairs(answer.pairs), answer.freshness))
+        }
+        WatchTarget::Prefix(prefix) => {
+            let answer = client.kv_with(&kv(prefix, true), buffer).await?;
+            Ok((answer.index, Data::Pairs(answer.pairs), answer.freshness))
+        }
+    }
+}
+
+/// Stores `current` in the snapshot's `field` and returns the events the change causes. The
+/// comparison is in place: a copy of a thousand instances per answer would cost more than the
+/// comparison. A spurious wake-up changes nothing, and wakes no reader.
+fn update<T: PartialEq>(
+    snapshot: &watch::Sender<Snapshot>,
+    field: fn(&mut Snapshot) -> &mut Option<Vec<T>>,
+    current: Vec<T>,
+) -> Vec<EventCode> {
+    let mut events = Vec::new();
+    snapshot.send_if_modified(|s| {
+        let previous = field(s);
+        events = change::events(previous.as_deref(), &current);
+        let modified = previous.as_ref() != Some(&current);
+        if modified {
+            *previous = Some(current);
+        }
+        let modified = modified || s.error.is_some();
+        s.error = None;
+        modified
+    });
+    events
 }
 
 /// The index to block on after an answer at `answered` to a query at `previous`, or `None` when

@@ -187,6 +187,23 @@ pub fn health_queries(double: &BackgroundDouble, service: &str) -> Vec<String> {
         .collect()
 }
 
+/// `PUT /v1/kv/<key>?flags=<flags>` on the double's HTTP API (its handle sets no flags).
+pub fn put_kv_flags(double: &BackgroundDouble, key: &str, value: &[u8], flags: u64) {
+    let mut stream = std::net::TcpStream::connect(double.http_addr().expect("a TCP listener"))
+        .expect("connect to the double");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "PUT /v1/kv/{key}?flags={flags} HTTP/1.1\r\nHost: consul\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        value.len()
+    )
+    .unwrap();
+    stream.write_all(value).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 /// The `index` parameter of a query path (0 when absent).
 pub fn index_param(path: &str) -> u64 {
     path.split_once('?')

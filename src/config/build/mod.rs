@@ -102,12 +102,38 @@ fn control(raw: &RawControl) -> Control {
     }
 }
 
+/// A watch's `maxStale` by default: consul-template's `max_stale`. Any server may answer (reads
+/// scale with the servers, and go on while the cluster elects a leader), within 2 s of the
+/// leader (Consul's documentation puts a follower typically within 50 ms of it).
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(2);
+
 fn watch(raw: &RawWatch) -> Option<Watch> {
+    let target = match (&raw.key, &raw.prefix) {
+        (None, None) => WatchTarget::Service,
+        (Some(key), None) => WatchTarget::Key(key.value.clone()),
+        (None, Some(prefix)) => WatchTarget::Prefix(prefix.value.clone()),
+        // Reported by the rules.
+        (Some(_), Some(_)) => return None,
+    };
     Some(Watch {
         name: raw.name.clone(),
         interval: raw.interval.as_ref()?.value.to_std(),
-        tag: raw.tag.clone(),
+        tag: raw.tag.as_ref().map(|t| t.value.clone()),
         dc: raw.dc.clone(),
+        target,
+        wait: match &raw.wait {
+            None => None,
+            Some(wait) => {
+                let min = wait.min.as_ref()?.value.to_std();
+                // consul-template's default: four times `min`.
+                let max = wait.max.as_ref().map_or(min * 4, |m| m.value.to_std());
+                Some(QuietPeriod { min, max })
+            }
+        },
+        max_stale: raw
+            .max_stale
+            .as_ref()
+            .map_or(DEFAULT_MAX_STALE, |m| m.value.to_std()),
     })
 }
 

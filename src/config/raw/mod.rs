@@ -28,7 +28,7 @@ pub use health::RawHealth;
 pub use jobs::{RawJob, RawRestarts, RawRunAs};
 pub use logging::RawLogging;
 pub use telemetry::{RawMetric, RawTelemetry};
-pub use watches::RawWatch;
+pub use watches::{RawWait, RawWatch};
 pub use when::{RawWhen, WhenShape};
 
 use super::duration::GoDuration;

@@ -17,12 +17,18 @@ fn watches() {
                 interval: secs(11),
                 tag: Some("dev".into()),
                 dc: None,
+                target: WatchTarget::Service,
+                wait: None,
+                max_stale: Duration::from_secs(2),
             },
             Watch {
                 name: "upstream-b".into(),
                 interval: secs(79),
                 tag: None,
                 dc: Some("us-east-1".into()),
+                target: WatchTarget::Service,
+                wait: None,
+                max_stale: Duration::from_secs(2),
             },
         ]
     );
@@ -51,6 +57,84 @@ fn watches() {
     assert_eq!(
         problem("'db'"),
         "watches[0] must be an object, got \"db\" (line 1)"
+    );
+}
+
+#[test]
+fn quiet_periods() {
+    let config = ok("{consul: 'c', watches: [
+        {name: 'aa', interval: 5, wait: {min: '300ms', max: '2s'}},
+        {name: 'bb', interval: 5, wait: {min: 1}},
+        {name: 'cc', interval: 5, wait: null},
+    ]}");
+    let ms = Duration::from_millis;
+    assert_eq!(
+        config.watches[0].wait,
+        Some(QuietPeriod {
+            min: ms(300),
+            max: ms(2000)
+        })
+    );
+    assert_eq!(
+        config.watches[1].wait,
+        Some(QuietPeriod {
+            min: ms(1000),
+            max: ms(4000)
+        }),
+        "max defaults to four times min, as in consul-template"
+    );
+    assert_eq!(config.watches[2].wait, None);
+    let config = ok(
+        "{consul: 'c', watches: [{name: 'aa', interval: 5, maxStale: '500ms'}, {name: 'bb', interval: 5, maxStale: 0}]}",
+    );
+    assert_eq!(config.watches[0].max_stale, ms(500));
+    assert_eq!(config.watches[1].max_stale, Duration::ZERO);
+    let problem = |w: &str| error(&format!("{{consul: 'c', watches: [{w}]}}"));
+    assert_eq!(
+        problem("{name: 'db', interval: 5,\n wait: {max: '1s'}}"),
+        "watches[0] \"db\": wait.min must be set: how long no change must last before events go out (line 2)"
+    );
+    assert_eq!(
+        problem("{name: 'db', interval: 5, wait: {min: '2s',\n max: '1s'}}"),
+        "watches[0] \"db\": wait.max must be at least wait.min (2s), got 1s (line 2)"
+    );
+    assert_eq!(
+        problem("{name: 'db', interval: 5, wait: {min: '0s'}}"),
+        "watches[0] \"db\": wait.min must be greater than zero, got 0s (line 1)"
+    );
+    assert_eq!(
+        problem("{name: 'db', interval: 5, maxStale: '-1s'}"),
+        "watches[0] \"db\": maxStale must not be negative, got -1s (0 sends every read to the leader) (line 1)"
+    );
+    assert_eq!(
+        problem("{name: 'db', interval: 5, wait: '1s'}"),
+        "watches[0] \"db\": wait must be an object, got \"1s\" (line 1)"
+    );
+}
+
+#[test]
+fn kv_watches() {
+    let config = ok("{consul: 'c', watches: [
+        {name: 'appcfg', key: 'app/config.json', interval: 5},
+        {name: 'flags', prefix: 'app/flags/', interval: 5, dc: 'east'},
+    ]}");
+    assert_eq!(
+        config.watches[0].target,
+        WatchTarget::Key("app/config.json".into())
+    );
+    assert_eq!(
+        config.watches[1].target,
+        WatchTarget::Prefix("app/flags/".into())
+    );
+    assert_eq!(config.watches[1].dc.as_deref(), Some("east"));
+    assert_eq!(config.watches[1].source(), "watch.flags");
+    assert_eq!(
+        error("{consul: 'c', watches: [{name: 'appcfg', interval: 5,\n key: 'a',\n prefix: 'b'}]}"),
+        "watches[0] \"appcfg\": prefix cannot be set with key: a watch follows one key, one prefix, or (with neither) the service named by name (line 3)"
+    );
+    assert_eq!(
+        error("{consul: 'c', watches: [{key: 'a', interval: 5}]}"),
+        "watches[0]: name must be set: it names the watch's events (watch.<name>) (line 1)"
     );
 }
 
