@@ -341,8 +341,7 @@ fn a_stream_client_that_never_reads_is_dropped_and_the_others_lose_nothing() {
 
 #[test]
 fn a_job_and_its_check_run_as_their_user_with_its_groups_and_home() {
-    if !is_root() {
-        eprintln!("skipped: changing a child's user needs root");
+    if skip_unless_root("changing a child's user") {
         return;
     }
     let dir = Scratch::new("run-as");
