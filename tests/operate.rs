@@ -399,3 +399,46 @@ fn a_user_the_container_does_not_know_is_a_config_error_with_its_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn stream_clients_that_left_during_a_quiet_spell_give_their_place_back() {
+    use std::io::{Read, Write};
+
+    let dir = Scratch::new("events-left");
+    let socket = dir.path("pilot.sock");
+    let cfg = dir.write(
+        "pilot.json5",
+        &with_socket(
+            &socket,
+            r#"jobs: [{ name: "app", exec: ["sleep", "1000"] }]"#,
+        ),
+    );
+    let _running = Running::start(
+        pilot(Mode::Plain, ["-config", cfg.to_str().unwrap()]),
+        Mode::Plain,
+    );
+    wait_for(|| socket.exists().then_some(()), "the control socket");
+    let open = || {
+        let mut client = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        client
+            .write_all(b"GET /v3/events HTTP/1.1\r\nHost: control\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 12];
+        client.read_exact(&mut head).unwrap();
+        (client, String::from_utf8_lossy(&head).into_owned())
+    };
+    // As many clients as may stream at once, then they all leave while nothing happens.
+    let clients: Vec<_> = (0..8).map(|_| open()).collect();
+    assert!(clients.iter().all(|(_, head)| head == "HTTP/1.1 200"));
+    assert_eq!(
+        open().1,
+        "HTTP/1.1 503",
+        "a ninth is refused while they stream"
+    );
+    drop(clients);
+    // Their places come back without any event: the stream's keep-alive finds them gone.
+    wait_for(
+        || (open().1 == "HTTP/1.1 200").then_some(()),
+        "a stream once the others left",
+    );
+}

@@ -48,6 +48,9 @@ fuzz_target!(|data: &[u8]| {
                     DaemonRequest::Status(reply) => {
                         let _ = reply.send(Default::default());
                     }
+                    DaemonRequest::Signal { reply, .. } => {
+                        let _ = reply.send(pilot::control::SignalAnswer::NotRunning);
+                    }
                 }
             }
         });
@@ -56,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
             body_timeout: Duration::from_millis(100),
             daemon_timeout: Duration::from_millis(100),
             reload_timeout: Duration::from_millis(100),
+            stream_keep_alive: Duration::from_millis(100),
             max_body_bytes: 4096,
             ..Limits::default()
         };
@@ -75,6 +79,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = client.shutdown().await;
         let mut answer = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await;
+        // A client that asked for the event stream is still reading it: it leaves now.
+        drop(client);
         tokio::time::timeout(Duration::from_secs(5), served)
             .await
             .expect("the connection ends")

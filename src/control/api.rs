@@ -119,7 +119,11 @@ async fn route(
     }
     let response = match endpoint {
         Endpoint::Environ => environ(state, req).await,
-        Endpoint::Events => events::stream(&state.handles.bus, &state.streams),
+        Endpoint::Events => events::stream(
+            &state.handles.bus,
+            &state.streams,
+            state.limits.stream_keep_alive,
+        ),
         Endpoint::Metric => metric(state, req).await,
         Endpoint::Reload => reload(state).await,
         Endpoint::Maintenance(enable) => maintenance(state, enable).await,

@@ -1,6 +1,10 @@
 //! `GET /v3/events`: every event on the bus as it is published, one JSON object a line
 //! (`{"time":"...","code":"ExitSuccess","source":"app"}`), until the client leaves.
 //!
+//! After `Limits::stream_keep_alive` without an event the stream sends an empty line: hyper
+//! notices a client that left only when it writes, so that is what frees its connection and its
+//! place (`pilot -events` skips those lines).
+//!
 //! Each client gets a bounded tap of the bus (`Bus::tap`). A client that stops reading fills its
 //! socket, then its tap; at `TAP_CAPACITY` events behind the bus drops the tap and the connection
 //! is closed (`http::Streaming`), so a stalled client never slows the bus, never grows memory
@@ -9,6 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -49,7 +54,7 @@ impl Streams {
 }
 
 /// The streaming answer, or a 503 when `MAX_STREAMS` clients already stream.
-pub fn stream(bus: &Bus, streams: &Streams) -> Response<Body> {
+pub fn stream(bus: &Bus, streams: &Streams, keep_alive: Duration) -> Response<Body> {
     let Some(place) = streams.take() else {
         return http::text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -61,8 +66,15 @@ pub fn stream(bus: &Bus, streams: &Streams) -> Response<Body> {
     let (lines, body) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         let _place = place;
-        while let Some(stamped) = tap.events.recv().await {
-            if lines.send(line(&stamped)).await.is_err() {
+        loop {
+            let chunk = tokio::select! {
+                stamped = tap.events.recv() => match stamped {
+                    Some(stamped) => line(&stamped),
+                    None => break,
+                },
+                () = tokio::time::sleep(keep_alive) => Bytes::from_static(b"\n"),
+            };
+            if lines.send(chunk).await.is_err() {
                 break;
             }
         }

@@ -51,6 +51,9 @@ pub struct Limits {
     pub daemon_timeout: Duration,
     /// How long `POST /v3/reload` waits for the new config to be running.
     pub reload_timeout: Duration,
+    /// How long a stream (`GET /v3/events`) stays silent before it sends an empty line: writing
+    /// is how a client that left is noticed, and its connection freed.
+    pub stream_keep_alive: Duration,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             daemon_timeout: Duration::from_secs(10),
             reload_timeout: Duration::from_secs(120),
+            stream_keep_alive: Duration::from_secs(5),
         }
     }
 }

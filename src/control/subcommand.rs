@@ -210,9 +210,13 @@ async fn signal(client: &Client, pairs: &[(String, String)]) -> i32 {
     status
 }
 
-/// Prints the event stream until pilot ends it.
+/// Prints the event stream until pilot ends it, without its keep-alive empty lines.
 async fn events(client: &Client) -> i32 {
-    match client.stream("/v3/events", &mut std::io::stdout()).await {
+    let mut out = SkipBlankLines {
+        out: std::io::stdout(),
+        line: Vec::new(),
+    };
+    match client.stream("/v3/events", &mut out).await {
         Ok(answer) if answer.status.is_success() => 0,
         Ok(answer) => {
             eprintln!("pilot: {}", answer.message());
@@ -222,6 +226,32 @@ async fn events(client: &Client) -> i32 {
             eprintln!("pilot: {err}");
             1
         }
+    }
+}
+
+/// Writes whole lines to `out`, leaving out the empty ones.
+struct SkipBlankLines<W> {
+    out: W,
+    /// What came of the line being written.
+    line: Vec<u8>,
+}
+
+impl<W: std::io::Write> std::io::Write for SkipBlankLines<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            self.line.extend_from_slice(piece);
+            if piece.ends_with(b"\n") {
+                if self.line != b"\n" {
+                    self.out.write_all(&self.line)?;
+                }
+                self.line.clear();
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -268,6 +298,22 @@ mod tests {
                 ("a".to_string(), "x=y".to_string())
             ])),
             r#"{"a":"x=y","b":"1"}"#
+        );
+    }
+
+    #[test]
+    fn the_event_stream_is_printed_without_its_keep_alive_lines() {
+        use std::io::Write;
+        let mut out = SkipBlankLines {
+            out: Vec::new(),
+            line: Vec::new(),
+        };
+        for chunk in ["{\"a\":1}\n", "\n", "{\"b\"", ":2}\n\n{\"c\":3}\n", "\n"] {
+            out.write_all(chunk.as_bytes()).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(out.out).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n"
         );
     }
 
