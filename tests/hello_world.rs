@@ -12,15 +12,16 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Scratch, pilot_bin, processes};
+use common::web::{chromium_dom, element_text, get};
+use common::{pilot_bin, processes};
 use pilot::config::{Check, Config, LoadContext, Repeat, StaticInterfaces, When, load_text};
 use pilot::consul::Instance;
 use pilot::events::EventCode;
@@ -194,38 +195,6 @@ impl Drop for Demo {
     }
 }
 
-/// An HTTP answer.
-struct Answer {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-/// GET over a fresh connection (HTTP/1.0, so the server closes it).
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<Answer> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Ok(Answer {
-        status,
-        headers,
-        body: body.to_string(),
-    })
-}
-
 /// nginx's upstreams as its `/upstreams` page lists them: `{"hello": [ip:port, ...], ...}`.
 fn upstreams(nginx: SocketAddr) -> Option<BTreeMap<String, Vec<String>>> {
     let answer = get(nginx, "/upstreams").ok()?;
@@ -305,86 +274,6 @@ fn poll<T>(patience: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> 
         );
         thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The page as headless Chromium shows it once its JavaScript has run (`--dump-dom`, with a
-/// virtual-time budget that lets the page's fetches finish first).
-fn chromium_dom(url: &str) -> String {
-    let browser = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|b| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {b}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .expect("chromium is missing: scripts/deps.sh installs Debian's chromium");
-    let profile = Scratch::new("hello-world-chromium");
-    let mut child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-proxy-server",
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.dir.display()))
-        .args(["--dump-dom", url])
-        .env("HOME", &profile.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut dom = String::new();
-        let _ = stdout.read_to_string(&mut dom);
-        dom
-    });
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within {PATIENCE:?}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "chromium failed: {status}");
-    reader.join().unwrap()
-}
-
-/// The text inside the element with this id (tags removed).
-fn element_text(dom: &str, id: &str) -> Option<String> {
-    let start = dom.find(&format!("id=\"{id}\""))?;
-    let open_end = start + dom[start..].find('>')? + 1;
-    let tag_start = dom[..start].rfind('<')? + 1;
-    let tag: String = dom[tag_start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let close = open_end + dom[open_end..].find(&format!("</{tag}>"))?;
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in dom[open_end..close].chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    Some(text.trim().to_string())
 }
 
 /// Every pid in the namespaces of a prefix, with its start time (so that a reused pid does not
@@ -525,7 +414,7 @@ fn the_demo_serves_hello_world_scales_loses_an_instance_and_cleans_up() {
     }
 
     // 1. The page, as a browser shows it after its JavaScript asked both services.
-    let dom = chromium_dom(&url);
+    let dom = chromium_dom(&url, PATIENCE);
     assert_eq!(
         element_text(&dom, "greeting").as_deref(),
         Some("Hello World"),
