@@ -151,7 +151,7 @@ fn start_with(sup: &Supervisor, job: &str, health: Health, env: Environment) -> 
         CheckSpec {
             job: job.into(),
             health,
-            sup: sup.clone(),
+            processes: std::sync::Arc::new(sup.clone()),
             env: env.clone(),
             bus: Some(bus),
         },
@@ -421,7 +421,7 @@ async fn checkers_start_paused_and_pause_for_maintenance(sup: Supervisor) {
         CheckSpec {
             job: "app".into(),
             health: health(exec("true", &[]), FAST, PATIENCE),
-            sup: sup.clone(),
+            processes: std::sync::Arc::new(sup.clone()),
             env,
             bus: Some(bus),
         },

@@ -252,7 +252,7 @@ impl Daemon {
         let current = watch::Sender::new(current_of(&cfg, consul));
         let (requests_tx, requests) = control::daemon_channel();
         let ctx = Arc::new(Context {
-            sup: sup.clone(),
+            processes: Arc::new(sup.clone()),
             bus: bus.clone(),
             env: env.clone(),
             deadline: deadline.subscribe(),

@@ -1,12 +1,14 @@
 //! `health.exec`: one run of the check command.
 
+use std::sync::Arc;
+
 use tokio::time::{Duration, Instant};
 
 use super::{CheckSpec, HEARTBEAT_OUTPUT, HealthResult, publish_exit};
 use crate::config::{Exec, go_duration};
 use crate::jobs::pid_var_name;
 use crate::logging::{self, Origin};
-use crate::supervisor::{Spec, Stdio, Supervisor};
+use crate::supervisor::{Processes, Spec, Stdio};
 
 /// How long to wait, after SIGKILLing a timed-out check's group, for its last member to be
 /// reaped. SIGKILL cannot be ignored; this only bounds a process stuck in the kernel.
@@ -15,7 +17,7 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 /// SIGKILLs a check's process group when dropped while armed: when the checker is stopped (its
 /// task aborted) in the middle of a run, the check dies with it.
 struct GroupGuard {
-    sup: Supervisor,
+    processes: Arc<dyn Processes>,
     pgid: i32,
     armed: bool,
 }
@@ -23,7 +25,7 @@ struct GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
-            self.sup.signal_group(self.pgid, libc::SIGKILL);
+            self.processes.signal_group(self.pgid, libc::SIGKILL);
         }
     }
 }
@@ -46,7 +48,7 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
         .stdin(Stdio::Null)
         .stdout(output)
         .stderr(output);
-    let mut child = match spec.sup.spawn(&process) {
+    let mut child = match spec.processes.spawn(&process) {
         Ok(child) => child,
         Err(err) => {
             tracing::error!("unable to start {name}: {err}");
@@ -60,7 +62,7 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
     };
     let pid = child.pid();
     let mut guard = GroupGuard {
-        sup: spec.sup.clone(),
+        processes: spec.processes.clone(),
         pgid: pid,
         armed: true,
     };
@@ -90,18 +92,18 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
                 go_duration(timeout),
                 cmd.args.join(" ")
             );
-            spec.sup.signal_group(pid, libc::SIGKILL);
+            spec.processes.signal_group(pid, libc::SIGKILL);
             child.exited().await
         }
     };
     if timed_out {
         // Whatever the check started in its group dies with it, before the next check can run.
         let _ =
-            tokio::time::timeout_at(Instant::now() + KILL_GRACE, spec.sup.until_group_gone(pid))
+            tokio::time::timeout_at(Instant::now() + KILL_GRACE, spec.processes.until_group_gone(pid))
                 .await;
-    } else if spec.sup.group_exists(pid) {
+    } else if spec.processes.group_exists(pid) {
         // As ContainerPilot does after every run: background leftovers get SIGTERM.
-        spec.sup.signal_group(pid, libc::SIGTERM);
+        spec.processes.signal_group(pid, libc::SIGTERM);
     }
     guard.armed = false;
     spec.env.remove_both(&pid_var);

@@ -24,11 +24,12 @@ pub use process::{Backoff, CRASH_RUN, MAX_BACKOFF};
 use crate::config::{Job, JobKind, When};
 use crate::consul::{Client, RegistrationStatus};
 use crate::events::{Bus, Event, EventCode};
-use crate::supervisor::{ExitStatus, Supervisor};
+use crate::supervisor::{ExitStatus, Processes};
 
 /// What every job shares.
 pub struct Context {
-    pub sup: Supervisor,
+    /// Starts and stops the job's processes: the supervisor, or a test's fake.
+    pub processes: Arc<dyn Processes>,
     pub bus: Bus,
     pub env: Environment,
     /// Once shutdown has begun: the moment pilot SIGKILLs whatever is left.

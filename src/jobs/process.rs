@@ -7,7 +7,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::config::{Exec, RunAs};
 use crate::logging::{self, Origin};
-use crate::supervisor::{Child, ExitStatus, SpawnError, Spec, Stdio, Supervisor};
+use crate::supervisor::{Child, ExitStatus, Processes, SpawnError, Spec, Stdio};
 
 /// A process that is running.
 pub struct Run {
@@ -42,7 +42,7 @@ pub struct Launch<'a> {
 }
 
 /// Starts a run. Unless the output is raw, each line the child writes becomes a log entry.
-pub fn start(sup: &Supervisor, launch: Launch<'_>) -> Result<Run, SpawnError> {
+pub fn start(sup: &dyn Processes, launch: Launch<'_>) -> Result<Run, SpawnError> {
     let output = if launch.raw_output {
         Stdio::Inherit
     } else {
@@ -85,7 +85,7 @@ pub fn start(sup: &Supervisor, launch: Launch<'_>) -> Result<Run, SpawnError> {
 
 /// Stops a run: its stop signal (and SIGCONT, for a stopped process) to its process group, then
 /// SIGKILL to the group if it is still there at `deadline`. Returns how the group leader ended.
-pub async fn stop(sup: &Supervisor, run: &mut Run, deadline: Instant) -> ExitStatus {
+pub async fn stop(sup: &dyn Processes, run: &mut Run, deadline: Instant) -> ExitStatus {
     let pgid = run.pid();
     sup.signal_group(pgid, run.stop_signal);
     sup.signal_group(pgid, libc::SIGCONT);
@@ -108,7 +108,7 @@ pub async fn stop(sup: &Supervisor, run: &mut Run, deadline: Instant) -> ExitSta
 /// After a run's leader exited, what is left of its group gets the stop signal (SIGTERM, as
 /// ContainerPilot sends, unless the job says otherwise): a background process a script forgot
 /// about.
-pub fn terminate_leftovers(sup: &Supervisor, run: &Run) {
+pub fn terminate_leftovers(sup: &dyn Processes, run: &Run) {
     if sup.group_exists(run.pid()) {
         sup.signal_group(run.pid(), run.stop_signal);
     }

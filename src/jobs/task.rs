@@ -122,7 +122,7 @@ impl Task {
             let spec = CheckSpec {
                 job: name.clone(),
                 health: health.clone(),
-                sup: ctx.sup.clone(),
+                processes: ctx.processes.clone(),
                 env: ctx.env.clone(),
                 bus: Some(ctx.bus.clone()),
             };
@@ -241,7 +241,7 @@ impl Task {
                 let sent = self
                     .run
                     .as_ref()
-                    .is_some_and(|run| self.ctx.sup.signal_group(run.pid(), signal));
+                    .is_some_and(|run| self.ctx.processes.signal_group(run.pid(), signal));
                 let _ = reply.send(sent);
                 Flow::Continue
             }
@@ -365,7 +365,7 @@ impl Task {
             stop_signal: self.cfg.stop_signal,
             user: self.cfg.user.as_ref(),
         };
-        match process::start(&self.ctx.sup, launch) {
+        match process::start(&*self.ctx.processes, launch) {
             Ok(run) => {
                 let pid = run.pid();
                 tracing::debug!("{} started with pid {pid}", self.name);
@@ -395,7 +395,7 @@ impl Task {
         self.run_deadline = None;
         let ran_for = run.as_ref().map_or(Duration::ZERO, |r| r.started.elapsed());
         if let Some(run) = &run {
-            process::terminate_leftovers(&self.ctx.sup, run);
+            process::terminate_leftovers(&*self.ctx.processes, run);
         }
         self.ctx
             .env
@@ -453,7 +453,7 @@ impl Task {
             go_duration(timeout),
             exec.args.join(" ")
         );
-        self.ctx.sup.signal_group(run.pid(), libc::SIGKILL);
+        self.ctx.processes.signal_group(run.pid(), libc::SIGKILL);
     }
 
     fn on_health(&mut self, result: HealthResult) {
@@ -555,7 +555,7 @@ impl Task {
         }
         if let Some(mut run) = self.run.take() {
             let deadline = self.stop_deadline();
-            let status = process::stop(&self.ctx.sup, &mut run, deadline).await;
+            let status = process::stop(&*self.ctx.processes, &mut run, deadline).await;
             tracing::debug!("{} stopped: {status}", self.name);
             self.ctx
                 .env
