@@ -26,7 +26,7 @@ use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, Whe
 use crate::consul;
 use crate::control::{self, DaemonRequest, SignalAnswer, StatusReport};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
-use crate::jobs::{self, Context, Current, Environment, JobHandle, Outcome, ip_var_name};
+use crate::jobs::{self, Context, Environment, JobHandle, Outcome, RunningConfig, ip_var_name};
 use crate::logging::{self, Logger};
 use crate::supervisor::{self, Ownership, Received, Signals, Supervisor};
 use crate::telemetry::{self, Metrics};
@@ -187,7 +187,7 @@ struct Daemon {
     env: Environment,
     logger: Logger,
     deadline: watch::Sender<Option<Instant>>,
-    current: watch::Sender<Current>,
+    current: watch::Sender<RunningConfig>,
     ctx: Arc<Context>,
     /// Every job of the running config; a completed job's handle keeps its last status.
     jobs: BTreeMap<Arc<str>, JobHandle>,
@@ -249,14 +249,14 @@ impl Daemon {
             }
         }));
         let deadline = watch::Sender::new(None);
-        let current = watch::Sender::new(current_of(&cfg, consul));
+        let current = watch::Sender::new(running_config_of(&cfg, consul));
         let (requests_tx, requests) = control::daemon_channel();
         let ctx = Arc::new(Context {
             processes: Arc::new(sup.clone()),
             bus: bus.clone(),
             env: env.clone(),
             deadline: deadline.subscribe(),
-            current: current.subscribe(),
+            config: current.subscribe(),
         });
         Daemon {
             config_path,
@@ -702,12 +702,12 @@ impl Daemon {
         // below, arrives.
         for name in &plan.hooks {
             if let Some(handle) = self.jobs.get(name.as_str()) {
-                handle.quit();
+                handle.shut_down();
             }
         }
         for name in &plan.stop {
             if let Some(handle) = self.jobs.get(name.as_str()) {
-                handle.stop();
+                handle.stop_now();
             }
         }
         let stopping: BTreeSet<Arc<str>> = plan
@@ -751,7 +751,8 @@ impl Daemon {
         };
         let consul_changed = pending.cfg.consul != self.cfg.consul;
         self.cfg = pending.cfg;
-        self.current.send_replace(current_of(&self.cfg, consul));
+        self.current
+            .send_replace(running_config_of(&self.cfg, consul));
         if consul_changed {
             // Every watch follows the new agent.
             self.watches.clear();
@@ -814,8 +815,8 @@ impl Daemon {
     }
 }
 
-fn current_of(cfg: &Config, consul: consul::Client) -> Current {
-    Current {
+fn running_config_of(cfg: &Config, consul: consul::Client) -> RunningConfig {
+    RunningConfig {
         jobs: Arc::new(cfg.jobs.iter().cloned().map(Arc::new).collect()),
         stop_timeout: cfg.stop_timeout,
         consul,
