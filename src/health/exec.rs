@@ -98,9 +98,11 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
     };
     if timed_out {
         // Whatever the check started in its group dies with it, before the next check can run.
-        let _ =
-            tokio::time::timeout_at(Instant::now() + KILL_GRACE, spec.processes.until_group_gone(pid))
-                .await;
+        let _ = tokio::time::timeout_at(
+            Instant::now() + KILL_GRACE,
+            spec.processes.until_group_gone(pid),
+        )
+        .await;
     } else if spec.processes.group_exists(pid) {
         // As ContainerPilot does after every run: background leftovers get SIGTERM.
         spec.processes.signal_group(pid, libc::SIGTERM);

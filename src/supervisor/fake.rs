@@ -118,7 +118,10 @@ impl FakeProcesses {
             if let Some(found) = found {
                 return found;
             }
-            changed.changed().await.expect("the fake lives as long as its waiters");
+            changed
+                .changed()
+                .await
+                .expect("the fake lives as long as its waiters");
         }
     }
 
