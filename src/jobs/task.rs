@@ -8,13 +8,13 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, Interval, MissedTickBehavior};
 
-use super::environment::pid_var_name;
+use super::backoff::{self, Backoff};
 use super::policy::{Decision, Policy};
-use super::process::{self, Backoff, Launch, Run};
 use super::{Context, Control, Health, JobStatus, Outcome, Phase};
 use crate::config::{Job, JobKind, When, go_duration};
 use crate::consul::{Registration, RegistrationStatus};
 use crate::events::{Event, EventCode, GLOBAL, Subscription};
+use crate::exec::{self, Launch, Run, pid_var};
 use crate::health::{CheckSpec, Checker, HealthResult};
 use crate::supervisor::{ExitStatus, SpawnError};
 
@@ -322,7 +322,7 @@ impl Task {
                         "{} exited {} times in a row within {:?} of starting: restarting in {:?}",
                         self.name,
                         self.backoff.quick_exits(),
-                        process::CRASH_RUN,
+                        backoff::CRASH_RUN,
                         delay
                     );
                     self.restart_at = Some(Instant::now() + delay);
@@ -365,15 +365,14 @@ impl Task {
             stop_signal: self.cfg.stop_signal,
             user: self.cfg.user.as_ref(),
         };
-        match process::start(&self.ctx.sup, launch) {
+        match exec::start(&self.ctx.sup, launch) {
             Ok(run) => {
                 let pid = run.pid();
                 tracing::debug!("{} started with pid {pid}", self.name);
                 // Visible to the processes started after this one, as in ContainerPilot.
-                self.ctx.env.set_both(
-                    &format!("{}_PID", pid_var_name(&self.name)),
-                    &pid.to_string(),
-                );
+                self.ctx
+                    .env
+                    .set_both(&pid_var(&self.name), &pid.to_string());
                 self.run_deadline = self.timeout().map(|t| run.started + t);
                 self.run = Some(run);
                 self.set_phase(Phase::Running, Some(pid));
@@ -395,11 +394,9 @@ impl Task {
         self.run_deadline = None;
         let ran_for = run.as_ref().map_or(Duration::ZERO, |r| r.started.elapsed());
         if let Some(run) = &run {
-            process::terminate_leftovers(&self.ctx.sup, run);
+            exec::terminate_leftovers(&self.ctx.sup, run);
         }
-        self.ctx
-            .env
-            .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+        self.ctx.env.remove_both(&pid_var(&self.name));
         if status.success() {
             tracing::debug!("{} exited without error", self.name);
             self.ctx
@@ -555,11 +552,9 @@ impl Task {
         }
         if let Some(mut run) = self.run.take() {
             let deadline = self.stop_deadline();
-            let status = process::stop(&self.ctx.sup, &mut run, deadline).await;
+            let status = exec::stop(&self.ctx.sup, &mut run, deadline).await;
             tracing::debug!("{} stopped: {status}", self.name);
-            self.ctx
-                .env
-                .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+            self.ctx.env.remove_both(&pid_var(&self.name));
             self.last_exit = Some(status);
         }
         self.status.send_modify(|s| {
