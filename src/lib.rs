@@ -11,6 +11,7 @@ pub mod consul;
 pub mod control;
 pub mod errors;
 pub mod events;
+pub mod exec;
 pub mod health;
 pub mod init;
 pub mod jobs;

@@ -396,7 +396,7 @@ fn a_daemon_that_is_gone_or_silent_is_a_503() {
         let dir = tempfile::tempdir().unwrap();
         let (daemon, requests) = pilot::control::daemon_channel();
         let handles = pilot::control::Handles {
-            env: pilot::jobs::Environment::default(),
+            env: pilot::exec::Environment::default(),
             bus: pilot::events::Bus::new(),
             metrics: pilot::telemetry::Metrics::new(&[]).unwrap(),
             daemon,
@@ -571,7 +571,7 @@ fn a_stale_socket_file_is_replaced() {
         assert!(std::os::unix::net::UnixStream::connect(&path).is_err());
         let (daemon, _requests) = pilot::control::daemon_channel();
         let handles = pilot::control::Handles {
-            env: pilot::jobs::Environment::default(),
+            env: pilot::exec::Environment::default(),
             bus: pilot::events::Bus::new(),
             metrics: pilot::telemetry::Metrics::new(&[]).unwrap(),
             daemon,

@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
             ..Limits::default()
         };
         let handles = Handles {
-            env: pilot::jobs::Environment::default(),
+            env: pilot::exec::Environment::default(),
             bus: pilot::events::Bus::new(),
             metrics: metrics(),
             daemon,

@@ -26,7 +26,8 @@ use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, Whe
 use crate::consul;
 use crate::control::{self, DaemonRequest, SignalAnswer, StatusReport};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
-use crate::jobs::{self, Context, Environment, JobHandle, Outcome, RunningConfig, ip_var_name};
+use crate::exec::{Environment, ip_var_name};
+use crate::jobs::{self, Context, JobHandle, Outcome, RunningConfig};
 use crate::logging::{self, Logger};
 use crate::supervisor::{self, Ownership, Received, Signals, Supervisor};
 use crate::telemetry::{self, Metrics};

@@ -38,7 +38,7 @@ pub use status::{
 
 use crate::config;
 use crate::events::Bus;
-use crate::jobs::Environment;
+use crate::exec::Environment;
 use crate::telemetry::Metrics;
 
 /// What the control socket and the telemetry server ask the daemon. Each carries the sender of

@@ -1,4 +1,5 @@
-//! `health.exec`: one run of the check command.
+//! `health.exec`: one run of the check command, started and logged through `crate::exec`, and
+//! SIGKILLed with its group at the timeout.
 
 use std::sync::Arc;
 
@@ -6,9 +7,8 @@ use tokio::time::{Duration, Instant};
 
 use super::{CheckSpec, HEARTBEAT_OUTPUT, HealthResult, publish_exit};
 use crate::config::{Exec, go_duration};
-use crate::jobs::pid_var_name;
-use crate::logging::{self, Origin};
-use crate::supervisor::{Processes, Spec, Stdio};
+use crate::exec::{self, Launch, pid_var};
+use crate::supervisor::Processes;
 
 /// How long to wait, after SIGKILLing a timed-out check's group, for its last member to be
 /// reaped. SIGKILL cannot be ignored; this only bounds a process stuck in the kernel.
@@ -33,23 +33,19 @@ impl Drop for GroupGuard {
 /// Runs the check command once: passed when it exits 0 within the timeout.
 pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
     let name = spec.name();
-    let output = if spec.health.raw_output {
-        Stdio::Inherit
-    } else {
-        Stdio::Pipe
+    let launch = Launch {
+        job: &spec.job,
+        exec: cmd,
+        raw_output: spec.health.raw_output,
+        check: true,
+        foreground: false,
+        env: spec.env.snapshot(),
+        // As ContainerPilot does after every run: background leftovers get SIGTERM.
+        stop_signal: libc::SIGTERM,
+        user: spec.health.user.as_ref(),
     };
-    let env = match &spec.health.user {
-        Some(user) => user.environment(spec.env.snapshot()),
-        None => spec.env.snapshot(),
-    };
-    let process = Spec::new(&cmd.program, &cmd.args)
-        .env(env)
-        .identity(spec.health.user.as_ref().map(|u| u.identity.clone()))
-        .stdin(Stdio::Null)
-        .stdout(output)
-        .stderr(output);
-    let mut child = match spec.processes.spawn(&process) {
-        Ok(child) => child,
+    let mut run = match exec::start(&*spec.processes, launch) {
+        Ok(run) => run,
         Err(err) => {
             tracing::error!("unable to start {name}: {err}");
             let reason = err.to_string();
@@ -60,31 +56,20 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
             };
         }
     };
-    let pid = child.pid();
+    let pid = run.pid();
     let mut guard = GroupGuard {
         processes: spec.processes.clone(),
         pgid: pid,
         armed: true,
     };
-    for pipe in [child.stdout.take(), child.stderr.take()]
-        .into_iter()
-        .flatten()
-    {
-        let origin = Origin {
-            job: spec.job.clone(),
-            pid,
-            check: true,
-        };
-        tokio::spawn(logging::log_lines(pipe, origin));
-    }
     // ContainerPilot's `CONTAINERPILOT_CHECK_PID`, shared by every job's check; visible to the
     // processes started while the check runs.
-    let pid_var = format!("{}_PID", pid_var_name(&name));
+    let pid_var = pid_var(&name);
     spec.env.set_both(&pid_var, &pid.to_string());
     let timeout = spec.timeout();
     let mut timed_out = false;
     let status = tokio::select! {
-        status = child.exited() => status,
+        status = run.child.exited() => status,
         () = tokio::time::sleep(timeout) => {
             timed_out = true;
             tracing::warn!(
@@ -93,7 +78,7 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
                 cmd.args.join(" ")
             );
             spec.processes.signal_group(pid, libc::SIGKILL);
-            child.exited().await
+            run.child.exited().await
         }
     };
     if timed_out {
@@ -103,9 +88,8 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
             spec.processes.until_group_gone(pid),
         )
         .await;
-    } else if spec.processes.group_exists(pid) {
-        // As ContainerPilot does after every run: background leftovers get SIGTERM.
-        spec.processes.signal_group(pid, libc::SIGTERM);
+    } else {
+        exec::terminate_leftovers(&*spec.processes, &run);
     }
     guard.armed = false;
     spec.env.remove_both(&pid_var);

@@ -33,7 +33,7 @@ use tokio::time::{Duration, Instant, MissedTickBehavior};
 
 use crate::config::{Check, Health};
 use crate::events::{Bus, Event, EventCode};
-use crate::jobs::Environment;
+use crate::exec::Environment;
 use crate::supervisor::Processes;
 
 pub use probe::{http_check, tcp_check};

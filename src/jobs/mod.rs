@@ -7,9 +7,8 @@
 //!
 //! This module must not wait on the network: anything slow runs in its own task and reports back.
 
-mod environment;
+mod backoff;
 mod policy;
-mod process;
 mod task;
 
 use std::sync::Arc;
@@ -18,12 +17,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
-pub use environment::{Environment, ip_var_name, pid_var_name};
-pub use process::{Backoff, CRASH_RUN, MAX_BACKOFF};
+pub use backoff::{Backoff, CRASH_RUN, MAX_BACKOFF};
 
 use crate::config::{Job, JobKind, When};
 use crate::consul::{Client, RegistrationStatus};
 use crate::events::{Bus, Event, EventCode};
+use crate::exec::Environment;
 use crate::supervisor::{ExitStatus, Processes};
 
 /// What every job shares.

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, Interval, MissedTickBehavior};
 
-use super::environment::pid_var_name;
+use super::backoff::{self, Backoff};
 use super::policy::{Decision, Policy};
-use super::process::{self, Backoff, Launch, Run};
 use super::{Context, Health, JobRequest, JobStatus, Outcome, Phase};
 use crate::config::{Job, JobKind, When, go_duration};
 use crate::consul::{Registration, RegistrationStatus};
 use crate::events::{Event, EventCode, GLOBAL, Subscription};
+use crate::exec::{self, Launch, Run, pid_var};
 use crate::health::{CheckSpec, Checker, HealthResult};
 use crate::supervisor::{ExitStatus, SpawnError};
 
@@ -338,7 +338,7 @@ impl Task {
                         "{} exited {} times in a row within {:?} of starting: restarting in {:?}",
                         self.name,
                         self.backoff.quick_exits(),
-                        process::CRASH_RUN,
+                        backoff::CRASH_RUN,
                         delay
                     );
                     self.state = RunState::RestartDue {
@@ -385,15 +385,14 @@ impl Task {
             stop_signal: self.cfg.stop_signal,
             user: self.cfg.user.as_ref(),
         };
-        match process::start(&*self.ctx.processes, launch) {
+        match exec::start(&*self.ctx.processes, launch) {
             Ok(run) => {
                 let pid = run.pid();
                 tracing::debug!("{} started with pid {pid}", self.name);
                 // Visible to the processes started after this one, as in ContainerPilot.
-                self.ctx.env.set_both(
-                    &format!("{}_PID", pid_var_name(&self.name)),
-                    &pid.to_string(),
-                );
+                self.ctx
+                    .env
+                    .set_both(&pid_var(&self.name), &pid.to_string());
                 let deadline = self.timeout().map(|t| run.started + t);
                 self.state = RunState::Running { run, deadline };
                 self.set_phase(Phase::Running, Some(pid));
@@ -414,14 +413,12 @@ impl Task {
         let ended = std::mem::replace(&mut self.state, RunState::Idle { gives_up_at: None });
         let ran_for = match ended {
             RunState::Running { run, .. } => {
-                process::terminate_leftovers(&*self.ctx.processes, &run);
+                exec::terminate_leftovers(&*self.ctx.processes, &run);
                 run.started.elapsed()
             }
             _ => Duration::ZERO,
         };
-        self.ctx
-            .env
-            .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+        self.ctx.env.remove_both(&pid_var(&self.name));
         if status.success() {
             tracing::debug!("{} exited without error", self.name);
             self.ctx
@@ -584,11 +581,9 @@ impl Task {
         }
         if let Some(mut run) = run {
             let deadline = self.stop_deadline();
-            let status = process::stop(&*self.ctx.processes, &mut run, deadline).await;
+            let status = exec::stop(&*self.ctx.processes, &mut run, deadline).await;
             tracing::debug!("{} stopped: {status}", self.name);
-            self.ctx
-                .env
-                .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+            self.ctx.env.remove_both(&pid_var(&self.name));
             self.last_exit = Some(status);
         }
         self.status.send_modify(|s| {

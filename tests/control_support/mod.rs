@@ -13,7 +13,7 @@ use std::time::Duration;
 use pilot::config::{Control, Metric, MetricKind};
 use pilot::control::{DaemonRequest, Handles, Limits, Server, SignalAnswer, StatusReport};
 use pilot::events::Bus;
-use pilot::jobs::Environment;
+use pilot::exec::Environment;
 use pilot::telemetry::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
