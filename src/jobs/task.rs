@@ -675,3 +675,6 @@ async fn tick(ticker: Option<&mut Interval>) {
         None => pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;
