@@ -51,7 +51,8 @@ enum RunState {
     Halting,
 }
 
-/// The longest a stopping job waits for Consul to deregister its service.
+/// The longest a stopping job waits for Consul to deregister its service: the one wait on the
+/// network on a job's path (ARCHITECTURE.md, invariant 4, says why).
 const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the task does after an input.
