@@ -209,7 +209,7 @@ enum Mode {
     /// Running its config.
     Running,
     /// A reload is stopping the jobs it replaces; the new config starts once they have stopped.
-    Reloading(reload::Pending),
+    Reloading(Box<reload::Pending>),
     /// Shutting down: at `deadline` whatever is left is killed. The jobs see the deadline in
     /// `Context::deadline`.
     ShuttingDown { deadline: Instant },

@@ -266,14 +266,14 @@ impl Daemon {
             tracing::error!("reload: {err}");
         }
         let nothing_to_stop = stopping.is_empty();
-        self.mode = Mode::Reloading(Pending {
+        self.mode = Mode::Reloading(Box::new(Pending {
             cfg,
             plan,
             telemetry,
             stopping,
             replies: vec![reply],
             queued: Vec::new(),
-        });
+        }));
         if nothing_to_stop {
             self.finish_reload();
         }
@@ -315,7 +315,7 @@ impl Daemon {
     /// running one, and the planned jobs start.
     pub(super) fn finish_reload(&mut self) {
         let pending = match std::mem::replace(&mut self.mode, Mode::Running) {
-            Mode::Reloading(pending) => pending,
+            Mode::Reloading(pending) => *pending,
             other => {
                 self.mode = other;
                 return;
