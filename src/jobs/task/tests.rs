@@ -392,3 +392,110 @@ async fn a_trigger_queued_before_its_source_stopped_still_runs() {
     h.next_event(EventCode::Stopped, "hook").await;
     assert_eq!(h.programs(), ["src", "src", "hook", "hook"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn restarts_n_runs_n_plus_one_times_then_the_job_stops() {
+    let app = job("app", Some("app"), When::Startup, Restarts::Times(2));
+    let mut h = harness(std::slice::from_ref(&app), Duration::from_secs(5));
+    let handle = h.start(&app);
+    h.publish(EventCode::Startup, GLOBAL);
+    for n in 1..=3 {
+        let run = h.spawned(n, "app").await;
+        // Long runs: no backoff in the way.
+        tokio::time::sleep(jobs::CRASH_RUN).await;
+        h.fake.exit(run.pid, FAILED);
+    }
+    h.next_event(EventCode::Stopped, "app").await;
+    assert_eq!(h.programs(), ["app", "app", "app"]);
+    assert_eq!(handle.status().restarts, 2);
+    assert_eq!(handle.status().last_exit, Some(FAILED));
+    let outcome = within("the job's end", h.tasks.join_next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.last_exit, Some(FAILED));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_past_its_timeout_is_sigkilled_with_its_group() {
+    let mut app = job(
+        "app",
+        Some("app"),
+        on(EventCode::Signal, "SIGHUP", Repeat::Each),
+        Restarts::Never,
+    );
+    app.timeout = Some(Duration::from_secs(3));
+    let mut h = harness(std::slice::from_ref(&app), Duration::from_secs(5));
+    h.start(&app);
+    h.publish(EventCode::Signal, "SIGHUP");
+    let run = h.spawned(1, "app").await;
+    let started = Instant::now();
+    h.signalled(run.pid, libc::SIGKILL).await;
+    assert_eq!(Instant::now() - started, Duration::from_secs(3));
+    assert_eq!(h.fake.signals(), [(run.pid, libc::SIGKILL)]);
+    h.fake.exit(run.pid, ExitStatus::Signaled(libc::SIGKILL));
+    h.next_event(EventCode::ExitFailed, "app").await;
+    // The job waits for its next trigger.
+    h.publish(EventCode::Signal, "SIGHUP");
+    h.spawned(2, "app").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_run_leaves_in_its_group_gets_the_stop_signal() {
+    let mut app = job("app", Some("app"), When::Startup, Restarts::Never);
+    app.stop_signal = libc::SIGUSR1;
+    let mut h = harness(std::slice::from_ref(&app), Duration::from_secs(5));
+    h.start(&app);
+    h.publish(EventCode::Startup, GLOBAL);
+    let run = h.spawned(1, "app").await;
+    h.fake.exit_leaving_group(run.pid, OK);
+    h.next_event(EventCode::ExitSuccess, "app").await;
+    h.signalled(run.pid, libc::SIGUSR1).await;
+    h.fake.group_gone(run.pid);
+    h.next_event(EventCode::Stopped, "app").await;
+    assert_eq!(h.fake.signals(), [(run.pid, libc::SIGUSR1)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_program_that_cannot_start_fails_the_run_and_restarts() {
+    let app = job("app", Some("missing"), When::Startup, Restarts::Times(1));
+    let mut h = harness(std::slice::from_ref(&app), Duration::from_secs(5));
+    h.fake.make_missing("missing");
+    let handle = h.start(&app);
+    h.publish(EventCode::Startup, GLOBAL);
+    h.next_event(EventCode::Stopped, "app").await;
+    assert_eq!(
+        h.seen_from("app"),
+        [
+            EventCode::ExitFailed,
+            EventCode::ExitFailed,
+            EventCode::Stopping,
+            EventCode::Stopped
+        ],
+        "one run and its restart, both failed"
+    );
+    assert!(h.programs().is_empty());
+    assert_eq!(handle.status().last_exit, Some(ExitStatus::Exited(127)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_trigger_never_comes_gives_up_at_its_when_timeout() {
+    let app = job(
+        "app",
+        Some("app"),
+        When::Event {
+            code: EventCode::StatusHealthy,
+            source: "db".into(),
+            repeat: Repeat::Once,
+            timeout: Some(Duration::from_secs(7)),
+        },
+        Restarts::Never,
+    );
+    let mut h = harness(std::slice::from_ref(&app), Duration::from_secs(5));
+    let started = Instant::now();
+    h.start(&app);
+    let expired = h.next_event(EventCode::TimerExpired, "app").await;
+    assert_eq!(expired - started, Duration::from_secs(7));
+    h.next_event(EventCode::Stopped, "app").await;
+    assert!(h.programs().is_empty());
+}
