@@ -7,10 +7,8 @@ mod control_support;
 use std::net::SocketAddr;
 
 use control_support::*;
-use pilot::control::{
-    Health, JobReport, JobState, Limits, ServiceReport, StatusReport, WatchReport,
-};
 use pilot::events::{Event, EventCode};
+use pilot::serve::{Health, JobReport, JobState, Limits, ServiceReport, StatusReport, WatchReport};
 use pilot::telemetry::Server;
 use serde_json::{Value, json};
 

@@ -29,7 +29,7 @@ use crate::consul::{
     AnswerBuffer, Backoff, Client, ConsulError, Freshness, HealthQuery, Instance, KvPair, KvQuery,
 };
 use crate::events::{Bus, Event, EventCode};
-use crate::telemetry::Metrics;
+use crate::metrics::Metrics;
 
 pub use change::events as change_events;
 
