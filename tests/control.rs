@@ -10,7 +10,7 @@ use std::time::Duration;
 use control_support::*;
 use pilot::events::EventCode;
 use pilot::serve::{
-    ConsulReport, Health, JobReport, JobState, Limits, ServiceReport, StatusReport,
+    ConsulReport, HealthReport, JobReport, JobState, Limits, ServiceReport, StatusReport,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -479,7 +479,7 @@ fn status_reports_jobs_watches_maintenance_and_consul() {
                 pid: Some(42),
                 restarts: 2,
                 last_exit: None,
-                health: Health::Healthy,
+                health: HealthReport::Healthy,
                 service: Some(ServiceReport {
                     id: "app-host".into(),
                     name: "app".into(),

@@ -17,12 +17,12 @@ pub(crate) struct V3Status<'a> {
 mod tests {
     use super::*;
     use crate::serve::report::tests::job;
-    use crate::serve::{ConsulReport, Health, InstanceReport, WatchReport};
+    use crate::serve::{ConsulReport, HealthReport, InstanceReport, WatchReport};
 
     #[test]
     fn v3_status_shape() {
         let report = StatusReport {
-            jobs: vec![job("app", Some(("app", 8000)), Health::Healthy)],
+            jobs: vec![job("app", Some(("app", 8000)), HealthReport::Healthy)],
             watches: vec![WatchReport {
                 name: "db".into(),
                 tag: None,

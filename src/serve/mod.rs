@@ -12,6 +12,6 @@ pub mod report;
 pub use daemon::{DAEMON_QUEUE, DaemonRequest, SignalAnswer, ask, daemon_channel};
 pub use http::Limits;
 pub use report::{
-    ConsulReport, ExitReport, Health, InstanceReport, JobReport, JobState, ServiceReport,
+    ConsulReport, ExitReport, HealthReport, InstanceReport, JobReport, JobState, ServiceReport,
     StatusReport, WatchReport,
 };

@@ -36,7 +36,7 @@ pub struct JobReport {
     pub restarts: u32,
     pub last_exit: Option<ExitReport>,
     /// ContainerPilot's job status, as `/status` shows it.
-    pub health: Health,
+    pub health: HealthReport,
     /// The Consul service, for a job with a `port`.
     pub service: Option<ServiceReport>,
 }
@@ -100,10 +100,10 @@ impl From<&ExitStatus> for ExitReport {
     }
 }
 
-/// A job's status in ContainerPilot's words (its section 3.5): `jobs::Health`, serialisable.
+/// A job's status in ContainerPilot's words (its section 3.5): `jobs::JobHealth`, serialisable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Health {
+pub enum HealthReport {
     /// No check result yet, or the exec (re)started.
     #[default]
     Unknown,
@@ -113,24 +113,24 @@ pub enum Health {
     Maintenance,
 }
 
-impl From<jobs::Health> for Health {
-    fn from(health: jobs::Health) -> Health {
+impl From<jobs::JobHealth> for HealthReport {
+    fn from(health: jobs::JobHealth) -> HealthReport {
         match health {
-            jobs::Health::Unknown => Health::Unknown,
-            jobs::Health::Healthy => Health::Healthy,
-            jobs::Health::Unhealthy => Health::Unhealthy,
-            jobs::Health::Maintenance => Health::Maintenance,
+            jobs::JobHealth::Unknown => HealthReport::Unknown,
+            jobs::JobHealth::Healthy => HealthReport::Healthy,
+            jobs::JobHealth::Unhealthy => HealthReport::Unhealthy,
+            jobs::JobHealth::Maintenance => HealthReport::Maintenance,
         }
     }
 }
 
-impl Health {
+impl HealthReport {
     pub fn as_str(self) -> &'static str {
         match self {
-            Health::Unknown => "unknown",
-            Health::Healthy => "healthy",
-            Health::Unhealthy => "unhealthy",
-            Health::Maintenance => "maintenance",
+            HealthReport::Unknown => "unknown",
+            HealthReport::Healthy => "healthy",
+            HealthReport::Unhealthy => "unhealthy",
+            HealthReport::Maintenance => "maintenance",
         }
     }
 }
@@ -225,7 +225,7 @@ pub(crate) mod tests {
 
     /// A running job with one restart, killed by SIGTERM last time, and `service` `(name, port)`
     /// at 10.0.0.2.
-    pub(crate) fn job(name: &str, service: Option<(&str, u16)>, health: Health) -> JobReport {
+    pub(crate) fn job(name: &str, service: Option<(&str, u16)>, health: HealthReport) -> JobReport {
         JobReport {
             name: name.into(),
             state: JobState::Running,
@@ -291,10 +291,10 @@ pub(crate) mod tests {
             pid: None,
             restarts: 3,
             last_exit: Some(ExitStatus::Exited(2)),
-            health: jobs::Health::Unhealthy,
+            health: jobs::JobHealth::Unhealthy,
         };
         let report = JobReport::new(&cfg, &status);
-        assert_eq!(report.health, Health::Unhealthy);
+        assert_eq!(report.health, HealthReport::Unhealthy);
         assert_eq!(report.state, JobState::Stopped);
         assert_eq!(report.restarts, 3);
         assert_eq!(

@@ -67,18 +67,18 @@ impl CompatStatus {
 mod tests {
     use super::*;
     use crate::serve::report::tests::job;
-    use crate::serve::{Health, WatchReport};
+    use crate::serve::{HealthReport, WatchReport};
 
     #[test]
     fn compat_status_splits_jobs_and_services_in_containerpilot_order() {
         let report = StatusReport {
             jobs: vec![
-                job("app", Some(("app", 8000)), Health::Healthy),
-                job("myjob1", None, Health::Unknown),
+                job("app", Some(("app", 8000)), HealthReport::Healthy),
+                job("myjob1", None, HealthReport::Unknown),
                 job(
                     "containerpilot",
                     Some(("containerpilot", 9090)),
-                    Health::Healthy,
+                    HealthReport::Healthy,
                 ),
             ],
             watches: vec![WatchReport {
