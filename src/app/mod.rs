@@ -24,13 +24,15 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, When};
 use crate::consul;
-use crate::control::{self, DaemonRequest, SignalAnswer, StatusReport};
+use crate::control;
 use crate::events::{Bus, Event, EventCode, GLOBAL};
 use crate::exec::{Environment, ip_var_name};
 use crate::jobs::{self, Context, JobHandle, Outcome, RunningConfig};
 use crate::logging::{self, Logger};
+use crate::metrics::Metrics;
+use crate::serve::{self, DaemonRequest, SignalAnswer, StatusReport};
 use crate::supervisor::{self, Ownership, Received, Signals, Supervisor};
-use crate::telemetry::{self, Metrics};
+use crate::telemetry;
 use crate::watches::{self, Snapshots, WatchHandle};
 
 /// The name of the job pilot makes of the command given after `--`.
@@ -246,7 +248,7 @@ impl Daemon {
         }));
         let deadline = watch::Sender::new(None);
         let current = watch::Sender::new(running_config_of(&cfg, consul));
-        let (requests_tx, requests) = control::daemon_channel();
+        let (requests_tx, requests) = serve::daemon_channel();
         let ctx = Arc::new(Context {
             processes: Arc::new(sup.clone()),
             bus: bus.clone(),
@@ -477,7 +479,7 @@ impl Daemon {
             .iter()
             .filter_map(|job| {
                 let handle = self.jobs.get(job.key.as_str())?;
-                Some(control::JobReport::new(job, &handle.status()))
+                Some(serve::JobReport::new(job, &handle.status()))
             })
             .collect();
         let mut report = StatusReport {
@@ -486,10 +488,10 @@ impl Daemon {
                 .snapshots
                 .all()
                 .iter()
-                .map(control::WatchReport::from)
+                .map(serve::WatchReport::from)
                 .collect(),
             maintenance: self.maintenance,
-            consul: control::ConsulReport::default(),
+            consul: serve::ConsulReport::default(),
         };
         let client = self.current.borrow().consul.clone();
         tokio::spawn(async move {

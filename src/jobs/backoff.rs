@@ -5,7 +5,7 @@ use tokio::time::Duration;
 /// The delay before restarting a job that keeps exiting quickly: none for a run that lasted at
 /// least `CRASH_RUN`, none for the first quick exit, then 100 ms doubling up to `MAX_BACKOFF`.
 #[derive(Debug, Default)]
-pub struct Backoff {
+pub struct CrashBackoff {
     quick_exits: u32,
 }
 
@@ -14,7 +14,7 @@ pub const CRASH_RUN: Duration = Duration::from_secs(1);
 /// The longest delay between two restarts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-impl Backoff {
+impl CrashBackoff {
     /// The delay before the next restart, given how long the last run lasted.
     pub fn after_run(&mut self, ran_for: Duration) -> Duration {
         if ran_for >= CRASH_RUN {
@@ -42,7 +42,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_for_quick_exits_and_resets_after_a_long_run() {
-        let mut backoff = Backoff::default();
+        let mut backoff = CrashBackoff::default();
         let quick = Duration::from_millis(5);
         let delays: Vec<u128> = (0..10)
             .map(|_| backoff.after_run(quick).as_millis())
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn backoff_does_not_overflow() {
-        let mut backoff = Backoff::default();
+        let mut backoff = CrashBackoff::default();
         for _ in 0..100 {
             assert!(backoff.after_run(Duration::ZERO) <= MAX_BACKOFF);
         }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
-pub use backoff::{Backoff, CRASH_RUN, MAX_BACKOFF};
+pub use backoff::{CRASH_RUN, CrashBackoff, MAX_BACKOFF};
 
 use crate::config::{Job, JobKind, When};
 use crate::consul::{Client, RegistrationStatus};
@@ -73,7 +73,7 @@ pub enum Phase {
 
 /// What a job's health checks last said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
+pub enum JobHealth {
     /// No check has run yet (or the job has no `health`).
     Unknown,
     Healthy,
@@ -90,7 +90,7 @@ pub struct JobStatus {
     /// How many times the exec was restarted.
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
-    pub health: Health,
+    pub health: JobHealth,
 }
 
 /// How a job ended.
@@ -182,11 +182,11 @@ pub fn spawn(
 /// The telemetry job has no check, only heartbeats, so nothing would ever make it healthy:
 /// ContainerPilot made its `containerpilot` job healthy from the start and kept it so, even in
 /// maintenance, and `/status` reports it that way.
-fn initial_health(job: &Job) -> Health {
+fn initial_health(job: &Job) -> JobHealth {
     if job.kind == JobKind::Telemetry {
-        Health::Healthy
+        JobHealth::Healthy
     } else {
-        Health::Unknown
+        JobHealth::Unknown
     }
 }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, Interval, MissedTickBehavior};
 
-use super::backoff::{self, Backoff};
+use super::backoff::{self, CrashBackoff};
 use super::policy::{Decision, Policy};
-use super::{Context, Health, JobRequest, JobStatus, Outcome, Phase};
+use super::{Context, JobHealth, JobRequest, JobStatus, Outcome, Phase};
 use crate::config::{Job, JobKind, When, go_duration};
 use crate::consul::{Registration, RegistrationStatus};
 use crate::events::{Event, EventCode, GLOBAL, Subscription};
@@ -78,7 +78,7 @@ pub(super) struct Task {
     /// An input produced while handling another one (a failed start), handled next.
     queued: Option<Input>,
     ticker: Option<Interval>,
-    backoff: Backoff,
+    backoff: CrashBackoff,
     /// Jobs whose `Stopped` event has been seen.
     stopped_jobs: HashSet<Arc<str>>,
     /// How many `Stopped` events each source published: a name two jobs share stops for good
@@ -155,7 +155,7 @@ impl Task {
             state: RunState::Idle { gives_up_at },
             queued: None,
             ticker,
-            backoff: Backoff::default(),
+            backoff: CrashBackoff::default(),
             stopped_jobs: HashSet::new(),
             stops_seen: HashMap::new(),
             last_exit: None,
@@ -501,9 +501,9 @@ impl Task {
             return;
         };
         let (code, health) = if *passed {
-            (EventCode::StatusHealthy, Health::Healthy)
+            (EventCode::StatusHealthy, JobHealth::Healthy)
         } else {
-            (EventCode::StatusUnhealthy, Health::Unhealthy)
+            (EventCode::StatusUnhealthy, JobHealth::Unhealthy)
         };
         self.set_health(health);
         self.ctx.bus.publish(Event::new(code, self.name.clone()));
@@ -511,7 +511,7 @@ impl Task {
 
     /// Records what the checks say. The telemetry job's health never changes (see
     /// `jobs::initial_health`).
-    fn set_health(&self, health: Health) {
+    fn set_health(&self, health: JobHealth) {
         if self.cfg.kind != JobKind::Telemetry {
             self.status.send_modify(|s| s.health = health);
         }
@@ -534,7 +534,7 @@ impl Task {
         if let Some(registration) = &self.registration {
             registration.enter_maintenance();
         }
-        self.set_health(Health::Maintenance);
+        self.set_health(JobHealth::Maintenance);
     }
 
     /// The end of maintenance: checks resume (if the job has started) and the service is
@@ -547,7 +547,7 @@ impl Task {
         if let Some(registration) = &self.registration {
             registration.exit_maintenance();
         }
-        self.set_health(Health::Unknown);
+        self.set_health(JobHealth::Unknown);
     }
 
     fn set_phase(&self, phase: Phase, pid: Option<i32>) {
