@@ -499,3 +499,61 @@ async fn a_job_whose_trigger_never_comes_gives_up_at_its_when_timeout() {
     h.next_event(EventCode::Stopped, "app").await;
     assert!(h.programs().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_request_reaches_the_group_of_the_running_exec_only() {
+    let app = job(
+        "app",
+        Some("app"),
+        on(EventCode::Signal, "SIGHUP", Repeat::Each),
+        Restarts::Never,
+    );
+    let mut h = harness(std::slice::from_ref(&app), Duration::from_secs(5));
+    let handle = h.start(&app);
+    assert!(!within("an answer", handle.signal(libc::SIGUSR2)).await);
+    h.publish(EventCode::Signal, "SIGHUP");
+    let run = h.spawned(1, "app").await;
+    assert!(within("an answer", handle.signal(libc::SIGUSR2)).await);
+    assert_eq!(h.fake.signals(), [(run.pid, libc::SIGUSR2)]);
+    h.fake.exit(run.pid, OK);
+    h.next_event(EventCode::ExitSuccess, "app").await;
+    assert!(!within("an answer", handle.signal(libc::SIGUSR2)).await);
+    assert_eq!(h.fake.signals().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_a_stop_hook_run_once_on_its_trigger_while_stop_now_ends_a_run_at_once() {
+    let app = job("app", Some("app"), When::Startup, Restarts::Never);
+    let hook = job(
+        "hook",
+        Some("hook"),
+        on(EventCode::Stopping, "app", Repeat::Each),
+        Restarts::Never,
+    );
+    let all = [app.clone(), hook.clone()];
+    let mut h = harness(&all, Duration::from_secs(5));
+    let app_handle = h.start(&app);
+    let hook_handle = h.start(&hook);
+    h.publish(EventCode::Startup, GLOBAL);
+    let app_run = h.spawned(1, "app").await;
+    // A reload that stops `app` tells its hook first: it still runs for this stop.
+    hook_handle.shut_down();
+    app_handle.stop_now();
+    let hook_run = h.spawned(2, "hook").await;
+    h.fake.exit(hook_run.pid, OK);
+    h.next_event(EventCode::Stopped, "hook").await;
+    h.signalled(app_run.pid, libc::SIGTERM).await;
+    h.fake
+        .exit(app_run.pid, ExitStatus::Signaled(libc::SIGTERM));
+    h.next_event(EventCode::Stopped, "app").await;
+    assert_eq!(
+        h.programs(),
+        ["app", "hook"],
+        "the hook ran once, then stopped"
+    );
+    assert_eq!(
+        h.fake.signals(),
+        [(app_run.pid, libc::SIGTERM), (app_run.pid, libc::SIGCONT)],
+        "the hook's run was not signalled"
+    );
+}
