@@ -31,7 +31,7 @@ use crate::jobs::{self, Context, JobHandle, Outcome, RunningConfig};
 use crate::logging::{self, Logger};
 use crate::metrics::Metrics;
 use crate::serve::{self, DaemonRequest, SignalAnswer, StatusReport};
-use crate::supervisor::{self, Ownership, Received, Signals, Supervisor};
+use crate::supervisor::{self, AllProcesses, Ownership, Received, Signals, Supervisor};
 use crate::telemetry;
 use crate::watches::{self, Snapshots, WatchHandle};
 
@@ -105,7 +105,7 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
             cfg,
             consul,
             metrics,
-            sup,
+            Arc::new(sup),
             signals,
             env,
             logger,
@@ -172,7 +172,8 @@ struct Daemon {
     config_path: PathBuf,
     /// The running config, the main command's job included.
     cfg: Config,
-    sup: Supervisor,
+    /// Starts and ends processes: the supervisor, or a test's fake.
+    processes: Arc<dyn AllProcesses>,
     signals: Signals,
     bus: Bus,
     env: Environment,
@@ -233,7 +234,7 @@ impl Daemon {
         cfg: Config,
         consul: consul::Client,
         metrics: Metrics,
-        sup: Supervisor,
+        processes: Arc<dyn AllProcesses>,
         signals: Signals,
         env: Environment,
         logger: Logger,
@@ -250,7 +251,7 @@ impl Daemon {
         let current = watch::Sender::new(running_config_of(&cfg, consul));
         let (requests_tx, requests) = serve::daemon_channel();
         let ctx = Arc::new(Context {
-            processes: Arc::new(sup.clone()),
+            processes: processes.clone(),
             bus: bus.clone(),
             env: env.clone(),
             deadline: deadline.subscribe(),
@@ -259,7 +260,7 @@ impl Daemon {
         Daemon {
             config_path,
             cfg,
-            sup,
+            processes,
             signals,
             bus,
             env,
@@ -314,7 +315,7 @@ impl Daemon {
                 Some(request) = self.requests.recv() => self.on_request(request),
                 () = sleep_until(deadline) => {
                     tracing::warn!("stop deadline reached: killing every process that is left");
-                    self.sup.kill_all().await;
+                    self.processes.kill_all().await;
                     self.tasks.abort_all();
                     break;
                 }
@@ -325,7 +326,7 @@ impl Daemon {
             .mode
             .deadline()
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
-        self.sup.terminate_all(None, deadline).await;
+        self.processes.terminate_all(deadline).await;
         // Last: stop hooks may still have used the control socket. Event streams get every
         // event up to here, then their end.
         self.bus.close_taps();
@@ -556,7 +557,7 @@ impl Daemon {
                         "{} during shutdown: killing every process now",
                         supervisor::signal_name(received.signal)
                     );
-                    self.sup.kill_all().await;
+                    self.processes.kill_all().await;
                     self.set_deadline(Instant::now());
                     return;
                 }
@@ -573,7 +574,7 @@ impl Daemon {
             }
             other => {
                 if let Some(pid) = self.main_pid() {
-                    self.sup.signal_group(pid, other);
+                    self.processes.signal_group(pid, other);
                 }
             }
         }
@@ -672,3 +673,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use libc::c_int;
 use tokio::sync::{oneshot, watch};
 
-use super::{Child, ExitStatus, Processes, SpawnError, Spec};
+use super::{AllProcesses, Child, ExitStatus, Processes, SpawnError, Spec};
 
 /// One recorded spawn.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,5 +185,45 @@ impl Processes for FakeProcesses {
 
     fn until_group_gone(&self, pgid: i32) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(self.until(move |s| (!s.groups.contains(&pgid)).then_some(())))
+    }
+}
+
+/// Ending everything: the stop signal (SIGTERM) to every group left, then, at `deadline`,
+/// SIGKILL to every group still there, which ends it (as the kernel would).
+impl AllProcesses for FakeProcesses {
+    fn terminate_all(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            for pgid in self.live_groups() {
+                self.signal_group(pgid, libc::SIGTERM);
+            }
+            let none_left = self.until(|s| s.groups.is_empty().then_some(()));
+            if tokio::time::timeout_at(deadline, none_left).await.is_err() {
+                self.kill_all().await;
+            }
+        })
+    }
+
+    fn kill_all(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            for pgid in self.live_groups() {
+                self.signal_group(pgid, libc::SIGKILL);
+                if self.state().exits.contains_key(&pgid) {
+                    self.exit(pgid, ExitStatus::Signaled(libc::SIGKILL));
+                } else {
+                    self.group_gone(pgid);
+                }
+            }
+        })
+    }
+}
+
+impl FakeProcesses {
+    fn live_groups(&self) -> Vec<i32> {
+        let mut groups: Vec<i32> = self.state().groups.iter().copied().collect();
+        groups.sort_unstable();
+        groups
     }
 }

@@ -25,7 +25,7 @@ use libc::c_int;
 use tokio::sync::{mpsc, watch};
 
 use crate::errors::describe_io_error;
-pub use processes::Processes;
+pub use processes::{AllProcesses, Processes};
 pub use reaper::ExitStatus;
 use reaper::Registry;
 use signals::SignalFd;
@@ -55,6 +55,13 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Signals a test sends itself, through the returned sender.
+    #[cfg(test)]
+    pub fn fake() -> (mpsc::UnboundedSender<Received>, Signals) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (tx, Signals { rx })
+    }
+
     /// The next signal. `None` only if the supervisor task has stopped.
     pub async fn recv(&mut self) -> Option<Received> {
         self.rx.recv().await

@@ -5,13 +5,14 @@
 //! real; the test fake (`supervisor::fake`, unit tests only) records the calls and delivers exits
 //! when the test says, so that the job task runs under tokio's paused time without a process.
 //!
-//! The seam must stay this narrow: what only the daemon does (killing everything at the end,
-//! reading signals) stays on `Supervisor`.
+//! The daemon needs one thing more, which jobs and checks must not do: ending every process that
+//! is left (`AllProcesses`). Reading signals stays on `Supervisor` (`Signals`).
 
 use std::future::Future;
 use std::pin::Pin;
 
 use libc::c_int;
+use tokio::time::Instant;
 
 use super::{Child, SpawnError, Spec, Supervisor};
 
@@ -28,6 +29,26 @@ pub trait Processes: Send + Sync {
 
     /// Resolves once no process is left in the group `pgid`.
     fn until_group_gone(&self, pgid: i32) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// What the daemon needs beyond `Processes`: ending every process that is left at the end.
+pub trait AllProcesses: Processes {
+    /// The stop signal to every descendant, SIGKILL for whatever is left at `deadline`; resolves
+    /// once none is left (`Supervisor::terminate_all`).
+    fn terminate_all(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+
+    /// SIGKILL to every descendant until none is left (`Supervisor::kill_all`).
+    fn kill_all(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+impl AllProcesses for Supervisor {
+    fn terminate_all(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Supervisor::terminate_all(self, None, deadline))
+    }
+
+    fn kill_all(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Supervisor::kill_all(self))
+    }
 }
 
 impl Processes for Supervisor {
