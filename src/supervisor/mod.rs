@@ -7,8 +7,8 @@
 //!
 //! It must not know about jobs, configs or Consul: callers describe a process with `Spec`, get a
 //! `Child` whose exit they await, and receive the signals pilot gets through `Signals`. Jobs and
-//! health checks reach it through the `Processes` trait (the process seam), which unit tests
-//! replace with `fake::FakeProcesses`.
+//! health checks reach it through the `Processes` trait (the process seam), the daemon through
+//! `AllProcesses`; unit tests replace both with `fake::FakeProcesses`.
 
 #[cfg(test)]
 pub mod fake;
