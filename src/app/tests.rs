@@ -228,3 +228,61 @@ async fn shutdown_stops_every_job_then_ends_what_is_left_at_the_deadline() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_restarts_the_followers_of_a_changed_job_only() {
+    let dir = Dir::new("followers");
+    let followers = r#"{ name: "f-change", exec: "f-change", when: { source: "change", each: "exitFailed" } },
+        { name: "f-keep", exec: "f-keep", when: { source: "keep", each: "exitFailed" } }"#;
+    dir.write(&format!(
+        r#"{{ name: "keep", exec: "keep" }}, {{ name: "change", exec: "old" }}, {followers}"#
+    ));
+    let Harness {
+        daemon,
+        fake,
+        signals,
+        requests,
+        mut events,
+    } = daemon(&dir.config());
+    let test = async {
+        let keep = spawn_of(&fake, 2, "keep").await;
+        let old = spawn_of(&fake, 2, "old").await;
+        dir.write(&format!(
+            r#"{{ name: "keep", exec: "keep" }}, {{ name: "change", exec: "new" }}, {followers}"#
+        ));
+        let (reply, answer) = oneshot::channel();
+        requests.send(DaemonRequest::Reload(reply)).await.unwrap();
+        within(
+            "the old run's stop signal",
+            fake.signalled(old.pid, libc::SIGTERM),
+        )
+        .await;
+        fake.exit(old.pid, ExitStatus::Signaled(libc::SIGTERM));
+        assert_eq!(within("the reload's answer", answer).await, Ok(Ok(())));
+        // Everything the reload published is on the bus by now.
+        let mut stopped = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if event.code == EventCode::Stopped {
+                stopped.push(event.source.to_string());
+            }
+        }
+        stopped.sort();
+        assert_eq!(
+            stopped,
+            ["change", "f-change"],
+            "the follower of the changed job"
+        );
+        // The new follower serves the new run.
+        let new = spawn_of(&fake, 3, "new").await;
+        fake.exit(new.pid, ExitStatus::Exited(1));
+        let follower = spawn_of(&fake, 4, "f-change").await;
+        fake.exit(follower.pid, ExitStatus::Exited(0));
+        signals.send(sigterm()).unwrap();
+        within("the stop signal", fake.signalled(keep.pid, libc::SIGTERM)).await;
+        fake.exit(keep.pid, ExitStatus::Signaled(libc::SIGTERM));
+    };
+    let (code, ()) = tokio::join!(daemon.run(), test);
+    assert_eq!(code, 0);
+    let programs: Vec<String> = fake.spawns().into_iter().map(|s| s.program).collect();
+    assert_eq!(programs.len(), 4, "{programs:?}");
+}
