@@ -9,6 +9,7 @@
 
 mod backoff;
 mod policy;
+mod presence;
 mod task;
 
 use std::sync::Arc;

@@ -10,12 +10,13 @@ use tokio::time::{Duration, Instant, Interval, MissedTickBehavior};
 
 use super::backoff::{self, CrashBackoff};
 use super::policy::{Decision, Policy};
+use super::presence::Presence;
 use super::{Context, JobHealth, JobRequest, JobStatus, Outcome, Phase};
 use crate::config::{Job, JobKind, When, go_duration};
-use crate::consul::{Registration, RegistrationStatus};
+use crate::consul::RegistrationStatus;
 use crate::events::{Event, EventCode, GLOBAL, Subscription};
 use crate::exec::{self, Launch, Run, pid_var};
-use crate::health::{CheckSpec, Checker, HealthResult};
+use crate::health::HealthResult;
 use crate::supervisor::{ExitStatus, SpawnError};
 
 /// One thing that happened to the job.
@@ -85,14 +86,8 @@ pub(super) struct Task {
     /// when both have stopped.
     stops_seen: HashMap<Arc<str>, usize>,
     last_exit: Option<ExitStatus>,
-    /// The Consul registration of the job's service, if it has one.
-    registration: Option<Registration>,
-    /// The job's health checker and where its results arrive, if it has `health`.
-    checker: Option<(Checker, mpsc::UnboundedReceiver<HealthResult>)>,
-    /// Maintenance mode is on: checks are paused and the service is out of Consul.
-    maintenance: bool,
-    /// The job has started at least once (checks run from then on).
-    started: bool,
+    /// Its health checker and Consul registration.
+    presence: Presence,
 }
 
 impl Task {
@@ -124,25 +119,7 @@ impl Task {
             _ => None,
         };
         let name: Arc<str> = cfg.name.as_str().into();
-        let registration =
-            cfg.service
-                .as_ref()
-                .zip(cfg.health.as_ref())
-                .map(|(service, health)| {
-                    let client = ctx.config.borrow().consul.clone();
-                    Registration::spawn(client, Arc::new(service.clone()), health.ttl)
-                });
-        let checker = cfg.health.as_ref().map(|health| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let spec = CheckSpec {
-                job: name.clone(),
-                health: health.clone(),
-                processes: ctx.processes.clone(),
-                env: ctx.env.clone(),
-                bus: Some(ctx.bus.clone()),
-            };
-            (Checker::spawn(spec, tx), rx)
-        });
+        let presence = Presence::new(&cfg, &name, &ctx);
         Task {
             name,
             policy: Policy::new(&cfg),
@@ -159,10 +136,7 @@ impl Task {
             stopped_jobs: HashSet::new(),
             stops_seen: HashMap::new(),
             last_exit: None,
-            registration,
-            checker,
-            maintenance: false,
-            started: false,
+            presence,
         }
     }
 
@@ -170,7 +144,7 @@ impl Task {
     pub(super) fn registration_status(
         &self,
     ) -> Option<tokio::sync::watch::Receiver<RegistrationStatus>> {
-        self.registration.as_ref().map(Registration::subscribe)
+        self.presence.registration_status()
     }
 
     pub(super) async fn run(mut self) -> Outcome {
@@ -197,7 +171,6 @@ impl Task {
             return Input::Event(event);
         }
         let ticker = self.ticker.as_mut();
-        let results = self.checker.as_mut().map(|(_, rx)| rx);
         let (run, run_deadline, gives_up_at, restart_at) = match &mut self.state {
             RunState::Running { run, deadline } => (Some(run), *deadline, None, None),
             RunState::Idle { gives_up_at } => (None, None, *gives_up_at, None),
@@ -205,7 +178,7 @@ impl Task {
             RunState::Up | RunState::Halting => (None, None, None, None),
         };
         tokio::select! {
-            Some(result) = health_result(results) => Input::Health(result),
+            Some(result) = self.presence.next_result() => Input::Health(result),
             event = self.events.recv() => event.map_or(Input::BusClosed, Input::Event),
             Some(request) = self.requests.recv() => Input::Request(request),
             status = exited(run) => Input::Exited(status),
@@ -360,11 +333,7 @@ impl Task {
         debug_assert!(!matches!(self.state, RunState::Running { .. }));
         self.state = RunState::Idle { gives_up_at: None };
         self.policy.started();
-        if !self.started {
-            // Health checks (and heartbeats) run from the job's first start on.
-            self.started = true;
-            self.resume_checks();
-        }
+        self.presence.started();
         let Some(exec) = &self.cfg.exec else {
             // A job without exec that registers a service or runs health checks stays up until
             // it is stopped; any other has nothing to do.
@@ -480,18 +449,9 @@ impl Task {
     }
 
     fn on_health(&mut self, result: HealthResult) {
-        if self.maintenance {
-            return;
+        if self.presence.report(&result) {
+            self.publish_health(&result);
         }
-        let Some(registration) = &self.registration else {
-            return self.publish_health(&result);
-        };
-        if result.passed() {
-            registration.passing(result.detail());
-        } else {
-            registration.failing(result.detail());
-        }
-        self.publish_health(&result);
     }
 
     /// A check's result becomes `healthy` or `unhealthy` on the bus, every time, as in
@@ -517,36 +477,15 @@ impl Task {
         }
     }
 
-    fn resume_checks(&self) {
-        if let Some((checker, _)) = &self.checker
-            && !self.maintenance
-        {
-            checker.resume();
-        }
-    }
-
     /// Maintenance: checks pause and the service leaves Consul.
     fn enter_maintenance(&mut self) {
-        self.maintenance = true;
-        if let Some((checker, _)) = &self.checker {
-            checker.pause();
-        }
-        if let Some(registration) = &self.registration {
-            registration.enter_maintenance();
-        }
+        self.presence.enter_maintenance();
         self.set_health(JobHealth::Maintenance);
     }
 
-    /// The end of maintenance: checks resume (if the job has started) and the service is
-    /// registered again (ContainerPilot 3.8 left it out of Consul until a restart).
+    /// The end of maintenance: checks resume and the service is registered again.
     fn exit_maintenance(&mut self) {
-        self.maintenance = false;
-        if self.started {
-            self.resume_checks();
-        }
-        if let Some(registration) = &self.registration {
-            registration.exit_maintenance();
-        }
+        self.presence.exit_maintenance();
         self.set_health(JobHealth::Unknown);
     }
 
@@ -569,17 +508,13 @@ impl Task {
             .bus
             .publish(Event::new(EventCode::Stopping, self.name.clone()));
         self.wait_for_stop_dependents().await;
-        if let Some((checker, _)) = &mut self.checker {
-            checker.stop().await;
-        }
+        self.presence.stop_checks().await;
         // Out of Consul before the process is signalled, so that no client is sent to an
         // instance that is going away.
-        if let Some(registration) = &self.registration {
-            let left = self
-                .stop_deadline()
-                .saturating_duration_since(Instant::now());
-            registration.deregister(left.min(DEREGISTER_TIMEOUT)).await;
-        }
+        let left = self
+            .stop_deadline()
+            .saturating_duration_since(Instant::now());
+        self.presence.deregister(left.min(DEREGISTER_TIMEOUT)).await;
         if let Some(mut run) = run {
             let deadline = self.stop_deadline();
             let status = exec::stop(&*self.ctx.processes, &mut run, deadline).await;
@@ -648,15 +583,6 @@ impl Task {
 async fn exited(run: Option<&mut Run>) -> ExitStatus {
     match run {
         Some(run) => run.child.exited().await,
-        None => pending().await,
-    }
-}
-
-async fn health_result(
-    results: Option<&mut mpsc::UnboundedReceiver<HealthResult>>,
-) -> Option<HealthResult> {
-    match results {
-        Some(results) => results.recv().await,
         None => pending().await,
     }
 }
