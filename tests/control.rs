@@ -8,10 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use control_support::*;
-use pilot::control::{
-    ConsulReport, Health, JobReport, JobState, Limits, ServiceReport, StatusReport,
-};
 use pilot::events::EventCode;
+use pilot::serve::{
+    ConsulReport, HealthReport, JobReport, JobState, Limits, ServiceReport, StatusReport,
+};
 use tokio::io::AsyncWriteExt;
 
 fn runtime_test<F: std::future::Future<Output = ()>>(f: F) {
@@ -394,11 +394,11 @@ fn a_daemon_that_is_gone_or_silent_is_a_503() {
     runtime_test(async {
         // Nothing reads the requests: the daemon never answers.
         let dir = tempfile::tempdir().unwrap();
-        let (daemon, requests) = pilot::control::daemon_channel();
+        let (daemon, requests) = pilot::serve::daemon_channel();
         let handles = pilot::control::Handles {
-            env: pilot::jobs::Environment::default(),
+            env: pilot::exec::Environment::default(),
             bus: pilot::events::Bus::new(),
-            metrics: pilot::telemetry::Metrics::new(&[]).unwrap(),
+            metrics: pilot::metrics::Metrics::new(&[]).unwrap(),
             daemon,
             watches: pilot::watches::Snapshots::default(),
         };
@@ -479,7 +479,7 @@ fn status_reports_jobs_watches_maintenance_and_consul() {
                 pid: Some(42),
                 restarts: 2,
                 last_exit: None,
-                health: Health::Healthy,
+                health: HealthReport::Healthy,
                 service: Some(ServiceReport {
                     id: "app-host".into(),
                     name: "app".into(),
@@ -569,11 +569,11 @@ fn a_stale_socket_file_is_replaced() {
         // A socket left by a pilot that died: the file exists, nobody listens.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(std::os::unix::net::UnixStream::connect(&path).is_err());
-        let (daemon, _requests) = pilot::control::daemon_channel();
+        let (daemon, _requests) = pilot::serve::daemon_channel();
         let handles = pilot::control::Handles {
-            env: pilot::jobs::Environment::default(),
+            env: pilot::exec::Environment::default(),
             bus: pilot::events::Bus::new(),
-            metrics: pilot::telemetry::Metrics::new(&[]).unwrap(),
+            metrics: pilot::metrics::Metrics::new(&[]).unwrap(),
             daemon,
             watches: pilot::watches::Snapshots::default(),
         };

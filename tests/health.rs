@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use pilot::config::{Check, Exec, Health};
+use pilot::config::{Check, Exec, HealthCheck};
 use pilot::events::{Bus, Event, Subscription};
+use pilot::exec::Environment;
 use pilot::health::{CheckSpec, Checker, HealthResult, http_check, tcp_check};
-use pilot::jobs::Environment;
 use pilot::supervisor::{self, Supervisor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -119,8 +119,8 @@ fn sh(script: &str) -> Check {
     exec("sh", &["-c", script])
 }
 
-fn health(check: Check, interval: Duration, timeout: Duration) -> Health {
-    Health {
+fn health(check: Check, interval: Duration, timeout: Duration) -> HealthCheck {
+    HealthCheck {
         check,
         interval,
         ttl: interval * 2,
@@ -137,13 +137,13 @@ struct Running {
     env: Environment,
 }
 
-fn start(sup: &Supervisor, job: &str, health: Health) -> Running {
+fn start(sup: &Supervisor, job: &str, health: HealthCheck) -> Running {
     let env = Environment::default();
     env.set("PATH", std::env::var_os("PATH").unwrap_or_default());
     start_with(sup, job, health, env)
 }
 
-fn start_with(sup: &Supervisor, job: &str, health: Health, env: Environment) -> Running {
+fn start_with(sup: &Supervisor, job: &str, health: HealthCheck, env: Environment) -> Running {
     let bus = Bus::new();
     let events = bus.subscribe();
     let (tx, results) = mpsc::unbounded_channel();
@@ -151,7 +151,7 @@ fn start_with(sup: &Supervisor, job: &str, health: Health, env: Environment) -> 
         CheckSpec {
             job: job.into(),
             health,
-            sup: sup.clone(),
+            processes: std::sync::Arc::new(sup.clone()),
             env: env.clone(),
             bus: Some(bus),
         },
@@ -421,7 +421,7 @@ async fn checkers_start_paused_and_pause_for_maintenance(sup: Supervisor) {
         CheckSpec {
             job: "app".into(),
             health: health(exec("true", &[]), FAST, PATIENCE),
-            sup: sup.clone(),
+            processes: std::sync::Arc::new(sup.clone()),
             env,
             bus: Some(bus),
         },

@@ -7,10 +7,10 @@ mod control_support;
 use std::net::SocketAddr;
 
 use control_support::*;
-use pilot::control::{
-    Health, JobReport, JobState, Limits, ServiceReport, StatusReport, WatchReport,
-};
 use pilot::events::{Event, EventCode};
+use pilot::serve::{
+    HealthReport, JobReport, JobState, Limits, ServiceReport, StatusReport, WatchReport,
+};
 use pilot::telemetry::Server;
 use serde_json::{Value, json};
 
@@ -199,9 +199,9 @@ fn report() -> StatusReport {
     };
     StatusReport {
         jobs: vec![
-            job("myjob1", None, Health::Unknown),
-            job("app", Some(8000), Health::Healthy),
-            job("containerpilot", Some(9090), Health::Healthy),
+            job("myjob1", None, HealthReport::Unknown),
+            job("app", Some(8000), HealthReport::Healthy),
+            job("containerpilot", Some(9090), HealthReport::Healthy),
         ],
         watches: vec![WatchReport {
             name: "otherapp".into(),

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use pilot::config::{Metric, MetricKind};
-use pilot::control::{DaemonRequest, Handles, Limits, api, daemon_channel, http};
+use pilot::control::{Handles, api};
+use pilot::serve::{DaemonRequest, Limits, daemon_channel, http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn metrics() -> pilot::telemetry::Metrics {
+fn metrics() -> pilot::metrics::Metrics {
     let metric = |name: &str, kind| Metric {
         namespace: String::new(),
         subsystem: String::new(),
@@ -20,7 +21,7 @@ fn metrics() -> pilot::telemetry::Metrics {
         help: "h".into(),
         kind,
     };
-    pilot::telemetry::Metrics::new(&[
+    pilot::metrics::Metrics::new(&[
         metric("c", MetricKind::Counter),
         metric("g", MetricKind::Gauge),
         metric("h", MetricKind::Histogram),
@@ -49,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
                         let _ = reply.send(Default::default());
                     }
                     DaemonRequest::Signal { reply, .. } => {
-                        let _ = reply.send(pilot::control::SignalAnswer::NotRunning);
+                        let _ = reply.send(pilot::serve::SignalAnswer::NotRunning);
                     }
                 }
             }
@@ -64,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
             ..Limits::default()
         };
         let handles = Handles {
-            env: pilot::jobs::Environment::default(),
+            env: pilot::exec::Environment::default(),
             bus: pilot::events::Bus::new(),
             metrics: metrics(),
             daemon,

@@ -24,12 +24,15 @@ use tokio::time::Instant;
 
 use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, When};
 use crate::consul;
-use crate::control::{self, DaemonRequest, SignalAnswer, StatusReport};
+use crate::control;
 use crate::events::{Bus, Event, EventCode, GLOBAL};
-use crate::jobs::{self, Context, Current, Environment, JobHandle, Outcome, ip_var_name};
+use crate::exec::{Environment, ip_var_name};
+use crate::jobs::{self, Context, JobHandle, Outcome, RunningConfig};
 use crate::logging::{self, Logger};
-use crate::supervisor::{self, Ownership, Received, Signals, Supervisor};
-use crate::telemetry::{self, Metrics};
+use crate::metrics::Metrics;
+use crate::serve::{self, DaemonRequest, SignalAnswer, StatusReport};
+use crate::supervisor::{self, AllProcesses, Ownership, Received, Signals, Supervisor};
+use crate::telemetry;
 use crate::watches::{self, Snapshots, WatchHandle};
 
 /// The name of the job pilot makes of the command given after `--`.
@@ -102,7 +105,7 @@ pub fn run(ownership: Ownership, options: Options) -> i32 {
             cfg,
             consul,
             metrics,
-            sup,
+            Arc::new(sup),
             signals,
             env,
             logger,
@@ -127,18 +130,6 @@ fn log_warnings(path: &std::path::Path, warnings: &[config::Problem]) {
 
 /// Logs why a reload was refused: the first line, then each problem on a line of its own (a log
 /// line holds no newline).
-fn log_refused_reload(err: &dyn std::fmt::Display) {
-    let text = err.to_string();
-    let mut lines = text.lines();
-    tracing::error!(
-        "reload failed, the running config stays: {}",
-        lines.next().unwrap_or_default()
-    );
-    for line in lines {
-        tracing::error!("reload failed: {line}");
-    }
-}
-
 /// Adds the command given after `--` as the main job.
 fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), String> {
     if let Some(job) = cfg.jobs.iter().find(|j| j.main) {
@@ -181,13 +172,14 @@ struct Daemon {
     config_path: PathBuf,
     /// The running config, the main command's job included.
     cfg: Config,
-    sup: Supervisor,
+    /// Starts and ends processes: the supervisor, or a test's fake.
+    processes: Arc<dyn AllProcesses>,
     signals: Signals,
     bus: Bus,
     env: Environment,
     logger: Logger,
     deadline: watch::Sender<Option<Instant>>,
-    current: watch::Sender<Current>,
+    current: watch::Sender<RunningConfig>,
     ctx: Arc<Context>,
     /// Every job of the running config; a completed job's handle keeps its last status.
     jobs: BTreeMap<Arc<str>, JobHandle>,
@@ -208,24 +200,31 @@ struct Daemon {
     completed: BTreeSet<Arc<str>>,
     /// Every (code, source) published so far that a job started by a reload may need to know.
     happened: Arc<Mutex<reload::History>>,
-    reload: Option<PendingReload>,
+    mode: Mode,
     /// The main process's last status, once it has exited for good.
     main_exit: Option<i32>,
     /// A job task failed (panicked, in a debug build).
     task_failed: bool,
 }
 
-/// A reload waiting for the jobs it stops.
-struct PendingReload {
-    cfg: Config,
-    plan: reload::Plan,
-    stopping: BTreeSet<Arc<str>>,
-    replies: Vec<oneshot::Sender<Result<(), String>>>,
-    /// The new telemetry server, already listening, when its address changed.
-    telemetry: Option<telemetry::Server>,
-    /// Reload requests that arrived meanwhile: they get a reload of their own afterwards, so each
-    /// is answered by a reload that read the file after the request.
-    queued: Vec<oneshot::Sender<Result<(), String>>>,
+/// What the daemon is doing.
+enum Mode {
+    /// Running its config.
+    Running,
+    /// A reload is stopping the jobs it replaces; the new config starts once they have stopped.
+    Reloading(Box<reload::Pending>),
+    /// Shutting down: at `deadline` whatever is left is killed. The jobs see the deadline in
+    /// `Context::deadline`.
+    ShuttingDown { deadline: Instant },
+}
+
+impl Mode {
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            Mode::ShuttingDown { deadline } => Some(*deadline),
+            _ => None,
+        }
+    }
 }
 
 impl Daemon {
@@ -235,7 +234,7 @@ impl Daemon {
         cfg: Config,
         consul: consul::Client,
         metrics: Metrics,
-        sup: Supervisor,
+        processes: Arc<dyn AllProcesses>,
         signals: Signals,
         env: Environment,
         logger: Logger,
@@ -249,19 +248,19 @@ impl Daemon {
             }
         }));
         let deadline = watch::Sender::new(None);
-        let current = watch::Sender::new(current_of(&cfg, consul));
-        let (requests_tx, requests) = control::daemon_channel();
+        let current = watch::Sender::new(running_config_of(&cfg, consul));
+        let (requests_tx, requests) = serve::daemon_channel();
         let ctx = Arc::new(Context {
-            sup: sup.clone(),
+            processes: processes.clone(),
             bus: bus.clone(),
             env: env.clone(),
             deadline: deadline.subscribe(),
-            current: current.subscribe(),
+            config: current.subscribe(),
         });
         Daemon {
             config_path,
             cfg,
-            sup,
+            processes,
             signals,
             bus,
             env,
@@ -282,7 +281,7 @@ impl Daemon {
             tasks: JoinSet::new(),
             completed: BTreeSet::new(),
             happened,
-            reload: None,
+            mode: Mode::Running,
             main_exit: None,
             task_failed: false,
         }
@@ -309,14 +308,14 @@ impl Daemon {
         self.bus.publish(Event::new(EventCode::Startup, GLOBAL));
 
         while !self.tasks.is_empty() {
-            let deadline = *self.deadline.borrow();
+            let deadline = self.mode.deadline();
             tokio::select! {
                 Some(received) = self.signals.recv() => self.on_signal(received).await,
                 Some(joined) = self.tasks.join_next() => self.on_job_done(joined),
                 Some(request) = self.requests.recv() => self.on_request(request),
                 () = sleep_until(deadline) => {
                     tracing::warn!("stop deadline reached: killing every process that is left");
-                    self.sup.kill_all().await;
+                    self.processes.kill_all().await;
                     self.tasks.abort_all();
                     break;
                 }
@@ -324,10 +323,10 @@ impl Daemon {
         }
         // No process may outlive pilot, including what the jobs left behind.
         let deadline = self
-            .deadline
-            .borrow()
+            .mode
+            .deadline()
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
-        self.sup.terminate_all(None, deadline).await;
+        self.processes.terminate_all(deadline).await;
         // Last: stop hooks may still have used the control socket. Event streams get every
         // event up to here, then their end.
         self.bus.close_taps();
@@ -481,7 +480,7 @@ impl Daemon {
             .iter()
             .filter_map(|job| {
                 let handle = self.jobs.get(job.key.as_str())?;
-                Some(control::JobReport::new(job, &handle.status()))
+                Some(serve::JobReport::new(job, &handle.status()))
             })
             .collect();
         let mut report = StatusReport {
@@ -490,10 +489,10 @@ impl Daemon {
                 .snapshots
                 .all()
                 .iter()
-                .map(control::WatchReport::from)
+                .map(serve::WatchReport::from)
                 .collect(),
             maintenance: self.maintenance,
-            consul: control::ConsulReport::default(),
+            consul: serve::ConsulReport::default(),
         };
         let client = self.current.borrow().consul.clone();
         tokio::spawn(async move {
@@ -553,13 +552,13 @@ impl Daemon {
     async fn on_signal(&mut self, received: Received) {
         match received.signal {
             libc::SIGTERM | libc::SIGINT => {
-                if self.deadline.borrow().is_some() {
+                if let Mode::ShuttingDown { .. } = self.mode {
                     tracing::warn!(
                         "{} during shutdown: killing every process now",
                         supervisor::signal_name(received.signal)
                     );
-                    self.sup.kill_all().await;
-                    self.deadline.send_replace(Some(Instant::now()));
+                    self.processes.kill_all().await;
+                    self.set_deadline(Instant::now());
                     return;
                 }
                 self.begin_shutdown(&supervisor::signal_name(received.signal));
@@ -575,7 +574,7 @@ impl Daemon {
             }
             other => {
                 if let Some(pid) = self.main_pid() {
-                    self.sup.signal_group(pid, other);
+                    self.processes.signal_group(pid, other);
                 }
             }
         }
@@ -589,18 +588,21 @@ impl Daemon {
     }
 
     fn begin_shutdown(&mut self, why: &str) {
-        if self.deadline.borrow().is_some() {
+        if let Mode::ShuttingDown { .. } = self.mode {
             return;
         }
         tracing::info!("shutting down ({why})");
-        if let Some(pending) = self.reload.take() {
-            for reply in pending.replies.into_iter().chain(pending.queued) {
-                let _ = reply.send(Err("pilot is shutting down".to_string()));
-            }
+        if let Mode::Reloading(pending) = &mut self.mode {
+            pending.refuse_all(SHUTTING_DOWN);
         }
-        self.deadline
-            .send_replace(Some(Instant::now() + self.cfg.stop_timeout));
+        self.set_deadline(Instant::now() + self.cfg.stop_timeout);
         self.bus.publish(Event::new(EventCode::Shutdown, GLOBAL));
+    }
+
+    /// Shuts down (or hurries a shutdown up): whatever is left at `deadline` is killed.
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.mode = Mode::ShuttingDown { deadline };
+        self.deadline.send_replace(Some(deadline));
     }
 
     fn on_job_done(&mut self, result: Result<Outcome, JoinError>) {
@@ -614,7 +616,7 @@ impl Daemon {
                 return;
             }
         };
-        if let Some(pending) = &mut self.reload
+        if let Mode::Reloading(pending) = &mut self.mode
             && pending.stopping.remove(&outcome.key)
         {
             if pending.stopping.is_empty() {
@@ -630,181 +632,6 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the config. An invalid one (or a telemetry address that cannot be bound) is
-    /// answered with its problems and changes nothing; otherwise the jobs `reload::plan` picks
-    /// are stopped and started again, added jobs are started and removed ones stopped, and
-    /// `reply` is answered once the new jobs are running.
-    fn reload(&mut self, reply: oneshot::Sender<Result<(), String>>) {
-        if self.deadline.borrow().is_some() {
-            let _ = reply.send(Err("pilot is shutting down".to_string()));
-            return;
-        }
-        if let Some(pending) = &mut self.reload {
-            pending.queued.push(reply);
-            return;
-        }
-        let mut cfg = match load(&self.config_path, &self.env) {
-            Ok(loaded) => {
-                log_warnings(&self.config_path, &loaded.warnings);
-                loaded.config
-            }
-            Err(err) => {
-                log_refused_reload(&err);
-                let _ = reply.send(Err(err.to_string()));
-                return;
-            }
-        };
-        if cfg.consul != self.cfg.consul
-            && let Err(err) = consul::Client::new(&cfg.consul)
-        {
-            log_refused_reload(&err);
-            let _ = reply.send(Err(err.to_string()));
-            return;
-        }
-        let telemetry = match self.bind_telemetry(&cfg) {
-            Ok(bound) => bound,
-            Err(err) => {
-                log_refused_reload(&err);
-                let _ = reply.send(Err(err));
-                return;
-            }
-        };
-        // The command given after `--` is not in the file: it carries over.
-        cfg.jobs.extend(
-            self.cfg
-                .jobs
-                .iter()
-                .filter(|j| j.kind == JobKind::MainCommand)
-                .cloned(),
-        );
-        if cfg.logging != self.cfg.logging
-            && let Err(err) = self.logger.reconfigure(&cfg.logging)
-        {
-            log_refused_reload(&err);
-            let _ = reply.send(Err(err.to_string()));
-            return;
-        }
-        let running: BTreeSet<Arc<str>> = self
-            .jobs
-            .keys()
-            .filter(|name| !self.completed.contains(*name))
-            .cloned()
-            .collect();
-        let plan = reload::plan(&self.cfg, &cfg, &running);
-        tracing::info!(
-            "reloading {}: stopping {:?} (and the hooks {:?}), then starting {:?}",
-            self.config_path.display(),
-            plan.stop,
-            plan.hooks,
-            plan.start
-        );
-        // Hooks first: each must know it is quitting before its trigger, the stop of a job
-        // below, arrives.
-        for name in &plan.hooks {
-            if let Some(handle) = self.jobs.get(name.as_str()) {
-                handle.quit();
-            }
-        }
-        for name in &plan.stop {
-            if let Some(handle) = self.jobs.get(name.as_str()) {
-                handle.stop();
-            }
-        }
-        let stopping: BTreeSet<Arc<str>> = plan
-            .stop
-            .iter()
-            .chain(&plan.hooks)
-            .map(|n| Arc::from(n.as_str()))
-            .collect();
-        if let Err(err) = self.metrics.configure(telemetry_metrics(&cfg)) {
-            // Checked by the load already; a failure here keeps the old metrics.
-            tracing::error!("reload: {err}");
-        }
-        self.reload = Some(PendingReload {
-            cfg,
-            plan,
-            telemetry,
-            stopping,
-            replies: vec![reply],
-            queued: Vec::new(),
-        });
-        if self.reload.as_ref().is_some_and(|p| p.stopping.is_empty()) {
-            self.finish_reload();
-        }
-    }
-
-    fn finish_reload(&mut self) {
-        let Some(pending) = self.reload.take() else {
-            return;
-        };
-        let consul = if pending.cfg.consul == self.cfg.consul {
-            self.current.borrow().consul.clone()
-        } else {
-            match consul::Client::new(&pending.cfg.consul) {
-                Ok(client) => client,
-                Err(err) => {
-                    // Checked when the reload began; keep the running client if it fails now.
-                    tracing::error!("reload: {err}; keeping the previous Consul client");
-                    self.current.borrow().consul.clone()
-                }
-            }
-        };
-        let consul_changed = pending.cfg.consul != self.cfg.consul;
-        self.cfg = pending.cfg;
-        self.current.send_replace(current_of(&self.cfg, consul));
-        if consul_changed {
-            // Every watch follows the new agent.
-            self.watches.clear();
-        }
-        self.start_watches();
-        self.jobs.retain(|name, _| self.cfg.job(name).is_some());
-        self.completed.retain(|name| self.cfg.job(name).is_some());
-        if let Err(message) = self.start_control() {
-            tracing::error!("reload: {message}; the previous control socket keeps running");
-        }
-        self.replace_telemetry(pending.telemetry);
-        self.set_service_ips();
-        let starting: BTreeSet<&str> = pending.plan.start.iter().map(String::as_str).collect();
-        let gone: Vec<Arc<str>> = self
-            .completed
-            .iter()
-            .filter(|name| !starting.contains(&***name))
-            .cloned()
-            .collect();
-        let happened = {
-            let mut history = lock(&self.happened);
-            let restarted: Vec<String> = (pending.plan.start.iter())
-                .filter_map(|key| self.cfg.job(key))
-                .map(|job| job.name.clone())
-                .collect();
-            reload::forget(&mut history, &restarted);
-            history.clone()
-        };
-        for name in &pending.plan.start {
-            if let Some(job) = self.cfg.job(name) {
-                let replay = reload::replay(job, &happened, &gone);
-                self.spawn(Arc::new(job.clone()), replay);
-            }
-        }
-        tracing::info!("reloaded {}", self.config_path.display());
-        for reply in pending.replies {
-            let _ = reply.send(Ok(()));
-        }
-        let mut queued = pending.queued.into_iter();
-        if let Some(first) = queued.next() {
-            self.reload(first);
-            if let Some(next) = &mut self.reload {
-                next.replies.extend(queued);
-            } else {
-                // The queued reload finished at once or failed; answer the rest the same way by
-                // running each (a failed load is answered immediately).
-                for reply in queued {
-                    self.reload(reply);
-                }
-            }
-        }
-    }
-
     fn exit_code(&self) -> i32 {
         if let Some(code) = self.main_exit {
             return code;
@@ -814,8 +641,8 @@ impl Daemon {
     }
 }
 
-fn current_of(cfg: &Config, consul: consul::Client) -> Current {
-    Current {
+fn running_config_of(cfg: &Config, consul: consul::Client) -> RunningConfig {
+    RunningConfig {
         jobs: Arc::new(cfg.jobs.iter().cloned().map(Arc::new).collect()),
         stop_timeout: cfg.stop_timeout,
         consul,
@@ -826,6 +653,9 @@ fn current_of(cfg: &Config, consul: consul::Client) -> Current {
 fn telemetry_metrics(cfg: &Config) -> &[config::Metric] {
     cfg.telemetry.as_ref().map_or(&[], |t| &t.metrics)
 }
+
+/// The answer to a reload asked for during shutdown.
+const SHUTTING_DOWN: &str = "pilot is shutting down";
 
 /// How long entering maintenance waits for the services to leave Consul.
 const MAINTENANCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -843,3 +673,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

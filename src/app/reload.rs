@@ -1,5 +1,8 @@
-//! Reload planning: which jobs a new config stops, which it starts, and what a started job is
-//! told about the past.
+//! Reloads: the plan (which jobs a new config stops, which it starts, and what a started job is
+//! told about the past) and its execution by the daemon (`Daemon::reload`, which checks
+//! everything that can refuse the new config before changing anything, then stops what the plan
+//! stops; `Daemon::finish_reload`, once those have stopped, which puts the new config in place
+//! and starts what the plan starts).
 //!
 //! ContainerPilot stopped every job on reload and started the whole config again. pilot keeps
 //! every job whose definition is unchanged running: it stops the jobs that changed or were
@@ -12,8 +15,15 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use crate::config::{Config, Job, Repeat, When};
+use tokio::sync::oneshot;
+
+use super::{
+    Daemon, Mode, SHUTTING_DOWN, load, lock, log_warnings, running_config_of, telemetry_metrics,
+};
+use crate::config::{Config, Job, JobKind, Repeat, When};
+use crate::consul;
 use crate::events::{Event, EventCode, GLOBAL};
+use crate::telemetry;
 
 /// Every (code, source) pair published so far that a job started by a reload may need.
 pub type History = HashSet<(EventCode, Arc<str>)>;
@@ -153,6 +163,232 @@ pub fn forget(history: &mut History, restarted: &[String]) {
 /// sources (job, check, watch and signal names, `global`).
 pub fn remembered(event: &Event) -> bool {
     !matches!(event.code, EventCode::Error | EventCode::Metric)
+}
+
+/// The answer to one reload request: `Err` with the reason the config was refused.
+pub(super) type Reply = oneshot::Sender<Result<(), String>>;
+
+/// A reload waiting for the jobs it stops.
+pub(super) struct Pending {
+    cfg: Config,
+    plan: Plan,
+    /// The jobs still to stop, by key.
+    pub(super) stopping: BTreeSet<Arc<str>>,
+    replies: Vec<Reply>,
+    /// The new telemetry server, already listening, when its address changed.
+    telemetry: Option<telemetry::Server>,
+    /// Reload requests that arrived meanwhile: they get a reload of their own afterwards, so each
+    /// is answered by a reload that read the file after the request.
+    queued: Vec<Reply>,
+}
+
+impl Pending {
+    /// Answers every request waiting on this reload with `why` (pilot is shutting down).
+    pub(super) fn refuse_all(&mut self, why: &str) {
+        for reply in self.replies.drain(..).chain(self.queued.drain(..)) {
+            let _ = reply.send(Err(why.to_string()));
+        }
+    }
+}
+
+/// Logs why a reload was refused: the first line of `err` says the running config stays, the
+/// others follow it.
+fn log_refused(err: &str) {
+    let mut lines = err.lines();
+    tracing::error!(
+        "reload failed, the running config stays: {}",
+        lines.next().unwrap_or_default()
+    );
+    for line in lines {
+        tracing::error!("reload failed: {line}");
+    }
+}
+
+impl Daemon {
+    /// Re-reads the config. An invalid one (or a telemetry address that cannot be bound) is
+    /// answered with its problems and changes nothing; otherwise the jobs `plan` picks
+    /// are stopped and started again, added jobs are started and removed ones stopped, and
+    /// `reply` is answered once the new jobs are running.
+    pub(super) fn reload(&mut self, reply: Reply) {
+        match &mut self.mode {
+            Mode::ShuttingDown { .. } => {
+                let _ = reply.send(Err(SHUTTING_DOWN.to_string()));
+                return;
+            }
+            Mode::Reloading(pending) => {
+                pending.queued.push(reply);
+                return;
+            }
+            Mode::Running => {}
+        }
+        let (cfg, telemetry) = match self.prepare_reload() {
+            Ok(ready) => ready,
+            Err(err) => {
+                log_refused(&err);
+                let _ = reply.send(Err(err));
+                return;
+            }
+        };
+        let running: BTreeSet<Arc<str>> = self
+            .jobs
+            .keys()
+            .filter(|name| !self.completed.contains(*name))
+            .cloned()
+            .collect();
+        let plan = plan(&self.cfg, &cfg, &running);
+        tracing::info!(
+            "reloading {}: stopping {:?} (and the hooks {:?}), then starting {:?}",
+            self.config_path.display(),
+            plan.stop,
+            plan.hooks,
+            plan.start
+        );
+        // Hooks first: each must know it is quitting before its trigger, the stop of a job
+        // below, arrives.
+        for name in &plan.hooks {
+            if let Some(handle) = self.jobs.get(name.as_str()) {
+                handle.shut_down();
+            }
+        }
+        for name in &plan.stop {
+            if let Some(handle) = self.jobs.get(name.as_str()) {
+                handle.stop_now();
+            }
+        }
+        let stopping: BTreeSet<Arc<str>> = plan
+            .stop
+            .iter()
+            .chain(&plan.hooks)
+            .map(|n| Arc::from(n.as_str()))
+            .collect();
+        if let Err(err) = self.metrics.configure(telemetry_metrics(&cfg)) {
+            // Checked by the load already; a failure here keeps the old metrics.
+            tracing::error!("reload: {err}");
+        }
+        let nothing_to_stop = stopping.is_empty();
+        self.mode = Mode::Reloading(Box::new(Pending {
+            cfg,
+            plan,
+            telemetry,
+            stopping,
+            replies: vec![reply],
+            queued: Vec::new(),
+        }));
+        if nothing_to_stop {
+            self.finish_reload();
+        }
+    }
+
+    /// Everything that can refuse a reload, checked before anything changes: the new config
+    /// loads, its Consul client can be made, its telemetry address is bound, its logging can be
+    /// set up. Returns the config (with the command given after `--`) and the telemetry server
+    /// `bind_telemetry` started, if the address changed.
+    fn prepare_reload(&mut self) -> Result<(Config, Option<telemetry::Server>), String> {
+        let mut cfg = match load(&self.config_path, &self.env) {
+            Ok(loaded) => {
+                log_warnings(&self.config_path, &loaded.warnings);
+                loaded.config
+            }
+            Err(err) => return Err(err.to_string()),
+        };
+        if cfg.consul != self.cfg.consul {
+            consul::Client::new(&cfg.consul).map_err(|err| err.to_string())?;
+        }
+        let telemetry = self.bind_telemetry(&cfg)?;
+        // The command given after `--` is not in the file: it carries over.
+        cfg.jobs.extend(
+            self.cfg
+                .jobs
+                .iter()
+                .filter(|j| j.kind == JobKind::MainCommand)
+                .cloned(),
+        );
+        if cfg.logging != self.cfg.logging {
+            self.logger
+                .reconfigure(&cfg.logging)
+                .map_err(|err| err.to_string())?;
+        }
+        Ok((cfg, telemetry))
+    }
+
+    /// Carries out a reload once the jobs it stops have stopped: the new config replaces the
+    /// running one, and the planned jobs start.
+    pub(super) fn finish_reload(&mut self) {
+        let pending = match std::mem::replace(&mut self.mode, Mode::Running) {
+            Mode::Reloading(pending) => *pending,
+            other => {
+                self.mode = other;
+                return;
+            }
+        };
+        let consul = if pending.cfg.consul == self.cfg.consul {
+            self.current.borrow().consul.clone()
+        } else {
+            match consul::Client::new(&pending.cfg.consul) {
+                Ok(client) => client,
+                Err(err) => {
+                    // Checked when the reload began; keep the running client if it fails now.
+                    tracing::error!("reload: {err}; keeping the previous Consul client");
+                    self.current.borrow().consul.clone()
+                }
+            }
+        };
+        let consul_changed = pending.cfg.consul != self.cfg.consul;
+        self.cfg = pending.cfg;
+        self.current
+            .send_replace(running_config_of(&self.cfg, consul));
+        if consul_changed {
+            // Every watch follows the new agent.
+            self.watches.clear();
+        }
+        self.start_watches();
+        self.jobs.retain(|name, _| self.cfg.job(name).is_some());
+        self.completed.retain(|name| self.cfg.job(name).is_some());
+        if let Err(message) = self.start_control() {
+            tracing::error!("reload: {message}; the previous control socket keeps running");
+        }
+        self.replace_telemetry(pending.telemetry);
+        self.set_service_ips();
+        let starting: BTreeSet<&str> = pending.plan.start.iter().map(String::as_str).collect();
+        let gone: Vec<Arc<str>> = self
+            .completed
+            .iter()
+            .filter(|name| !starting.contains(&***name))
+            .cloned()
+            .collect();
+        let happened = {
+            let mut history = lock(&self.happened);
+            let restarted: Vec<String> = (pending.plan.start.iter())
+                .filter_map(|key| self.cfg.job(key))
+                .map(|job| job.name.clone())
+                .collect();
+            forget(&mut history, &restarted);
+            history.clone()
+        };
+        for name in &pending.plan.start {
+            if let Some(job) = self.cfg.job(name) {
+                let past = replay(job, &happened, &gone);
+                self.spawn(Arc::new(job.clone()), past);
+            }
+        }
+        tracing::info!("reloaded {}", self.config_path.display());
+        for reply in pending.replies {
+            let _ = reply.send(Ok(()));
+        }
+        let mut queued = pending.queued.into_iter();
+        if let Some(first) = queued.next() {
+            self.reload(first);
+            if let Mode::Reloading(next) = &mut self.mode {
+                next.replies.extend(queued);
+            } else {
+                // The queued reload finished at once or failed; answer the rest the same way by
+                // running each (a failed load is answered immediately).
+                for reply in queued {
+                    self.reload(reply);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -175,7 +175,7 @@ pub struct Job {
     /// `None` means until the global deadline.
     pub stop_timeout: Option<Duration>,
     pub restarts: Restarts,
-    pub health: Option<Health>,
+    pub health: Option<HealthCheck>,
     /// Present when the job has a `port`: it is registered in Consul.
     pub service: Option<Service>,
     /// Whether this job is the application: when it exits for good pilot shuts down and exits
@@ -254,9 +254,9 @@ pub enum Restarts {
     Times(u32),
 }
 
-/// `health`.
+/// A job's `health` section: the check, how often it runs and how long it may take.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Health {
+pub struct HealthCheck {
     pub check: Check,
     /// How often the check runs (and, without a check, how often the TTL is refreshed).
     pub interval: Duration,

@@ -7,22 +7,22 @@ use std::time::Duration;
 /// upper half ("equal jitter"), so that many pilots that lost the same agent do not retry in
 /// lock step, and no delay is ever shorter than half the nominal one.
 #[derive(Clone, Debug)]
-pub struct Backoff {
+pub struct RetryBackoff {
     base: Duration,
     cap: Duration,
     failures: u32,
     rng: u64,
 }
 
-impl Backoff {
+impl RetryBackoff {
     /// A backoff whose first delay is about `base` and whose delays never exceed `cap`.
-    pub fn new(base: Duration, cap: Duration) -> Backoff {
+    pub fn new(base: Duration, cap: Duration) -> RetryBackoff {
         // std's RandomState is seeded from the OS once per process and varied per instance: all
         // the randomness a retry schedule needs, without a dependency.
         let seed = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
-        Backoff {
+        RetryBackoff {
             base,
             cap: cap.max(base),
             failures: 0,
@@ -73,7 +73,7 @@ mod tests {
         let base = Duration::from_millis(100);
         let cap = Duration::from_secs(2);
         for _ in 0..50 {
-            let mut backoff = Backoff::new(base, cap);
+            let mut backoff = RetryBackoff::new(base, cap);
             let mut nominal = base;
             for _ in 0..12 {
                 let d = backoff.next_delay();
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn reset_starts_over() {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let mut backoff = RetryBackoff::new(Duration::from_secs(1), Duration::from_secs(60));
         for _ in 0..10 {
             backoff.next_delay();
         }
@@ -97,14 +97,14 @@ mod tests {
 
     #[test]
     fn jitter_varies() {
-        let mut backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(10));
+        let mut backoff = RetryBackoff::new(Duration::from_secs(10), Duration::from_secs(10));
         let delays: std::collections::BTreeSet<_> = (0..20).map(|_| backoff.next_delay()).collect();
         assert!(delays.len() > 10, "{delays:?}");
     }
 
     #[test]
     fn many_failures_do_not_overflow() {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        let mut backoff = RetryBackoff::new(Duration::from_secs(1), Duration::from_secs(30));
         for _ in 0..10_000 {
             assert!(backoff.next_delay() <= Duration::from_secs(30));
         }

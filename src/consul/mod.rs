@@ -16,7 +16,7 @@ mod decode;
 mod registration;
 pub(crate) mod transport;
 
-pub use backoff::Backoff;
+pub use backoff::RetryBackoff;
 pub use buffer::AnswerBuffer;
 pub use client::{
     Client, ConsulError, Freshness, HealthAnswer, HealthQuery, KvAnswer, KvQuery, READ_MARGIN,

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
+use super::backoff::RetryBackoff;
 use super::client::{Client, ConsulError, ServiceRegistration};
 use crate::config::{CheckStatus, Service};
 
@@ -116,7 +116,7 @@ impl Registration {
             status: status_tx,
             presence: Presence::Unknown,
             synced_reports: 0,
-            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
+            backoff: RetryBackoff::new(RETRY_BASE, RETRY_CAP),
             last_logged: None,
         };
         tokio::spawn(task.run());
@@ -233,7 +233,7 @@ struct Task {
     presence: Presence,
     /// `Wanted::reports` as of the last update the agent accepted.
     synced_reports: u64,
-    backoff: Backoff,
+    backoff: RetryBackoff,
     /// The last error logged, so that a persisting failure is logged once, not per retry.
     last_logged: Option<String>,
 }
@@ -416,7 +416,7 @@ impl Task {
     /// Deregisters for good, retrying until `deadline`.
     async fn finish(&mut self, deadline: Instant) {
         tracing::debug!("deregistering: {}", self.service.id);
-        let mut backoff = Backoff::new(FINAL_RETRY_BASE, FINAL_RETRY_CAP);
+        let mut backoff = RetryBackoff::new(FINAL_RETRY_BASE, FINAL_RETRY_CAP);
         let done = loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {

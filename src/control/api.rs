@@ -13,10 +13,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::http::{self, Body, Handler, Limits};
 use super::status::V3Status;
-use super::{DaemonRequest, Handles, SignalAnswer, events};
+use super::{Handles, events};
 use crate::events::{Event, EventCode};
+use crate::serve::http::{self, Body, Handler, Limits};
+use crate::serve::{DaemonRequest, SignalAnswer, ask};
 
 struct State {
     handles: Handles,
@@ -286,43 +287,11 @@ async fn metric(state: &State, req: Request<Incoming>) -> Response<Body> {
     http::text(StatusCode::OK, "ok")
 }
 
-/// Sends `request` to the daemon and waits for `reply` within `timeout`.
-async fn ask<T>(
-    state: &State,
-    request: DaemonRequest,
-    reply: oneshot::Receiver<T>,
-    timeout: std::time::Duration,
-    what: &str,
-) -> Result<T, Response<Body>> {
-    let gone = || {
-        http::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "pilot is shutting down and cannot answer",
-        )
-    };
-    let asked = async {
-        state
-            .handles
-            .daemon
-            .send(request)
-            .await
-            .map_err(|_| gone())?;
-        reply.await.map_err(|_| gone())
-    };
-    match tokio::time::timeout(timeout, asked).await {
-        Ok(answer) => answer,
-        Err(_) => Err(http::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("pilot did not {what} within {}s", timeout.as_secs_f64()),
-        )),
-    }
-}
-
 async fn reload(state: &State) -> Response<Body> {
     let (tx, rx) = oneshot::channel();
     let timeout = state.limits.reload_timeout;
     match ask(
-        state,
+        &state.handles.daemon,
         DaemonRequest::Reload(tx),
         rx,
         timeout,
@@ -343,7 +312,7 @@ async fn maintenance(state: &State, enable: bool) -> Response<Body> {
     let (reply, rx) = oneshot::channel();
     let timeout = state.limits.daemon_timeout;
     let request = DaemonRequest::Maintenance { enable, reply };
-    match ask(state, request, rx, timeout, "answer").await {
+    match ask(&state.handles.daemon, request, rx, timeout, "answer").await {
         Ok(updated) => http::json(StatusCode::OK, &serde_json::json!({ "updated": updated })),
         Err(response) => response,
     }
@@ -383,7 +352,15 @@ async fn signal(state: &State, req: Request<Incoming>) -> Response<Body> {
         reply,
     };
     let signal = crate::supervisor::signal_name(signal);
-    match ask(state, request, rx, state.limits.daemon_timeout, "answer").await {
+    match ask(
+        &state.handles.daemon,
+        request,
+        rx,
+        state.limits.daemon_timeout,
+        "answer",
+    )
+    .await
+    {
         Ok(SignalAnswer::Sent) => {
             tracing::info!("control: sent {signal} to job {job:?}");
             http::text(StatusCode::OK, "ok")
@@ -402,7 +379,15 @@ async fn signal(state: &State, req: Request<Incoming>) -> Response<Body> {
 async fn status(state: &State) -> Response<Body> {
     let (tx, rx) = oneshot::channel();
     let timeout = state.limits.daemon_timeout;
-    match ask(state, DaemonRequest::Status(tx), rx, timeout, "answer").await {
+    match ask(
+        &state.handles.daemon,
+        DaemonRequest::Status(tx),
+        rx,
+        timeout,
+        "answer",
+    )
+    .await
+    {
         Ok(report) => http::json(
             StatusCode::OK,
             &V3Status {

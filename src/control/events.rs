@@ -20,8 +20,8 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 
-use super::http::{self, Body, Streaming};
 use crate::events::{Bus, Stamped};
+use crate::serve::http::{self, Body, Streaming};
 
 /// How many events a client may fall behind before it is dropped.
 pub const TAP_CAPACITY: usize = 1024;

@@ -8,9 +8,9 @@
 //! on a bounded channel the daemon reads when it likes.
 //!
 //! This module owns the socket file (created with its mode, replacing a stale one, removed on
-//! stop if it is still its own), the HTTP limits that keep a slow or abusive client from
-//! hurting anyone else (`http`), and the wire format (`docs/control.md`). It must not reload,
-//! stop or start anything itself.
+//! stop if it is still its own), the endpoints (`api`), and the wire format (`docs/control.md`).
+//! The HTTP limits, the `DaemonRequest`s and the `StatusReport` are `crate::serve`'s, shared with
+//! the telemetry port. It must not reload, stop or start anything itself.
 //!
 //! `GET /v3/watches` (watch instances, for `-render`) reads the watches' shared `Snapshots`
 //! directly rather than asking the daemon: it is read often, and must not queue behind the
@@ -19,70 +19,23 @@
 pub mod api;
 pub mod client;
 mod events;
-pub mod http;
 pub mod socket;
 pub mod status;
 pub mod subcommand;
 
 use std::path::{Path, PathBuf};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use http::Limits;
 pub use socket::SocketError;
-pub use status::{
-    CompatStatus, ConsulReport, ExitReport, Health, InstanceReport, JobReport, JobState,
-    ServiceReport, StatusReport, WatchReport,
-};
 
 use crate::config;
 use crate::events::Bus;
-use crate::jobs::Environment;
-use crate::telemetry::Metrics;
-
-/// What the control socket and the telemetry server ask the daemon. Each carries the sender of
-/// its reply; the daemon answers every request it receives (dropping the sender is read as
-/// "pilot is going away").
-#[derive(Debug)]
-pub enum DaemonRequest {
-    /// `POST /v3/reload`: load the config again and apply it. Answer `Ok` once the new config is
-    /// running, or the load error (the old config keeps running).
-    Reload(oneshot::Sender<Result<(), String>>),
-    /// `POST /v3/maintenance/enable|disable`: publish `EnterMaintenance`/`ExitMaintenance` from
-    /// `global` when the mode changes. Answer whether it changed (`{"updated":true}`).
-    Maintenance {
-        enable: bool,
-        reply: oneshot::Sender<bool>,
-    },
-    /// `GET /v3/status` and telemetry `/status`: answer a `StatusReport`.
-    Status(oneshot::Sender<StatusReport>),
-    /// `POST /v3/signal`: send `signal` to the process group of each running job named `job`.
-    Signal {
-        job: String,
-        signal: i32,
-        reply: oneshot::Sender<SignalAnswer>,
-    },
-}
-
-/// What became of a `DaemonRequest::Signal`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignalAnswer {
-    Sent,
-    /// The config has no job of that name.
-    UnknownJob,
-    /// The job has no process now.
-    NotRunning,
-}
-
-/// The capacity of the daemon's request queue: enough for every connection the control socket
-/// and the telemetry port serve at once to wait in it.
-pub const DAEMON_QUEUE: usize = 64;
-
-/// A channel for `DaemonRequest`s with the capacity the servers expect.
-pub fn daemon_channel() -> (mpsc::Sender<DaemonRequest>, mpsc::Receiver<DaemonRequest>) {
-    mpsc::channel(DAEMON_QUEUE)
-}
+use crate::exec::Environment;
+use crate::metrics::Metrics;
+use crate::serve::DaemonRequest;
+use crate::serve::http::{self, Limits};
 
 /// What the control server works with.
 #[derive(Clone)]

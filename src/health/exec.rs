@@ -1,12 +1,14 @@
-//! `health.exec`: one run of the check command.
+//! `health.exec`: one run of the check command, started and logged through `crate::exec`, and
+//! SIGKILLed with its group at the timeout.
+
+use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
 
 use super::{CheckSpec, HEARTBEAT_OUTPUT, HealthResult, publish_exit};
 use crate::config::{Exec, go_duration};
-use crate::jobs::pid_var_name;
-use crate::logging::{self, Origin};
-use crate::supervisor::{Spec, Stdio, Supervisor};
+use crate::exec::{self, Launch, pid_var};
+use crate::supervisor::Processes;
 
 /// How long to wait, after SIGKILLing a timed-out check's group, for its last member to be
 /// reaped. SIGKILL cannot be ignored; this only bounds a process stuck in the kernel.
@@ -15,7 +17,7 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 /// SIGKILLs a check's process group when dropped while armed: when the checker is stopped (its
 /// task aborted) in the middle of a run, the check dies with it.
 struct GroupGuard {
-    sup: Supervisor,
+    processes: Arc<dyn Processes>,
     pgid: i32,
     armed: bool,
 }
@@ -23,7 +25,7 @@ struct GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
-            self.sup.signal_group(self.pgid, libc::SIGKILL);
+            self.processes.signal_group(self.pgid, libc::SIGKILL);
         }
     }
 }
@@ -31,23 +33,19 @@ impl Drop for GroupGuard {
 /// Runs the check command once: passed when it exits 0 within the timeout.
 pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
     let name = spec.name();
-    let output = if spec.health.raw_output {
-        Stdio::Inherit
-    } else {
-        Stdio::Pipe
+    let launch = Launch {
+        job: &spec.job,
+        exec: cmd,
+        raw_output: spec.health.raw_output,
+        check: true,
+        foreground: false,
+        env: spec.env.snapshot(),
+        // As ContainerPilot does after every run: background leftovers get SIGTERM.
+        stop_signal: libc::SIGTERM,
+        user: spec.health.user.as_ref(),
     };
-    let env = match &spec.health.user {
-        Some(user) => user.environment(spec.env.snapshot()),
-        None => spec.env.snapshot(),
-    };
-    let process = Spec::new(&cmd.program, &cmd.args)
-        .env(env)
-        .identity(spec.health.user.as_ref().map(|u| u.identity.clone()))
-        .stdin(Stdio::Null)
-        .stdout(output)
-        .stderr(output);
-    let mut child = match spec.sup.spawn(&process) {
-        Ok(child) => child,
+    let mut run = match exec::start(&*spec.processes, launch) {
+        Ok(run) => run,
         Err(err) => {
             tracing::error!("unable to start {name}: {err}");
             let reason = err.to_string();
@@ -58,31 +56,20 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
             };
         }
     };
-    let pid = child.pid();
+    let pid = run.pid();
     let mut guard = GroupGuard {
-        sup: spec.sup.clone(),
+        processes: spec.processes.clone(),
         pgid: pid,
         armed: true,
     };
-    for pipe in [child.stdout.take(), child.stderr.take()]
-        .into_iter()
-        .flatten()
-    {
-        let origin = Origin {
-            job: spec.job.clone(),
-            pid,
-            check: true,
-        };
-        tokio::spawn(logging::log_lines(pipe, origin));
-    }
     // ContainerPilot's `CONTAINERPILOT_CHECK_PID`, shared by every job's check; visible to the
     // processes started while the check runs.
-    let pid_var = format!("{}_PID", pid_var_name(&name));
+    let pid_var = pid_var(&name);
     spec.env.set_both(&pid_var, &pid.to_string());
     let timeout = spec.timeout();
     let mut timed_out = false;
     let status = tokio::select! {
-        status = child.exited() => status,
+        status = run.child.exited() => status,
         () = tokio::time::sleep(timeout) => {
             timed_out = true;
             tracing::warn!(
@@ -90,18 +77,19 @@ pub(super) async fn run(spec: &CheckSpec, cmd: &Exec) -> HealthResult {
                 go_duration(timeout),
                 cmd.args.join(" ")
             );
-            spec.sup.signal_group(pid, libc::SIGKILL);
-            child.exited().await
+            spec.processes.signal_group(pid, libc::SIGKILL);
+            run.child.exited().await
         }
     };
     if timed_out {
         // Whatever the check started in its group dies with it, before the next check can run.
-        let _ =
-            tokio::time::timeout_at(Instant::now() + KILL_GRACE, spec.sup.until_group_gone(pid))
-                .await;
-    } else if spec.sup.group_exists(pid) {
-        // As ContainerPilot does after every run: background leftovers get SIGTERM.
-        spec.sup.signal_group(pid, libc::SIGTERM);
+        let _ = tokio::time::timeout_at(
+            Instant::now() + KILL_GRACE,
+            spec.processes.until_group_gone(pid),
+        )
+        .await;
+    } else {
+        exec::terminate_leftovers(&*spec.processes, &run);
     }
     guard.armed = false;
     spec.env.remove_both(&pid_var);

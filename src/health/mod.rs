@@ -31,10 +31,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant, MissedTickBehavior};
 
-use crate::config::{Check, Health};
+use crate::config::{Check, HealthCheck};
 use crate::events::{Bus, Event, EventCode};
-use crate::jobs::Environment;
-use crate::supervisor::Supervisor;
+use crate::exec::Environment;
+use crate::supervisor::Processes;
 
 pub use probe::{http_check, tcp_check};
 
@@ -74,9 +74,9 @@ impl HealthResult {
 pub struct CheckSpec {
     /// The job's name; the check is `check.<job>` in events and logs.
     pub job: Arc<str>,
-    pub health: Health,
-    /// Starts command checks.
-    pub sup: Supervisor,
+    pub health: HealthCheck,
+    /// Starts command checks (the supervisor, or a test's fake).
+    pub processes: Arc<dyn Processes>,
     /// The environment command checks get (read at each run, as the job's own exec does).
     pub env: Environment,
     /// Where the check's exit events go; `None` publishes nothing.

@@ -7,9 +7,9 @@
 //!
 //! This module must not wait on the network: anything slow runs in its own task and reports back.
 
-mod environment;
+mod backoff;
 mod policy;
-mod process;
+mod presence;
 mod task;
 
 use std::sync::Arc;
@@ -18,28 +18,29 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
-pub use environment::{Environment, ip_var_name, pid_var_name};
-pub use process::{Backoff, CRASH_RUN, MAX_BACKOFF};
+pub use backoff::{CRASH_RUN, CrashBackoff, MAX_BACKOFF};
 
 use crate::config::{Job, JobKind, When};
 use crate::consul::{Client, RegistrationStatus};
 use crate::events::{Bus, Event, EventCode};
-use crate::supervisor::{ExitStatus, Supervisor};
+use crate::exec::Environment;
+use crate::supervisor::{ExitStatus, Processes};
 
 /// What every job shares.
 pub struct Context {
-    pub sup: Supervisor,
+    /// Starts and stops the job's processes: the supervisor, or a test's fake.
+    pub processes: Arc<dyn Processes>,
     pub bus: Bus,
     pub env: Environment,
     /// Once shutdown has begun: the moment pilot SIGKILLs whatever is left.
     pub deadline: watch::Receiver<Option<Instant>>,
     /// The running config's jobs and stop timeout; a reload replaces them.
-    pub current: watch::Receiver<Current>,
+    pub config: watch::Receiver<RunningConfig>,
 }
 
-/// What a reload can change that running jobs need to know.
+/// What of the running config jobs need to know, which a reload can change.
 #[derive(Clone)]
-pub struct Current {
+pub struct RunningConfig {
     pub jobs: Arc<Vec<Arc<Job>>>,
     /// How long a job's stop may take outside shutdown (the global `stopTimeout`).
     pub stop_timeout: Duration,
@@ -47,16 +48,18 @@ pub struct Current {
     pub consul: Client,
 }
 
-/// Requests to a job from outside (reload, `pilot -signal`).
+/// Requests to a job from outside (reload, `pilot -signal`). The two ways to end a job differ
+/// in who decides: `StopNow` ends it whatever its policy says, `Shutdown` asks its policy.
 #[derive(Debug)]
-pub enum Control {
+pub enum JobRequest {
     /// Send a signal to the running process's group; answer whether there was one.
     Signal(i32, oneshot::Sender<bool>),
-    /// Stop for good, with the stop hooks, as on shutdown.
-    Stop,
-    /// Quit as on shutdown: a stop hook still runs once on its trigger, then halts; any other
-    /// job stops at once.
-    Quit,
+    /// Stop for good now: the stop sequence (`stopping`, the pre-stop hooks, the stop signal,
+    /// `stopped`) runs at once. A reload sends it to a job it removes or replaces.
+    StopNow,
+    /// What pilot's shutdown does to the job: a stop hook still runs once on its trigger, then
+    /// stops; any other job stops at once. A reload sends it to the stop hooks of a job it stops.
+    Shutdown,
 }
 
 /// Where a job is in its life.
@@ -71,7 +74,7 @@ pub enum Phase {
 
 /// What a job's health checks last said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
+pub enum JobHealth {
     /// No check has run yet (or the job has no `health`).
     Unknown,
     Healthy,
@@ -88,7 +91,7 @@ pub struct JobStatus {
     /// How many times the exec was restarted.
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
-    pub health: Health,
+    pub health: JobHealth,
 }
 
 /// How a job ended.
@@ -105,30 +108,30 @@ pub struct Outcome {
 /// A handle to a running job.
 pub struct JobHandle {
     pub name: Arc<str>,
-    control: mpsc::UnboundedSender<Control>,
+    requests: mpsc::UnboundedSender<JobRequest>,
     status: watch::Receiver<JobStatus>,
     /// The Consul registration of the job's service, if it has one.
     registration: Option<watch::Receiver<RegistrationStatus>>,
 }
 
 impl JobHandle {
-    /// Asks the job to stop for good.
-    pub fn stop(&self) {
+    /// Asks the job to stop for good now (`JobRequest::StopNow`).
+    pub fn stop_now(&self) {
         // The job may have stopped already; then there is nothing to do.
-        let _ = self.control.send(Control::Stop);
+        let _ = self.requests.send(JobRequest::StopNow);
     }
 
     /// Sends `signal` to the job's process group if it has a process now. Resolves to whether
     /// it had one (a job that has stopped for good has none).
     pub fn signal(&self, signal: i32) -> impl std::future::Future<Output = bool> + use<> {
         let (reply, answer) = oneshot::channel();
-        let _ = self.control.send(Control::Signal(signal, reply));
+        let _ = self.requests.send(JobRequest::Signal(signal, reply));
         async move { answer.await.unwrap_or(false) }
     }
 
-    /// Asks the job to quit as on shutdown (see `Control::Quit`).
-    pub fn quit(&self) {
-        let _ = self.control.send(Control::Quit);
+    /// Asks the job to stop as on shutdown (`JobRequest::Shutdown`).
+    pub fn shut_down(&self) {
+        let _ = self.requests.send(JobRequest::Shutdown);
     }
 
     pub fn status(&self) -> JobStatus {
@@ -157,7 +160,7 @@ pub fn spawn(
     tasks: &mut JoinSet<Outcome>,
 ) -> JobHandle {
     let events = ctx.bus.subscribe();
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (requests_tx, requests_rx) = mpsc::unbounded_channel();
     let (status_tx, status_rx) = watch::channel(JobStatus {
         phase: Phase::Waiting,
         pid: None,
@@ -166,12 +169,12 @@ pub fn spawn(
         health: initial_health(&job),
     });
     let name: Arc<str> = job.name.as_str().into();
-    let task = task::Task::new(job, ctx, events, replay, control_rx, status_tx);
+    let task = task::Task::new(job, ctx, events, replay, requests_rx, status_tx);
     let registration = task.registration_status();
     tasks.spawn(task.run());
     JobHandle {
         name,
-        control: control_tx,
+        requests: requests_tx,
         status: status_rx,
         registration,
     }
@@ -180,11 +183,11 @@ pub fn spawn(
 /// The telemetry job has no check, only heartbeats, so nothing would ever make it healthy:
 /// ContainerPilot made its `containerpilot` job healthy from the start and kept it so, even in
 /// maintenance, and `/status` reports it that way.
-fn initial_health(job: &Job) -> Health {
+fn initial_health(job: &Job) -> JobHealth {
     if job.kind == JobKind::Telemetry {
-        Health::Healthy
+        JobHealth::Healthy
     } else {
-        Health::Unknown
+        JobHealth::Unknown
     }
 }
 

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant, Interval, MissedTickBehavior};
 
-use super::environment::pid_var_name;
+use super::backoff::{self, CrashBackoff};
 use super::policy::{Decision, Policy};
-use super::process::{self, Backoff, Launch, Run};
-use super::{Context, Control, Health, JobStatus, Outcome, Phase};
+use super::presence::Presence;
+use super::{Context, JobHealth, JobRequest, JobStatus, Outcome, Phase};
 use crate::config::{Job, JobKind, When, go_duration};
-use crate::consul::{Registration, RegistrationStatus};
+use crate::consul::RegistrationStatus;
 use crate::events::{Event, EventCode, GLOBAL, Subscription};
-use crate::health::{CheckSpec, Checker, HealthResult};
+use crate::exec::{self, Launch, Run, pid_var};
+use crate::health::HealthResult;
 use crate::supervisor::{ExitStatus, SpawnError};
 
 /// One thing that happened to the job.
@@ -31,17 +32,37 @@ enum Input {
     Health(HealthResult),
     WaitTimedOut,
     RestartDue,
-    Control(Control),
+    Request(JobRequest),
     BusClosed,
 }
 
-/// The longest a stopping job waits for Consul to deregister its service.
+/// Where the job's run stands. There is one run at a time, and the states say so: a restart can
+/// only be due while no run is going, and a run's timeout only exists with the run.
+enum RunState {
+    /// No run. `gives_up_at` is the `when.timeout` of a job that has never started: then it stops
+    /// waiting for its trigger.
+    Idle { gives_up_at: Option<Instant> },
+    /// The exec is running; at `deadline` (its `timeout`) it is killed.
+    Running { run: Run, deadline: Option<Instant> },
+    /// A job without an exec that registers a service or runs checks: up until it stops.
+    Up,
+    /// A run ended and the next one starts at `at`, after the crash-loop backoff.
+    RestartDue { at: Instant },
+    /// The job is going through its stop sequence (`finish`), which took its run, if any.
+    Halting,
+}
+
+/// The longest a stopping job waits for Consul to deregister its service: the one wait on the
+/// network on a job's path (ARCHITECTURE.md, invariant 4, says why).
 const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What the task does after an input.
 #[derive(PartialEq, Eq)]
 enum Flow {
     Continue,
-    Halt,
+    /// The job is done for good (the policy's `Halt`, a `JobRequest::StopNow`, the bus closing):
+    /// the task leaves its loop and goes through its stop sequence (`finish`).
+    Finish,
 }
 
 pub(super) struct Task {
@@ -49,35 +70,24 @@ pub(super) struct Task {
     name: Arc<str>,
     ctx: Arc<Context>,
     events: Subscription,
-    control: mpsc::UnboundedReceiver<Control>,
+    requests: mpsc::UnboundedReceiver<JobRequest>,
     status: watch::Sender<JobStatus>,
     policy: Policy,
     /// Events to handle before anything from the bus (see `jobs::spawn`).
     replay: std::collections::VecDeque<Event>,
-    run: Option<Run>,
+    state: RunState,
     /// An input produced while handling another one (a failed start), handled next.
     queued: Option<Input>,
-    /// When the current run is killed for taking too long (`timeout`).
-    run_deadline: Option<Instant>,
-    /// When the job gives up waiting for its trigger (`when.timeout`); cleared by the first start.
-    wait_deadline: Option<Instant>,
-    restart_at: Option<Instant>,
     ticker: Option<Interval>,
-    backoff: Backoff,
+    backoff: CrashBackoff,
     /// Jobs whose `Stopped` event has been seen.
     stopped_jobs: HashSet<Arc<str>>,
     /// How many `Stopped` events each source published: a name two jobs share stops for good
     /// when both have stopped.
     stops_seen: HashMap<Arc<str>, usize>,
     last_exit: Option<ExitStatus>,
-    /// The Consul registration of the job's service, if it has one.
-    registration: Option<Registration>,
-    /// The job's health checker and where its results arrive, if it has `health`.
-    checker: Option<(Checker, mpsc::UnboundedReceiver<HealthResult>)>,
-    /// Maintenance mode is on: checks are paused and the service is out of Consul.
-    maintenance: bool,
-    /// The job has started at least once (checks run from then on).
-    started: bool,
+    /// Its health checker and Consul registration.
+    presence: Presence,
 }
 
 impl Task {
@@ -86,7 +96,7 @@ impl Task {
         ctx: Arc<Context>,
         events: Subscription,
         replay: Vec<Event>,
-        control: mpsc::UnboundedReceiver<Control>,
+        requests: mpsc::UnboundedReceiver<JobRequest>,
         status: watch::Sender<JobStatus>,
     ) -> Task {
         let now = Instant::now();
@@ -98,7 +108,7 @@ impl Task {
             }
             _ => None,
         };
-        let wait_deadline = match cfg.when {
+        let gives_up_at = match cfg.when {
             When::Event {
                 timeout: Some(timeout),
                 ..
@@ -109,48 +119,24 @@ impl Task {
             _ => None,
         };
         let name: Arc<str> = cfg.name.as_str().into();
-        let registration =
-            cfg.service
-                .as_ref()
-                .zip(cfg.health.as_ref())
-                .map(|(service, health)| {
-                    let client = ctx.current.borrow().consul.clone();
-                    Registration::spawn(client, Arc::new(service.clone()), health.ttl)
-                });
-        let checker = cfg.health.as_ref().map(|health| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let spec = CheckSpec {
-                job: name.clone(),
-                health: health.clone(),
-                sup: ctx.sup.clone(),
-                env: ctx.env.clone(),
-                bus: Some(ctx.bus.clone()),
-            };
-            (Checker::spawn(spec, tx), rx)
-        });
+        let presence = Presence::new(&cfg, &name, &ctx);
         Task {
             name,
             policy: Policy::new(&cfg),
             cfg,
             ctx,
             events,
-            control,
+            requests,
             status,
             replay: replay.into(),
-            run: None,
+            state: RunState::Idle { gives_up_at },
             queued: None,
-            run_deadline: None,
-            wait_deadline,
-            restart_at: None,
             ticker,
-            backoff: Backoff::default(),
+            backoff: CrashBackoff::default(),
             stopped_jobs: HashSet::new(),
             stops_seen: HashMap::new(),
             last_exit: None,
-            registration,
-            checker,
-            maintenance: false,
-            started: false,
+            presence,
         }
     }
 
@@ -158,17 +144,17 @@ impl Task {
     pub(super) fn registration_status(
         &self,
     ) -> Option<tokio::sync::watch::Receiver<RegistrationStatus>> {
-        self.registration.as_ref().map(Registration::subscribe)
+        self.presence.registration_status()
     }
 
     pub(super) async fn run(mut self) -> Outcome {
         loop {
             let input = self.next_input().await;
-            if self.handle(input) == Flow::Halt {
+            if self.handle(input) == Flow::Finish {
                 break;
             }
         }
-        self.halt().await;
+        self.finish().await;
         Outcome {
             name: self.name.clone(),
             key: self.cfg.key.as_str().into(),
@@ -185,15 +171,20 @@ impl Task {
             return Input::Event(event);
         }
         let ticker = self.ticker.as_mut();
-        let results = self.checker.as_mut().map(|(_, rx)| rx);
+        let (run, run_deadline, gives_up_at, restart_at) = match &mut self.state {
+            RunState::Running { run, deadline } => (Some(run), *deadline, None, None),
+            RunState::Idle { gives_up_at } => (None, None, *gives_up_at, None),
+            RunState::RestartDue { at } => (None, None, None, Some(*at)),
+            RunState::Up | RunState::Halting => (None, None, None, None),
+        };
         tokio::select! {
-            Some(result) = health_result(results) => Input::Health(result),
+            Some(result) = self.presence.next_result() => Input::Health(result),
             event = self.events.recv() => event.map_or(Input::BusClosed, Input::Event),
-            Some(control) = self.control.recv() => Input::Control(control),
-            status = exited(self.run.as_mut()) => Input::Exited(status),
-            () = sleep_until(self.run_deadline) => Input::RunTimedOut,
-            () = sleep_until(self.wait_deadline) => Input::WaitTimedOut,
-            () = sleep_until(self.restart_at) => Input::RestartDue,
+            Some(request) = self.requests.recv() => Input::Request(request),
+            status = exited(run) => Input::Exited(status),
+            () = sleep_until(run_deadline) => Input::RunTimedOut,
+            () = sleep_until(gives_up_at) => Input::WaitTimedOut,
+            () = sleep_until(restart_at) => Input::RestartDue,
             () = tick(ticker) => Input::Tick,
         }
     }
@@ -220,7 +211,7 @@ impl Task {
                 Flow::Continue
             }
             Input::WaitTimedOut => {
-                self.wait_deadline = None;
+                self.state = RunState::Idle { gives_up_at: None };
                 tracing::info!("{} gave up waiting for its trigger", self.name);
                 self.ctx
                     .bus
@@ -228,32 +219,30 @@ impl Task {
                 let decision = self.policy.on_quit(self.cfg.exec.is_some());
                 self.apply(decision, Duration::ZERO)
             }
+            // Only a `RestartDue` state has a restart timer, and it has no run: nothing to orphan.
             Input::RestartDue => {
-                self.restart_at = None;
-                // The policy holds triggers back while a restart is due, so no run can be live;
-                // were one, starting another would orphan it (its exit never seen).
-                if self.run.is_none() {
-                    self.start();
-                }
+                self.start();
                 Flow::Continue
             }
-            Input::Control(Control::Signal(signal, reply)) => {
-                let sent = self
-                    .run
-                    .as_ref()
-                    .is_some_and(|run| self.ctx.sup.signal_group(run.pid(), signal));
+            Input::Request(JobRequest::Signal(signal, reply)) => {
+                let sent = match &self.state {
+                    RunState::Running { run, .. } => {
+                        self.ctx.processes.signal_group(run.pid(), signal)
+                    }
+                    _ => false,
+                };
                 let _ = reply.send(sent);
                 Flow::Continue
             }
-            Input::Control(Control::Quit) => self.quit(),
-            Input::Control(Control::Stop) | Input::BusClosed => Flow::Halt,
+            Input::Request(JobRequest::Shutdown) => self.shutdown(),
+            Input::Request(JobRequest::StopNow) | Input::BusClosed => Flow::Finish,
         }
     }
 
     fn on_event(&mut self, event: Event) -> Flow {
         if &*event.source == GLOBAL {
             match event.code {
-                EventCode::Shutdown => return self.quit(),
+                EventCode::Shutdown => return self.shutdown(),
                 EventCode::EnterMaintenance => self.enter_maintenance(),
                 EventCode::ExitMaintenance => self.exit_maintenance(),
                 _ => {}
@@ -294,7 +283,7 @@ impl Task {
         *seen += 1;
         let sharing = self
             .ctx
-            .current
+            .config
             .borrow()
             .jobs
             .iter()
@@ -303,8 +292,9 @@ impl Task {
         *seen >= sharing
     }
 
-    /// Shutdown, or a reload that stops the job this one is a stop hook of.
-    fn quit(&mut self) -> Flow {
+    /// Shutdown, or a reload that stops the job this one is a stop hook of: the policy decides
+    /// (`Policy::on_quit`).
+    fn shutdown(&mut self) -> Flow {
         let decision = self.policy.on_quit(self.cfg.exec.is_some());
         self.apply(decision, Duration::ZERO)
     }
@@ -322,35 +312,35 @@ impl Task {
                         "{} exited {} times in a row within {:?} of starting: restarting in {:?}",
                         self.name,
                         self.backoff.quick_exits(),
-                        process::CRASH_RUN,
+                        backoff::CRASH_RUN,
                         delay
                     );
-                    self.restart_at = Some(Instant::now() + delay);
+                    self.state = RunState::RestartDue {
+                        at: Instant::now() + delay,
+                    };
                 }
             }
             Decision::Wait => {}
-            Decision::Halt => return Flow::Halt,
+            Decision::Halt => return Flow::Finish,
         }
         Flow::Continue
     }
 
-    /// Starts a run of the exec.
+    /// Starts a run of the exec. Whatever the state was (idle, or a restart due), it is replaced:
+    /// no run is going (the policy holds triggers back during one), and a restart still due
+    /// would start a second run beside this one.
     fn start(&mut self) {
-        self.wait_deadline = None;
-        // Whatever started this run, a restart still due would start a second one beside it.
-        self.restart_at = None;
+        debug_assert!(!matches!(self.state, RunState::Running { .. }));
+        self.state = RunState::Idle { gives_up_at: None };
         self.policy.started();
-        if !self.started {
-            // Health checks (and heartbeats) run from the job's first start on.
-            self.started = true;
-            self.resume_checks();
-        }
+        self.presence.started();
         let Some(exec) = &self.cfg.exec else {
             // A job without exec that registers a service or runs health checks stays up until
             // it is stopped; any other has nothing to do.
             if self.cfg.service.is_none() && self.cfg.health.is_none() {
                 self.queued = Some(Input::NothingToRun);
             } else {
+                self.state = RunState::Up;
                 self.set_phase(Phase::Running, None);
             }
             return;
@@ -365,17 +355,16 @@ impl Task {
             stop_signal: self.cfg.stop_signal,
             user: self.cfg.user.as_ref(),
         };
-        match process::start(&self.ctx.sup, launch) {
+        match exec::start(&*self.ctx.processes, launch) {
             Ok(run) => {
                 let pid = run.pid();
                 tracing::debug!("{} started with pid {pid}", self.name);
                 // Visible to the processes started after this one, as in ContainerPilot.
-                self.ctx.env.set_both(
-                    &format!("{}_PID", pid_var_name(&self.name)),
-                    &pid.to_string(),
-                );
-                self.run_deadline = self.timeout().map(|t| run.started + t);
-                self.run = Some(run);
+                self.ctx
+                    .env
+                    .set_both(&pid_var(&self.name), &pid.to_string());
+                let deadline = self.timeout().map(|t| run.started + t);
+                self.state = RunState::Running { run, deadline };
                 self.set_phase(Phase::Running, Some(pid));
             }
             Err(err) => self.queued = Some(Input::StartFailed(err)),
@@ -391,15 +380,15 @@ impl Task {
     }
 
     fn on_exit(&mut self, status: ExitStatus) -> Flow {
-        let run = self.run.take();
-        self.run_deadline = None;
-        let ran_for = run.as_ref().map_or(Duration::ZERO, |r| r.started.elapsed());
-        if let Some(run) = &run {
-            process::terminate_leftovers(&self.ctx.sup, run);
-        }
-        self.ctx
-            .env
-            .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+        let ended = std::mem::replace(&mut self.state, RunState::Idle { gives_up_at: None });
+        let ran_for = match ended {
+            RunState::Running { run, .. } => {
+                exec::terminate_leftovers(&*self.ctx.processes, &run);
+                run.started.elapsed()
+            }
+            _ => Duration::ZERO,
+        };
+        self.ctx.env.remove_both(&pid_var(&self.name));
         if status.success() {
             tracing::debug!("{} exited without error", self.name);
             self.ctx
@@ -442,9 +431,12 @@ impl Task {
     }
 
     fn on_run_timeout(&mut self) {
-        self.run_deadline = None;
-        let (Some(run), Some(timeout), Some(exec)) = (&self.run, self.timeout(), &self.cfg.exec)
-        else {
+        let timeout = self.timeout();
+        let RunState::Running { run, deadline } = &mut self.state else {
+            return;
+        };
+        *deadline = None;
+        let (Some(timeout), Some(exec)) = (timeout, &self.cfg.exec) else {
             return;
         };
         tracing::warn!(
@@ -453,22 +445,13 @@ impl Task {
             go_duration(timeout),
             exec.args.join(" ")
         );
-        self.ctx.sup.signal_group(run.pid(), libc::SIGKILL);
+        self.ctx.processes.signal_group(run.pid(), libc::SIGKILL);
     }
 
     fn on_health(&mut self, result: HealthResult) {
-        if self.maintenance {
-            return;
+        if self.presence.report(&result) {
+            self.publish_health(&result);
         }
-        let Some(registration) = &self.registration else {
-            return self.publish_health(&result);
-        };
-        if result.passed() {
-            registration.passing(result.detail());
-        } else {
-            registration.failing(result.detail());
-        }
-        self.publish_health(&result);
     }
 
     /// A check's result becomes `healthy` or `unhealthy` on the bus, every time, as in
@@ -478,9 +461,9 @@ impl Task {
             return;
         };
         let (code, health) = if *passed {
-            (EventCode::StatusHealthy, Health::Healthy)
+            (EventCode::StatusHealthy, JobHealth::Healthy)
         } else {
-            (EventCode::StatusUnhealthy, Health::Unhealthy)
+            (EventCode::StatusUnhealthy, JobHealth::Unhealthy)
         };
         self.set_health(health);
         self.ctx.bus.publish(Event::new(code, self.name.clone()));
@@ -488,43 +471,22 @@ impl Task {
 
     /// Records what the checks say. The telemetry job's health never changes (see
     /// `jobs::initial_health`).
-    fn set_health(&self, health: Health) {
+    fn set_health(&self, health: JobHealth) {
         if self.cfg.kind != JobKind::Telemetry {
             self.status.send_modify(|s| s.health = health);
         }
     }
 
-    fn resume_checks(&self) {
-        if let Some((checker, _)) = &self.checker
-            && !self.maintenance
-        {
-            checker.resume();
-        }
-    }
-
     /// Maintenance: checks pause and the service leaves Consul.
     fn enter_maintenance(&mut self) {
-        self.maintenance = true;
-        if let Some((checker, _)) = &self.checker {
-            checker.pause();
-        }
-        if let Some(registration) = &self.registration {
-            registration.enter_maintenance();
-        }
-        self.set_health(Health::Maintenance);
+        self.presence.enter_maintenance();
+        self.set_health(JobHealth::Maintenance);
     }
 
-    /// The end of maintenance: checks resume (if the job has started) and the service is
-    /// registered again (ContainerPilot 3.8 left it out of Consul until a restart).
+    /// The end of maintenance: checks resume and the service is registered again.
     fn exit_maintenance(&mut self) {
-        self.maintenance = false;
-        if self.started {
-            self.resume_checks();
-        }
-        if let Some(registration) = &self.registration {
-            registration.exit_maintenance();
-        }
-        self.set_health(Health::Unknown);
+        self.presence.exit_maintenance();
+        self.set_health(JobHealth::Unknown);
     }
 
     fn set_phase(&self, phase: Phase, pid: Option<i32>) {
@@ -534,32 +496,30 @@ impl Task {
         });
     }
 
-    /// Stops the job for good: `stopping`, the pre-stop hooks, its stop signal to the run's group
-    /// (then SIGKILL at the deadline), `stopped`.
-    async fn halt(&mut self) {
-        self.set_phase(Phase::Stopping, self.run.as_ref().map(Run::pid));
+    /// The stop sequence, once the job is done for good: `stopping`, the pre-stop hooks, its stop
+    /// signal to the run's group (then SIGKILL at the deadline), `stopped`.
+    async fn finish(&mut self) {
+        let run = match std::mem::replace(&mut self.state, RunState::Halting) {
+            RunState::Running { run, .. } => Some(run),
+            _ => None,
+        };
+        self.set_phase(Phase::Stopping, run.as_ref().map(Run::pid));
         self.ctx
             .bus
             .publish(Event::new(EventCode::Stopping, self.name.clone()));
         self.wait_for_stop_dependents().await;
-        if let Some((checker, _)) = &mut self.checker {
-            checker.stop().await;
-        }
+        self.presence.stop_checks().await;
         // Out of Consul before the process is signalled, so that no client is sent to an
         // instance that is going away.
-        if let Some(registration) = &self.registration {
-            let left = self
-                .stop_deadline()
-                .saturating_duration_since(Instant::now());
-            registration.deregister(left.min(DEREGISTER_TIMEOUT)).await;
-        }
-        if let Some(mut run) = self.run.take() {
+        let left = self
+            .stop_deadline()
+            .saturating_duration_since(Instant::now());
+        self.presence.deregister(left.min(DEREGISTER_TIMEOUT)).await;
+        if let Some(mut run) = run {
             let deadline = self.stop_deadline();
-            let status = process::stop(&self.ctx.sup, &mut run, deadline).await;
+            let status = exec::stop(&*self.ctx.processes, &mut run, deadline).await;
             tracing::debug!("{} stopped: {status}", self.name);
-            self.ctx
-                .env
-                .remove_both(&format!("{}_PID", pid_var_name(&self.name)));
+            self.ctx.env.remove_both(&pid_var(&self.name));
             self.last_exit = Some(status);
         }
         self.status.send_modify(|s| {
@@ -578,13 +538,13 @@ impl Task {
         self.ctx
             .deadline
             .borrow()
-            .unwrap_or_else(|| Instant::now() + self.ctx.current.borrow().stop_timeout)
+            .unwrap_or_else(|| Instant::now() + self.ctx.config.borrow().stop_timeout)
     }
 
     /// Waits until every job that runs on this job's `stopping` has stopped, at most the job's
     /// `stopTimeout` (and never past the stop deadline).
     async fn wait_for_stop_dependents(&mut self) {
-        let dependents = super::stop_dependents(&self.cfg, &self.ctx.current.borrow().jobs);
+        let dependents = super::stop_dependents(&self.cfg, &self.ctx.config.borrow().jobs);
         let mut waiting: Vec<String> = dependents
             .iter()
             .filter(|d| !self.stopped_jobs.contains(d.as_str()))
@@ -627,15 +587,6 @@ async fn exited(run: Option<&mut Run>) -> ExitStatus {
     }
 }
 
-async fn health_result(
-    results: Option<&mut mpsc::UnboundedReceiver<HealthResult>>,
-) -> Option<HealthResult> {
-    match results {
-        Some(results) => results.recv().await,
-        None => pending().await,
-    }
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -651,3 +602,6 @@ async fn tick(ticker: Option<&mut Interval>) {
         None => pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

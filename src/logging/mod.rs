@@ -123,6 +123,12 @@ struct State {
 }
 
 impl Logger {
+    /// A logger that is not installed: what the daemon's unit tests give it to reconfigure.
+    #[cfg(test)]
+    pub fn uninstalled(cfg: &Logging) -> Result<Logger, LogError> {
+        Logger::new(cfg, Arc::new(SystemTime::now))
+    }
+
     fn new(cfg: &Logging, clock: Clock) -> Result<Logger, LogError> {
         Ok(Logger::with_output(
             cfg.level,

@@ -6,8 +6,13 @@
 //! 3, enforced by `tests/invariants.rs`).
 //!
 //! It must not know about jobs, configs or Consul: callers describe a process with `Spec`, get a
-//! `Child` whose exit they await, and receive the signals pilot gets through `Signals`.
+//! `Child` whose exit they await, and receive the signals pilot gets through `Signals`. Jobs and
+//! health checks reach it through the `Processes` trait (the process seam), the daemon through
+//! `AllProcesses`; unit tests replace both with `fake::FakeProcesses`.
 
+#[cfg(test)]
+pub mod fake;
+mod processes;
 mod reaper;
 mod signals;
 mod spawner;
@@ -20,6 +25,7 @@ use libc::c_int;
 use tokio::sync::{mpsc, watch};
 
 use crate::errors::describe_io_error;
+pub use processes::{AllProcesses, Processes};
 pub use reaper::ExitStatus;
 use reaper::Registry;
 use signals::SignalFd;
@@ -49,6 +55,13 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Signals a test sends itself, through the returned sender.
+    #[cfg(test)]
+    pub fn fake() -> (mpsc::UnboundedSender<Received>, Signals) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (tx, Signals { rx })
+    }
+
     /// The next signal. `None` only if the supervisor task has stopped.
     pub async fn recv(&mut self) -> Option<Received> {
         self.rx.recv().await

@@ -145,6 +145,18 @@ enum Exit {
 }
 
 impl Child {
+    /// A child that no process stands behind: the test fake's, whose exit the test delivers
+    /// through the other end of `exit`.
+    #[cfg(test)]
+    pub(super) fn fake(pid: i32, exit: oneshot::Receiver<ExitStatus>) -> Child {
+        Child {
+            pid,
+            stdout: None,
+            stderr: None,
+            exit: Exit::Pending(exit),
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.pid
     }
@@ -172,6 +184,15 @@ pub struct SpawnError {
 }
 
 impl SpawnError {
+    /// The test fake's failure to start `program`.
+    #[cfg(test)]
+    pub(super) fn fake(program: &OsStr, source: io::Error) -> SpawnError {
+        SpawnError {
+            program: program.to_string_lossy().into_owned(),
+            source,
+        }
+    }
+
     /// The status a shell would report: 127 when the program does not exist, 126 when it exists
     /// but cannot be executed.
     pub fn exit_code(&self) -> i32 {

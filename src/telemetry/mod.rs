@@ -1,13 +1,11 @@
-//! Telemetry: the metrics registry (`Metrics`) and the HTTP server of `telemetry.port` with
-//! `/metrics` (Prometheus text format) and `/status` (ContainerPilot's JSON).
+//! Telemetry: the HTTP server of `telemetry.port` with `/metrics` (the Prometheus text format of
+//! `crate::metrics`) and `/status` (ContainerPilot's JSON, `status.rs`).
 //!
-//! This module owns the metric values and their exposition. It must not register anything in
+//! This module owns the metrics' exposition; the values are `crate::metrics`'. It must not register anything in
 //! Consul (the telemetry job does that) nor decide what a job's status is: `/status` asks the
 //! daemon with a `DaemonRequest::Status`, as the control socket does. See `docs/telemetry.md`.
 
-pub mod metrics;
-pub mod process;
-pub mod summary;
+pub mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,11 +18,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use metrics::{Metrics, MetricsError, PutError};
+pub use status::CompatStatus;
 
 use crate::config;
-use crate::control::http::{self, Body, Handler, Limits};
-use crate::control::{CompatStatus, DaemonRequest};
+use crate::metrics::Metrics;
+use crate::serve::http::{self, Body, Handler, Limits};
+use crate::serve::{DaemonRequest, ask};
 
 /// The content type of the Prometheus text format that `/metrics` serves.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -136,25 +135,20 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         return response;
     }
     let (tx, rx) = oneshot::channel();
-    let asked = async {
-        state.daemon.send(DaemonRequest::Status(tx)).await.ok()?;
-        rx.await.ok()
-    };
-    match tokio::time::timeout(state.limits.daemon_timeout, asked).await {
-        Ok(Some(report)) => http::json(
+    let timeout = state.limits.daemon_timeout;
+    match ask(
+        &state.daemon,
+        DaemonRequest::Status(tx),
+        rx,
+        timeout,
+        "answer",
+    )
+    .await
+    {
+        Ok(report) => http::json(
             StatusCode::OK,
             &CompatStatus::new(crate::COMPAT_VERSION, crate::VERSION, &report),
         ),
-        Ok(None) => http::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "pilot is shutting down and cannot answer",
-        ),
-        Err(_) => http::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "pilot did not answer within {}s",
-                state.limits.daemon_timeout.as_secs_f64()
-            ),
-        ),
+        Err(response) => response,
     }
 }

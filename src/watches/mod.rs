@@ -26,10 +26,11 @@ use tokio::time::{Duration, Instant};
 
 use crate::config::{self, WatchTarget};
 use crate::consul::{
-    AnswerBuffer, Backoff, Client, ConsulError, Freshness, HealthQuery, Instance, KvPair, KvQuery,
+    AnswerBuffer, Client, ConsulError, Freshness, HealthQuery, Instance, KvPair, KvQuery,
+    RetryBackoff,
 };
 use crate::events::{Bus, Event, EventCode};
-use crate::telemetry::Metrics;
+use crate::metrics::Metrics;
 
 pub use change::events as change_events;
 
@@ -206,7 +207,7 @@ async fn follow(
     emit: impl Fn(Vec<EventCode>),
 ) {
     let wait = cfg.interval.clamp(MIN_WAIT, MAX_WAIT);
-    let mut backoff = Backoff::new(RETRY_BASE, cfg.interval.max(RETRY_BASE));
+    let mut backoff = RetryBackoff::new(RETRY_BASE, cfg.interval.max(RETRY_BASE));
     let mut limiter = Limiter::new();
     let mut index: u64 = 0;
     // The answers' bytes, reused from one query to the next (see `AnswerBuffer`).

@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pilot::config::{Control, Metric, MetricKind};
-use pilot::control::{DaemonRequest, Handles, Limits, Server, SignalAnswer, StatusReport};
+use pilot::control::{Handles, Server};
 use pilot::events::Bus;
-use pilot::jobs::Environment;
-use pilot::telemetry::Metrics;
+use pilot::exec::Environment;
+use pilot::metrics::Metrics;
+use pilot::serve::{DaemonRequest, Limits, SignalAnswer, StatusReport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -124,7 +125,7 @@ impl Harness {
         let bus = Bus::new();
         let metrics = Metrics::new(&user_metrics()).unwrap();
         metrics.observe(&bus);
-        let (daemon, requests) = pilot::control::daemon_channel();
+        let (daemon, requests) = pilot::serve::daemon_channel();
         let fake = Fake::default();
         fake_daemon(fake.clone(), requests);
         let handles = Handles {

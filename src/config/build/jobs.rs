@@ -117,7 +117,7 @@ fn run_as(
     }
 }
 
-fn health(raw: &RawHealth, user: Option<RunAs>) -> Option<Health> {
+fn health(raw: &RawHealth, user: Option<RunAs>) -> Option<HealthCheck> {
     let check = if let Some(exec) = &raw.exec {
         Check::Exec(exec.clone())
     } else if let Some(url) = &raw.http {
@@ -134,7 +134,7 @@ fn health(raw: &RawHealth, user: Option<RunAs>) -> Option<Health> {
     let interval = positive(raw.interval.as_ref())?;
     // Zero or negative (a warning) is the interval too.
     let timeout = positive(raw.timeout.as_ref()).unwrap_or(interval);
-    Some(Health {
+    Some(HealthCheck {
         check,
         interval,
         ttl: positive(raw.ttl.as_ref())?,

@@ -194,7 +194,7 @@ fn telemetry_job(telemetry: &Telemetry, ctx: &LoadContext) -> Job {
         timeout: None,
         stop_timeout: None,
         restarts: Restarts::Never,
-        health: Some(Health {
+        health: Some(HealthCheck {
             check: Check::None,
             interval: Duration::from_secs(5),
             ttl: Duration::from_secs(15),

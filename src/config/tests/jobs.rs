@@ -153,7 +153,7 @@ fn services() {
     );
     assert_eq!(
         job.health,
-        Some(Health {
+        Some(HealthCheck {
             check: Check::Exec(Exec {
                 program: "check".into(),
                 args: vec![]

@@ -189,7 +189,7 @@ fn telemetry_and_its_job() {
             timeout: None,
             stop_timeout: None,
             restarts: Restarts::Never,
-            health: Some(Health {
+            health: Some(HealthCheck {
                 check: Check::None,
                 interval: secs(5),
                 ttl: secs(15),

@@ -78,10 +78,16 @@ impl Environment {
     }
 }
 
+/// `<NAME>_PID`, the variable (after `CONTAINERPILOT_` or `PILOT_`: see
+/// [`Environment::set_both`]) that holds the pid of the running exec of the job or check `name`.
+pub fn pid_var(name: &str) -> String {
+    format!("{}_PID", pid_var_name(name))
+}
+
 /// The name ContainerPilot derives from a job name for `CONTAINERPILOT_<NAME>_PID`: the base
 /// name without its last extension, runs of other characters than letters and digits replaced by
 /// `_`, upper case (`test-Case--now.sh` gives `TEST_CASE_NOW`).
-pub fn pid_var_name(name: &str) -> String {
+fn pid_var_name(name: &str) -> String {
     let base = name.rsplit('/').next().unwrap_or(name);
     let base = match base.rfind('.') {
         Some(dot) => base.replacen(&base[dot..], "", 1),
@@ -118,6 +124,7 @@ mod tests {
         ] {
             assert_eq!(pid_var_name(name), want, "{name}");
         }
+        assert_eq!(pid_var("check.app"), "CHECK_PID");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
-use super::metrics::Num;
+use super::Num;
 
 /// One reading of the process's figures. A figure that cannot be read is `None` and is left out
 /// of `/metrics`, as client_golang does.

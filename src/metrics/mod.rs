@@ -10,6 +10,9 @@
 //! and writes summaries itself (`summary.rs`). The output never contains `# EOF` or
 //! OpenMetrics-only types, so it is served as `text/plain; version=0.0.4`.
 
+mod process;
+pub mod summary;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -25,10 +28,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use super::process::ProcessCollector;
-use super::summary::{self, Summary};
 use crate::config::{Metric, MetricKind};
 use crate::events::{Bus, Event, EventCode};
+use process::ProcessCollector;
+use summary::Summary;
 
 /// client_golang's `DefBuckets`, which ContainerPilot's histograms used.
 pub const DEFAULT_BUCKETS: [f64; 11] = [
