@@ -276,7 +276,7 @@ impl Daemon {
     /// Everything that can refuse a reload, checked before anything changes: the new config
     /// loads, its Consul client can be made, its telemetry address is bound, its logging can be
     /// set up. Returns the config (with the command given after `--`) and the telemetry server
-    /// `bind_telemetry` started, if the address changed.
+    /// `Servers::bind_telemetry` started, if the address changed.
     fn prepare_reload(&mut self) -> Result<(Config, Option<telemetry::Server>), String> {
         let mut cfg = match load(&self.config_path, &self.wiring.env) {
             Ok(loaded) => {
