@@ -12,14 +12,16 @@
 //! process is left, and SIGKILLs whatever is left at `stopTimeout` after it began.
 
 mod reload;
+mod roster;
+mod servers;
+mod wiring;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::{JoinError, JoinSet};
+use tokio::sync::oneshot;
+use tokio::task::JoinError;
 use tokio::time::Instant;
 
 use crate::config::{self, Config, Exec, Job, JobKind, LoadContext, Restarts, When};
@@ -27,13 +29,15 @@ use crate::consul;
 use crate::control;
 use crate::events::{Bus, Event, EventCode, GLOBAL};
 use crate::exec::{Environment, ip_var_name};
-use crate::jobs::{self, Context, JobHandle, Outcome, RunningConfig};
+use crate::jobs::{Outcome, RunningConfig};
 use crate::logging::{self, Logger};
 use crate::metrics::Metrics;
-use crate::serve::{self, DaemonRequest, SignalAnswer, StatusReport};
+use crate::serve::{self, DaemonRequest, StatusReport};
 use crate::supervisor::{self, AllProcesses, Ownership, Received, Signals, Supervisor};
-use crate::telemetry;
 use crate::watches::{self, Snapshots, WatchHandle};
+use roster::Roster;
+use servers::Servers;
+use wiring::Wiring;
 
 /// The name of the job pilot makes of the command given after `--`.
 pub const MAIN_JOB: &str = "main";
@@ -128,8 +132,6 @@ fn log_warnings(path: &std::path::Path, warnings: &[config::Problem]) {
     }
 }
 
-/// Logs why a reload was refused: the first line, then each problem on a line of its own (a log
-/// line holds no newline).
 /// Adds the command given after `--` as the main job.
 fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), String> {
     if let Some(job) = cfg.jobs.iter().find(|j| j.main) {
@@ -168,43 +170,58 @@ fn add_main_command(cfg: &mut Config, mut command: Vec<OsString>) -> Result<(), 
     Ok(())
 }
 
+/// The daemon's state, in parts: `wiring` (what every job is given), `roster` (the jobs and
+/// what the daemon remembers of them), `servers` (the control socket, the telemetry server and
+/// the channel they ask through), `watches`; around them the config, the metrics, the logger,
+/// the signals, maintenance and the `Mode`.
 struct Daemon {
     config_path: PathBuf,
     /// The running config, the main command's job included.
     cfg: Config,
-    /// Starts and ends processes: the supervisor, or a test's fake.
-    processes: Arc<dyn AllProcesses>,
-    signals: Signals,
-    bus: Bus,
-    env: Environment,
-    logger: Logger,
-    deadline: watch::Sender<Option<Instant>>,
-    current: watch::Sender<RunningConfig>,
-    ctx: Arc<Context>,
-    /// Every job of the running config; a completed job's handle keeps its last status.
-    jobs: BTreeMap<Arc<str>, JobHandle>,
-    watches: Vec<WatchHandle>,
-    /// The watches' snapshots, shared with the control socket.
-    snapshots: Snapshots,
-    metrics: Metrics,
-    control: Option<control::Server>,
-    telemetry: Option<telemetry::Server>,
-    /// What the control socket and the telemetry server ask of the daemon.
-    requests: mpsc::Receiver<DaemonRequest>,
-    requests_tx: mpsc::Sender<DaemonRequest>,
-    maintenance: bool,
-    /// The mode the control socket was created with.
-    control_mode: u32,
-    tasks: JoinSet<Outcome>,
-    /// Jobs that stopped for good (and were not started again by a reload).
-    completed: BTreeSet<Arc<str>>,
-    /// Every (code, source) published so far that a job started by a reload may need to know.
-    happened: Arc<Mutex<reload::History>>,
     mode: Mode,
-    /// The main process's last status, once it has exited for good.
-    main_exit: Option<i32>,
-    /// A job task failed (panicked, in a debug build).
-    task_failed: bool,
+    maintenance: bool,
+    wiring: Wiring,
+    roster: Roster,
+    servers: Servers,
+    watches: Watches,
+    metrics: Metrics,
+    signals: Signals,
+    logger: Logger,
+}
+
+/// The running watches, and their snapshots (shared with the control socket).
+#[derive(Default)]
+struct Watches {
+    running: Vec<WatchHandle>,
+    snapshots: Snapshots,
+}
+
+impl Watches {
+    /// Starts a watch for every one of `wanted` that is not running yet, and stops the watches
+    /// no longer wanted. An unchanged watch keeps its state (so a reload does not fire
+    /// `changed` again for it).
+    fn update(
+        &mut self,
+        wanted: &[config::Watch],
+        consul: &consul::Client,
+        bus: &Bus,
+        metrics: &Metrics,
+    ) {
+        self.running.retain(|w| wanted.contains(&w.config));
+        for watch in wanted {
+            if !self.running.iter().any(|w| &w.config == watch) {
+                let handle =
+                    watches::spawn(watch.clone(), consul.clone(), bus.clone(), metrics.clone());
+                self.running.push(handle);
+            }
+        }
+        self.snapshots.replace(&self.running);
+    }
+
+    /// Stops every watch (each follows a new Consul agent once `update` starts it again).
+    fn clear(&mut self) {
+        self.running.clear();
+    }
 }
 
 /// What the daemon is doing.
@@ -239,61 +256,30 @@ impl Daemon {
         env: Environment,
         logger: Logger,
     ) -> Daemon {
-        let bus = Bus::new();
-        let happened = Arc::new(Mutex::new(HashSet::new()));
-        let seen = happened.clone();
-        bus.observe(Arc::new(move |event: &Event| {
-            if reload::remembered(event) {
-                lock(&seen).insert((event.code, event.source.clone()));
-            }
-        }));
-        let deadline = watch::Sender::new(None);
-        let current = watch::Sender::new(running_config_of(&cfg, consul));
-        let (requests_tx, requests) = serve::daemon_channel();
-        let ctx = Arc::new(Context {
-            processes: processes.clone(),
-            bus: bus.clone(),
-            env: env.clone(),
-            deadline: deadline.subscribe(),
-            config: current.subscribe(),
-        });
+        let wiring = Wiring::new(processes, env, running_config_of(&cfg, consul));
+        let roster = Roster::new(&wiring.bus);
         Daemon {
             config_path,
             cfg,
-            processes,
-            signals,
-            bus,
-            env,
-            logger,
-            deadline,
-            current,
-            ctx,
-            jobs: BTreeMap::new(),
-            watches: Vec::new(),
-            snapshots: Snapshots::default(),
-            metrics,
-            control: None,
-            telemetry: None,
-            requests,
-            requests_tx,
-            maintenance: false,
-            control_mode: 0,
-            tasks: JoinSet::new(),
-            completed: BTreeSet::new(),
-            happened,
             mode: Mode::Running,
-            main_exit: None,
-            task_failed: false,
+            maintenance: false,
+            wiring,
+            roster,
+            servers: Servers::new(),
+            watches: Watches::default(),
+            metrics,
+            signals,
+            logger,
         }
     }
 
     async fn run(mut self) -> i32 {
-        self.metrics.observe(&self.bus);
+        self.metrics.observe(&self.wiring.bus);
         let telemetry = self
             .start_control()
-            .and_then(|()| self.bind_telemetry(&self.cfg));
+            .and_then(|()| self.servers.bind_telemetry(&self.cfg, &self.metrics));
         match telemetry {
-            Ok(bound) => self.replace_telemetry(bound),
+            Ok(bound) => self.servers.replace_telemetry(&self.cfg, bound),
             Err(message) => {
                 tracing::error!("{message}");
                 return 1;
@@ -301,22 +287,22 @@ impl Daemon {
         }
         self.set_service_ips();
         for job in self.cfg.jobs.clone() {
-            self.spawn(Arc::new(job), Vec::new());
+            (self.roster).spawn(Arc::new(job), &self.wiring.ctx, Vec::new());
         }
         self.start_watches();
         // Every job is subscribed: none can miss what another publishes from here on.
-        self.bus.publish(Event::new(EventCode::Startup, GLOBAL));
+        (self.wiring.bus).publish(Event::new(EventCode::Startup, GLOBAL));
 
-        while !self.tasks.is_empty() {
+        while !self.roster.tasks.is_empty() {
             let deadline = self.mode.deadline();
             tokio::select! {
                 Some(received) = self.signals.recv() => self.on_signal(received).await,
-                Some(joined) = self.tasks.join_next() => self.on_job_done(joined),
-                Some(request) = self.requests.recv() => self.on_request(request),
+                Some(joined) = self.roster.tasks.join_next() => self.on_job_done(joined),
+                Some(request) = self.servers.requests.recv() => self.on_request(request),
                 () = sleep_until(deadline) => {
                     tracing::warn!("stop deadline reached: killing every process that is left");
-                    self.processes.kill_all().await;
-                    self.tasks.abort_all();
+                    self.wiring.processes.kill_all().await;
+                    self.roster.tasks.abort_all();
                     break;
                 }
             }
@@ -326,69 +312,24 @@ impl Daemon {
             .mode
             .deadline()
             .unwrap_or_else(|| Instant::now() + self.cfg.stop_timeout);
-        self.processes.terminate_all(deadline).await;
+        self.wiring.processes.terminate_all(deadline).await;
         // Last: stop hooks may still have used the control socket. Event streams get every
         // event up to here, then their end.
-        self.bus.close_taps();
-        if let Some(server) = self.control.take() {
-            server.stop().await;
-        }
-        self.exit_code()
+        self.wiring.bus.close_taps();
+        self.servers.stop_control().await;
+        self.roster.exit_code()
     }
 
     /// Starts the control socket, replacing a running one whose settings changed (a reload).
     fn start_control(&mut self) -> Result<(), String> {
-        if self.control.as_ref().is_none_or(|c| {
-            c.path() != self.cfg.control.socket || self.control_mode != self.cfg.control.mode
-        }) {
-            let handles = control::Handles {
-                env: self.env.clone(),
-                bus: self.bus.clone(),
+        self.servers
+            .start_control(&self.cfg, |daemon| control::Handles {
+                env: self.wiring.env.clone(),
+                bus: self.wiring.bus.clone(),
                 metrics: self.metrics.clone(),
-                daemon: self.requests_tx.clone(),
-                watches: self.snapshots.clone(),
-            };
-            let server =
-                control::Server::start(&self.cfg.control, handles).map_err(|e| e.to_string())?;
-            tracing::info!("control: serving at {}", self.cfg.control.socket.display());
-            // The old server (if any) is dropped here, after the new one listens.
-            self.control = Some(server);
-            self.control_mode = self.cfg.control.mode;
-        }
-        Ok(())
-    }
-
-    /// Binds the telemetry server `cfg` needs when it is not the one running, without touching
-    /// the running one: a reload whose new address cannot be bound is refused while the old
-    /// config and server still run. `None` when nothing is to change.
-    fn bind_telemetry(&self, cfg: &Config) -> Result<Option<telemetry::Server>, String> {
-        let Some(telemetry) = &cfg.telemetry else {
-            return Ok(None);
-        };
-        let wanted = std::net::SocketAddr::new(telemetry.address, telemetry.port);
-        if self
-            .telemetry
-            .as_ref()
-            .is_some_and(|t| t.address() == wanted)
-        {
-            return Ok(None);
-        }
-        let server =
-            telemetry::Server::start(telemetry, self.metrics.clone(), self.requests_tx.clone())
-                .map_err(|e| e.to_string())?;
-        Ok(Some(server))
-    }
-
-    /// Puts `bound` (from `bind_telemetry`) in place of the running telemetry server, or stops
-    /// the running one when the config has no `telemetry`.
-    fn replace_telemetry(&mut self, bound: Option<telemetry::Server>) {
-        if self.cfg.telemetry.is_none() {
-            self.telemetry = None;
-        } else if let Some(server) = bound {
-            tracing::info!("telemetry: serving at {}", server.address());
-            // The old server (if any) is dropped here, after the new one listens.
-            self.telemetry = Some(server);
-        }
+                daemon,
+                watches: self.watches.snapshots.clone(),
+            })
     }
 
     fn on_request(&mut self, request: DaemonRequest) {
@@ -396,7 +337,7 @@ impl Daemon {
             DaemonRequest::Reload(reply) => self.reload(reply),
             DaemonRequest::Maintenance { enable, reply } => self.maintenance(enable, reply),
             DaemonRequest::Status(reply) => self.report_status(reply),
-            DaemonRequest::Signal { job, signal, reply } => self.signal_job(&job, signal, reply),
+            DaemonRequest::Signal { job, signal, reply } => self.roster.signal(&job, signal, reply),
         }
     }
 
@@ -416,16 +357,12 @@ impl Daemon {
         } else {
             EventCode::ExitMaintenance
         };
-        self.bus.publish(Event::new(code, GLOBAL));
+        self.wiring.bus.publish(Event::new(code, GLOBAL));
         if !enable {
             let _ = reply.send(true);
             return;
         }
-        let registrations: Vec<_> = self
-            .jobs
-            .values()
-            .filter_map(JobHandle::watch_registration)
-            .collect();
+        let registrations = self.roster.registrations();
         tokio::spawn(async move {
             let all_out = async {
                 for mut registration in registrations {
@@ -448,53 +385,25 @@ impl Daemon {
 
     /// Answers a status request. Whether Consul answers is probed in a task of its own (the
     /// daemon's loop never waits on the network).
-    /// `pilot -signal JOB=SIGNAL`: the job's task sends it (it alone knows whether its process
-    /// is still there); the answer comes back without holding up the daemon's loop.
-    /// Every job of that name gets it (two jobs may share a name).
-    fn signal_job(&self, job: &str, signal: i32, reply: oneshot::Sender<SignalAnswer>) {
-        let sent: Vec<_> = self
-            .jobs
-            .values()
-            .filter(|handle| &*handle.name == job)
-            .map(|handle| handle.signal(signal))
-            .collect();
-        if sent.is_empty() {
-            let _ = reply.send(SignalAnswer::UnknownJob);
-            return;
-        }
-        tokio::spawn(async move {
-            let mut answer = SignalAnswer::NotRunning;
-            for sent in sent {
-                if sent.await {
-                    answer = SignalAnswer::Sent;
-                }
-            }
-            let _ = reply.send(answer);
-        });
-    }
-
     fn report_status(&self, reply: oneshot::Sender<StatusReport>) {
         let jobs = self
             .cfg
             .jobs
             .iter()
             .filter_map(|job| {
-                let handle = self.jobs.get(job.key.as_str())?;
+                let handle = self.roster.handles.get(job.key.as_str())?;
                 Some(serve::JobReport::new(job, &handle.status()))
             })
             .collect();
         let mut report = StatusReport {
             jobs,
-            watches: self
-                .snapshots
-                .all()
-                .iter()
+            watches: (self.watches.snapshots.all().iter())
                 .map(serve::WatchReport::from)
                 .collect(),
             maintenance: self.maintenance,
             consul: serve::ConsulReport::default(),
         };
-        let client = self.current.borrow().consul.clone();
+        let client = self.wiring.consul();
         tokio::spawn(async move {
             report.consul.address = client.target().to_string();
             match tokio::time::timeout(STATUS_PROBE_TIMEOUT, client.leader()).await {
@@ -508,32 +417,10 @@ impl Daemon {
         });
     }
 
-    /// Starts a watch for every configured watch that is not running yet, and stops the watches
-    /// no longer configured. An unchanged watch keeps its state (so a reload does not fire
-    /// `changed` again for it).
+    /// Starts the configured watches that are not running and stops the others.
     fn start_watches(&mut self) {
-        let wanted = &self.cfg.watches;
-        self.watches.retain(|w| wanted.contains(&w.config));
-        let consul = self.current.borrow().consul.clone();
-        for watch in wanted {
-            if !self.watches.iter().any(|w| &w.config == watch) {
-                let handle = watches::spawn(
-                    watch.clone(),
-                    consul.clone(),
-                    self.bus.clone(),
-                    self.metrics.clone(),
-                );
-                self.watches.push(handle);
-            }
-        }
-        self.snapshots.replace(&self.watches);
-    }
-
-    fn spawn(&mut self, job: Arc<Job>, replay: Vec<Event>) {
-        let key: Arc<str> = job.key.as_str().into();
-        self.completed.remove(&key);
-        let handle = jobs::spawn(job, self.ctx.clone(), replay, &mut self.tasks);
-        self.jobs.insert(key, handle);
+        let consul = self.wiring.consul();
+        (self.watches).update(&self.cfg.watches, &consul, &self.wiring.bus, &self.metrics);
     }
 
     /// `CONTAINERPILOT_<JOB>_IP` (and `PILOT_<JOB>_IP`) for every service, as ContainerPilot
@@ -541,7 +428,7 @@ impl Daemon {
     fn set_service_ips(&self) {
         for job in &self.cfg.jobs {
             if let Some(service) = &job.service {
-                self.env.set_both(
+                self.wiring.env.set_both(
                     &format!("{}_IP", ip_var_name(&job.name)),
                     &service.address.to_string(),
                 );
@@ -557,7 +444,7 @@ impl Daemon {
                         "{} during shutdown: killing every process now",
                         supervisor::signal_name(received.signal)
                     );
-                    self.processes.kill_all().await;
+                    self.wiring.processes.kill_all().await;
                     self.set_deadline(Instant::now());
                     return;
                 }
@@ -565,7 +452,7 @@ impl Daemon {
             }
             libc::SIGHUP | libc::SIGUSR2 => {
                 let name = supervisor::signal_name(received.signal);
-                self.bus.publish(Event::new(EventCode::Signal, name));
+                self.wiring.bus.publish(Event::new(EventCode::Signal, name));
             }
             libc::SIGUSR1 => {
                 if let Err(err) = self.logger.reopen() {
@@ -573,18 +460,11 @@ impl Daemon {
                 }
             }
             other => {
-                if let Some(pid) = self.main_pid() {
-                    self.processes.signal_group(pid, other);
+                if let Some(pid) = self.roster.main_pid(&self.cfg) {
+                    self.wiring.processes.signal_group(pid, other);
                 }
             }
         }
-    }
-
-    fn main_pid(&self) -> Option<i32> {
-        let main = self.cfg.jobs.iter().find(|j| j.main)?;
-        self.jobs
-            .get(main.key.as_str())
-            .and_then(|h| h.status().pid)
     }
 
     fn begin_shutdown(&mut self, why: &str) {
@@ -596,25 +476,18 @@ impl Daemon {
             pending.refuse_all(SHUTTING_DOWN);
         }
         self.set_deadline(Instant::now() + self.cfg.stop_timeout);
-        self.bus.publish(Event::new(EventCode::Shutdown, GLOBAL));
+        (self.wiring.bus).publish(Event::new(EventCode::Shutdown, GLOBAL));
     }
 
     /// Shuts down (or hurries a shutdown up): whatever is left at `deadline` is killed.
     fn set_deadline(&mut self, deadline: Instant) {
         self.mode = Mode::ShuttingDown { deadline };
-        self.deadline.send_replace(Some(deadline));
+        self.wiring.set_deadline(deadline);
     }
 
     fn on_job_done(&mut self, result: Result<Outcome, JoinError>) {
-        let outcome = match result {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                // A job task cannot panic in a release build (panics abort); in a debug build
-                // the job is simply gone, and counts as failed.
-                tracing::error!("a job task failed: {err}");
-                self.task_failed = true;
-                return;
-            }
+        let Some(outcome) = self.roster.joined(result) else {
+            return;
         };
         if let Mode::Reloading(pending) = &mut self.mode
             && pending.stopping.remove(&outcome.key)
@@ -624,20 +497,9 @@ impl Daemon {
             }
             return;
         }
-        self.completed.insert(outcome.key.clone());
-        if outcome.main {
-            // The main process's status is the status of its last run.
-            self.main_exit = Some(outcome.last_exit.map_or(0, |s| s.code()));
+        if self.roster.stopped(&outcome) {
             self.begin_shutdown(&format!("{} exited", outcome.name));
         }
-    }
-
-    fn exit_code(&self) -> i32 {
-        if let Some(code) = self.main_exit {
-            return code;
-        }
-        // ContainerPilot exited 0 whatever its jobs did; so does pilot without a main process.
-        i32::from(self.task_failed)
     }
 }
 

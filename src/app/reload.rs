@@ -229,13 +229,7 @@ impl Daemon {
                 return;
             }
         };
-        let running: BTreeSet<Arc<str>> = self
-            .jobs
-            .keys()
-            .filter(|name| !self.completed.contains(*name))
-            .cloned()
-            .collect();
-        let plan = plan(&self.cfg, &cfg, &running);
+        let plan = plan(&self.cfg, &cfg, &self.roster.running());
         tracing::info!(
             "reloading {}: stopping {:?} (and the hooks {:?}), then starting {:?}",
             self.config_path.display(),
@@ -246,12 +240,12 @@ impl Daemon {
         // Hooks first: each must know it is quitting before its trigger, the stop of a job
         // below, arrives.
         for name in &plan.hooks {
-            if let Some(handle) = self.jobs.get(name.as_str()) {
+            if let Some(handle) = self.roster.handles.get(name.as_str()) {
                 handle.shut_down();
             }
         }
         for name in &plan.stop {
-            if let Some(handle) = self.jobs.get(name.as_str()) {
+            if let Some(handle) = self.roster.handles.get(name.as_str()) {
                 handle.stop_now();
             }
         }
@@ -282,9 +276,9 @@ impl Daemon {
     /// Everything that can refuse a reload, checked before anything changes: the new config
     /// loads, its Consul client can be made, its telemetry address is bound, its logging can be
     /// set up. Returns the config (with the command given after `--`) and the telemetry server
-    /// `bind_telemetry` started, if the address changed.
+    /// `Servers::bind_telemetry` started, if the address changed.
     fn prepare_reload(&mut self) -> Result<(Config, Option<telemetry::Server>), String> {
-        let mut cfg = match load(&self.config_path, &self.env) {
+        let mut cfg = match load(&self.config_path, &self.wiring.env) {
             Ok(loaded) => {
                 log_warnings(&self.config_path, &loaded.warnings);
                 loaded.config
@@ -294,7 +288,7 @@ impl Daemon {
         if cfg.consul != self.cfg.consul {
             consul::Client::new(&cfg.consul).map_err(|err| err.to_string())?;
         }
-        let telemetry = self.bind_telemetry(&cfg)?;
+        let telemetry = self.servers.bind_telemetry(&cfg, &self.metrics)?;
         // The command given after `--` is not in the file: it carries over.
         cfg.jobs.extend(
             self.cfg
@@ -322,42 +316,41 @@ impl Daemon {
             }
         };
         let consul = if pending.cfg.consul == self.cfg.consul {
-            self.current.borrow().consul.clone()
+            self.wiring.consul()
         } else {
             match consul::Client::new(&pending.cfg.consul) {
                 Ok(client) => client,
                 Err(err) => {
                     // Checked when the reload began; keep the running client if it fails now.
                     tracing::error!("reload: {err}; keeping the previous Consul client");
-                    self.current.borrow().consul.clone()
+                    self.wiring.consul()
                 }
             }
         };
         let consul_changed = pending.cfg.consul != self.cfg.consul;
         self.cfg = pending.cfg;
-        self.current
-            .send_replace(running_config_of(&self.cfg, consul));
+        (self.wiring).set_running(running_config_of(&self.cfg, consul));
         if consul_changed {
             // Every watch follows the new agent.
             self.watches.clear();
         }
         self.start_watches();
-        self.jobs.retain(|name, _| self.cfg.job(name).is_some());
-        self.completed.retain(|name| self.cfg.job(name).is_some());
+        self.roster.keep_only(&self.cfg);
         if let Err(message) = self.start_control() {
             tracing::error!("reload: {message}; the previous control socket keeps running");
         }
-        self.replace_telemetry(pending.telemetry);
+        self.servers.replace_telemetry(&self.cfg, pending.telemetry);
         self.set_service_ips();
         let starting: BTreeSet<&str> = pending.plan.start.iter().map(String::as_str).collect();
         let gone: Vec<Arc<str>> = self
+            .roster
             .completed
             .iter()
             .filter(|name| !starting.contains(&***name))
             .cloned()
             .collect();
         let happened = {
-            let mut history = lock(&self.happened);
+            let mut history = lock(&self.roster.happened);
             let restarted: Vec<String> = (pending.plan.start.iter())
                 .filter_map(|key| self.cfg.job(key))
                 .map(|job| job.name.clone())
@@ -368,7 +361,7 @@ impl Daemon {
         for name in &pending.plan.start {
             if let Some(job) = self.cfg.job(name) {
                 let past = replay(job, &happened, &gone);
-                self.spawn(Arc::new(job.clone()), past);
+                (self.roster).spawn(Arc::new(job.clone()), &self.wiring.ctx, past);
             }
         }
         tracing::info!("reloaded {}", self.config_path.display());

@@ -85,8 +85,8 @@ fn daemon(config: &Path) -> Harness {
         env,
         logger,
     );
-    let requests = daemon.requests_tx.clone();
-    let events = daemon.bus.subscribe();
+    let requests = daemon.servers.requests_tx.clone();
+    let events = daemon.wiring.bus.subscribe();
     Harness {
         daemon,
         fake,
