@@ -17,7 +17,7 @@ use super::status::V3Status;
 use super::{Handles, events};
 use crate::events::{Event, EventCode};
 use crate::serve::http::{self, Body, Handler, Limits};
-use crate::serve::{DaemonRequest, SignalAnswer, ask};
+use crate::serve::{DaemonRequest, SignalAnswer, ask, ask_status};
 
 struct State {
     handles: Handles,
@@ -377,17 +377,7 @@ async fn signal(state: &State, req: Request<Incoming>) -> Response<Body> {
 }
 
 async fn status(state: &State) -> Response<Body> {
-    let (tx, rx) = oneshot::channel();
-    let timeout = state.limits.daemon_timeout;
-    match ask(
-        &state.handles.daemon,
-        DaemonRequest::Status(tx),
-        rx,
-        timeout,
-        "answer",
-    )
-    .await
-    {
+    match ask_status(&state.handles.daemon, state.limits.daemon_timeout).await {
         Ok(report) => http::json(
             StatusCode::OK,
             &V3Status {

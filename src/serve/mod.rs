@@ -9,7 +9,7 @@ mod daemon;
 pub mod http;
 pub mod report;
 
-pub use daemon::{DAEMON_QUEUE, DaemonRequest, SignalAnswer, ask, daemon_channel};
+pub use daemon::{DAEMON_QUEUE, DaemonRequest, SignalAnswer, ask, ask_status, daemon_channel};
 pub use http::Limits;
 pub use report::{
     ConsulReport, ExitReport, HealthReport, InstanceReport, JobReport, JobState, ServiceReport,

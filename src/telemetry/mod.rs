@@ -15,7 +15,7 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use status::CompatStatus;
@@ -23,7 +23,7 @@ pub use status::CompatStatus;
 use crate::config;
 use crate::metrics::Metrics;
 use crate::serve::http::{self, Body, Handler, Limits};
-use crate::serve::{DaemonRequest, ask};
+use crate::serve::{DaemonRequest, ask_status};
 
 /// The content type of the Prometheus text format that `/metrics` serves.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -134,17 +134,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
         return response;
     }
-    let (tx, rx) = oneshot::channel();
-    let timeout = state.limits.daemon_timeout;
-    match ask(
-        &state.daemon,
-        DaemonRequest::Status(tx),
-        rx,
-        timeout,
-        "answer",
-    )
-    .await
-    {
+    match ask_status(&state.daemon, state.limits.daemon_timeout).await {
         Ok(report) => http::json(
             StatusCode::OK,
             &CompatStatus::new(crate::COMPAT_VERSION, crate::VERSION, &report),
