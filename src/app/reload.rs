@@ -388,30 +388,17 @@ impl Daemon {
 mod tests {
     use super::*;
     use crate::config::{
-        Consul, Control, Exec, JobKind, LogFormat, LogLevel, LogOutput, Logging, Restarts, Scheme,
-        Tls,
+        Consul, Control, Exec, LogFormat, LogLevel, LogOutput, Logging, Scheme, Tls,
     };
     use std::time::Duration;
 
     fn job(name: &str, program: &str, when: When) -> Job {
         Job {
-            name: name.into(),
-            key: name.into(),
-            kind: JobKind::User,
             exec: Some(Exec {
                 program: program.into(),
                 args: vec![],
             }),
-            raw_output: false,
-            when,
-            timeout: None,
-            stop_timeout: None,
-            restarts: Restarts::Never,
-            health: None,
-            service: None,
-            main: false,
-            stop_signal: libc::SIGTERM,
-            user: None,
+            ..Job::for_test(name, when)
         }
     }
 

@@ -188,6 +188,30 @@ pub struct Job {
     pub user: Option<RunAs>,
 }
 
+#[cfg(test)]
+impl Job {
+    /// A user job named `name`, started at `when`, with no exec and nothing else set: unit tests
+    /// change the fields they are about (`Job { restarts, ..Job::for_test("j", when) }`).
+    pub(crate) fn for_test(name: &str, when: When) -> Job {
+        Job {
+            name: name.into(),
+            key: name.into(),
+            kind: JobKind::User,
+            exec: None,
+            raw_output: false,
+            when,
+            timeout: None,
+            stop_timeout: None,
+            restarts: Restarts::Never,
+            health: None,
+            service: None,
+            main: false,
+            stop_signal: libc::SIGTERM,
+            user: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobKind {
     /// A job from the config file.

@@ -227,26 +227,13 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::JobKind;
     use Decision::*;
     use std::time::Duration;
 
     fn job(when: When, restarts: Restarts) -> Job {
         Job {
-            name: "j".into(),
-            key: "j".into(),
-            kind: JobKind::User,
-            exec: None,
-            raw_output: false,
-            when,
-            timeout: None,
-            stop_timeout: None,
             restarts,
-            health: None,
-            service: None,
-            main: false,
-            stop_signal: libc::SIGTERM,
-            user: None,
+            ..Job::for_test("j", when)
         }
     }
 

@@ -270,22 +270,7 @@ pub(crate) mod tests {
 
     #[test]
     fn job_report_from_the_actor_status() {
-        let cfg = config::Job {
-            name: "web".into(),
-            key: "web".into(),
-            kind: config::JobKind::User,
-            exec: None,
-            raw_output: false,
-            when: config::When::Startup,
-            timeout: None,
-            stop_timeout: None,
-            restarts: config::Restarts::Never,
-            health: None,
-            service: None,
-            main: false,
-            stop_signal: libc::SIGTERM,
-            user: None,
-        };
+        let cfg = config::Job::for_test("web", config::When::Startup);
         let status = JobStatus {
             phase: Phase::Stopped,
             pid: None,

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
-use crate::config::{self, Exec, Job, JobKind, Repeat, Restarts, When};
+use crate::config::{self, Exec, Job, Repeat, Restarts, When};
 use crate::consul::Client;
 use crate::events::{Bus, Event, EventCode, GLOBAL, Subscription};
 use crate::exec::Environment;
@@ -35,23 +35,12 @@ const FAILED: ExitStatus = ExitStatus::Exited(1);
 
 fn job(name: &str, exec: Option<&str>, when: When, restarts: Restarts) -> Job {
     Job {
-        name: name.into(),
-        key: name.into(),
-        kind: JobKind::User,
         exec: exec.map(|program| Exec {
             program: program.into(),
             args: vec![program.into()],
         }),
-        raw_output: false,
-        when,
-        timeout: None,
-        stop_timeout: None,
         restarts,
-        health: None,
-        service: None,
-        main: false,
-        stop_signal: libc::SIGTERM,
-        user: None,
+        ..Job::for_test(name, when)
     }
 }
 
