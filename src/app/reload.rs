@@ -403,12 +403,7 @@ mod tests {
     }
 
     fn after(source: &str, code: EventCode) -> When {
-        When::Event {
-            code,
-            source: source.into(),
-            repeat: Repeat::Once,
-            timeout: None,
-        }
+        When::on(code, source, Repeat::Once)
     }
 
     fn config(jobs: Vec<Job>) -> Config {

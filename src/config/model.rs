@@ -212,6 +212,19 @@ impl Job {
     }
 }
 
+#[cfg(test)]
+impl When {
+    /// `when: { source, <repeat>: code }` without a timeout, for unit tests.
+    pub(crate) fn on(code: EventCode, source: &str, repeat: Repeat) -> When {
+        When::Event {
+            code,
+            source: source.into(),
+            repeat,
+            timeout: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobKind {
     /// A job from the config file.

@@ -237,15 +237,6 @@ mod tests {
         }
     }
 
-    fn on(code: EventCode, source: &str, repeat: Repeat) -> When {
-        When::Event {
-            code,
-            source: source.into(),
-            repeat,
-            timeout: None,
-        }
-    }
-
     /// Runs the job to its end: start on the trigger, then exit until it halts.
     fn runs_until_halt(policy: &mut Policy) -> usize {
         assert_eq!(policy.on_trigger(), Start);
@@ -293,7 +284,7 @@ mod tests {
     #[test]
     fn once_fires_a_single_time_then_restarts_then_halts() {
         let mut policy = Policy::new(&job(
-            on(EventCode::StatusHealthy, "db", Repeat::Once),
+            When::on(EventCode::StatusHealthy, "db", Repeat::Once),
             Restarts::Times(2),
         ));
         let trigger = Event::new(EventCode::StatusHealthy, "db");
@@ -313,7 +304,7 @@ mod tests {
     #[test]
     fn each_runs_per_trigger_and_coalesces_overlaps() {
         let mut policy = Policy::new(&job(
-            on(EventCode::StatusChanged, "watch.db", Repeat::Each),
+            When::on(EventCode::StatusChanged, "watch.db", Repeat::Each),
             Restarts::Never,
         ));
         assert_eq!(policy.on_trigger(), Start);
@@ -331,7 +322,7 @@ mod tests {
     #[test]
     fn each_with_restarts_shares_one_budget() {
         let mut policy = Policy::new(&job(
-            on(EventCode::StatusChanged, "watch.db", Repeat::Each),
+            When::on(EventCode::StatusChanged, "watch.db", Repeat::Each),
             Restarts::Times(1),
         ));
         assert_eq!(policy.on_trigger(), Start);
@@ -349,7 +340,7 @@ mod tests {
         // The restart may wait out a crash-loop backoff; a trigger meanwhile must not start a
         // run beside it, but run once after the restarts.
         let mut policy = Policy::new(&job(
-            on(EventCode::Signal, "SIGHUP", Repeat::Each),
+            When::on(EventCode::Signal, "SIGHUP", Repeat::Each),
             Restarts::Times(1),
         ));
         assert_eq!(policy.on_trigger(), Start);
@@ -438,7 +429,7 @@ mod tests {
         assert_eq!(ordinary.on_quit(true), Halt);
 
         let mut pre_stop = Policy::new(&job(
-            on(EventCode::Stopping, "app", Repeat::Once),
+            When::on(EventCode::Stopping, "app", Repeat::Once),
             Restarts::Never,
         ));
         assert_eq!(pre_stop.on_quit(true), Wait);
@@ -449,7 +440,7 @@ mod tests {
 
         // An `each` post-stop hook runs once more after shutdown, then halts.
         let mut post_stop = Policy::new(&job(
-            on(EventCode::Stopped, "app", Repeat::Each),
+            When::on(EventCode::Stopped, "app", Repeat::Each),
             Restarts::Unlimited,
         ));
         assert_eq!(post_stop.on_quit(true), Wait);
@@ -459,7 +450,7 @@ mod tests {
 
         // A stop hook without exec has nothing to wait for.
         let mut no_exec = Policy::new(&job(
-            on(EventCode::Stopping, "app", Repeat::Once),
+            When::on(EventCode::Stopping, "app", Repeat::Once),
             Restarts::Never,
         ));
         assert_eq!(no_exec.on_quit(false), Halt);
@@ -468,7 +459,7 @@ mod tests {
     #[test]
     fn a_stop_hook_told_to_quit_during_its_run_finishes_it() {
         let mut pre_stop = Policy::new(&job(
-            on(EventCode::Stopping, "app", Repeat::Once),
+            When::on(EventCode::Stopping, "app", Repeat::Once),
             Restarts::Never,
         ));
         assert_eq!(pre_stop.on_trigger(), Start);
@@ -480,14 +471,14 @@ mod tests {
     #[test]
     fn a_job_whose_source_stopped_halts() {
         let mut idle = Policy::new(&job(
-            on(EventCode::ExitSuccess, "setup", Repeat::Once),
+            When::on(EventCode::ExitSuccess, "setup", Repeat::Once),
             Restarts::Never,
         ));
         assert_eq!(idle.on_source_stopped("other"), Wait);
         assert_eq!(idle.on_source_stopped("setup"), Halt);
 
         let mut running = Policy::new(&job(
-            on(EventCode::StatusChanged, "watch.x", Repeat::Each),
+            When::on(EventCode::StatusChanged, "watch.x", Repeat::Each),
             Restarts::Times(1),
         ));
         assert_eq!(running.on_trigger(), Start);
@@ -507,7 +498,7 @@ mod tests {
         // The source fails twice in a row (`restarts: 1`) while the hook's first run is going,
         // then stops: ContainerPilot ran the hook twice.
         let mut hook = Policy::new(&job(
-            on(EventCode::ExitFailed, "src", Repeat::Each),
+            When::on(EventCode::ExitFailed, "src", Repeat::Each),
             Restarts::Never,
         ));
         assert_eq!(hook.on_trigger(), Start);
@@ -524,7 +515,7 @@ mod tests {
 
         // With restarts, the queued run comes after the current run's restarts, and gets none.
         let mut hook = Policy::new(&job(
-            on(EventCode::ExitFailed, "src", Repeat::Each),
+            When::on(EventCode::ExitFailed, "src", Repeat::Each),
             Restarts::Times(1),
         ));
         assert_eq!(hook.on_trigger(), Start);

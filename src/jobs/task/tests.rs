@@ -44,15 +44,6 @@ fn job(name: &str, exec: Option<&str>, when: When, restarts: Restarts) -> Job {
     }
 }
 
-fn on(code: EventCode, source: &str, repeat: Repeat) -> When {
-    When::Event {
-        code,
-        source: source.into(),
-        repeat,
-        timeout: None,
-    }
-}
-
 /// Jobs running on the fake, and everything they publish.
 struct Harness {
     fake: Arc<FakeProcesses>,
@@ -177,7 +168,7 @@ async fn triggers_during_a_run_coalesce_into_one_more_run() {
     let hook = job(
         "hook",
         Some("hook"),
-        on(EventCode::StatusChanged, "watch.db", Repeat::Each),
+        When::on(EventCode::StatusChanged, "watch.db", Repeat::Each),
         Restarts::Never,
     );
     let mut h = harness(std::slice::from_ref(&hook), Duration::from_secs(5));
@@ -206,7 +197,7 @@ async fn triggers_during_a_backoff_wait_for_the_restart_and_coalesce_into_one_mo
     let app = job(
         "app",
         Some("app"),
-        on(EventCode::Signal, "SIGHUP", Repeat::Each),
+        When::on(EventCode::Signal, "SIGHUP", Repeat::Each),
         Restarts::Times(2),
     );
     let mut h = harness(std::slice::from_ref(&app), Duration::from_secs(5));
@@ -264,13 +255,13 @@ async fn shutdown_runs_the_pre_stop_hook_before_signalling_and_the_post_stop_hoo
     let pre = job(
         "pre",
         Some("pre"),
-        on(EventCode::Stopping, "app", Repeat::Once),
+        When::on(EventCode::Stopping, "app", Repeat::Once),
         Restarts::Never,
     );
     let post = job(
         "post",
         Some("post"),
-        on(EventCode::Stopped, "app", Repeat::Once),
+        When::on(EventCode::Stopped, "app", Repeat::Once),
         Restarts::Never,
     );
     let all = [app.clone(), pre.clone(), post.clone()];
@@ -355,7 +346,7 @@ async fn a_trigger_queued_before_its_source_stopped_still_runs() {
     let hook = job(
         "hook",
         Some("hook"),
-        on(EventCode::ExitFailed, "src", Repeat::Each),
+        When::on(EventCode::ExitFailed, "src", Repeat::Each),
         Restarts::Never,
     );
     let mut h = harness(&[src.clone(), hook.clone()], Duration::from_secs(5));
@@ -410,7 +401,7 @@ async fn a_run_past_its_timeout_is_sigkilled_with_its_group() {
     let mut app = job(
         "app",
         Some("app"),
-        on(EventCode::Signal, "SIGHUP", Repeat::Each),
+        When::on(EventCode::Signal, "SIGHUP", Repeat::Each),
         Restarts::Never,
     );
     app.timeout = Some(Duration::from_secs(3));
@@ -494,7 +485,7 @@ async fn a_signal_request_reaches_the_group_of_the_running_exec_only() {
     let app = job(
         "app",
         Some("app"),
-        on(EventCode::Signal, "SIGHUP", Repeat::Each),
+        When::on(EventCode::Signal, "SIGHUP", Repeat::Each),
         Restarts::Never,
     );
     let mut h = harness(std::slice::from_ref(&app), Duration::from_secs(5));
@@ -516,7 +507,7 @@ async fn shutdown_lets_a_stop_hook_run_once_on_its_trigger_while_stop_now_ends_a
     let hook = job(
         "hook",
         Some("hook"),
-        on(EventCode::Stopping, "app", Repeat::Each),
+        When::on(EventCode::Stopping, "app", Repeat::Each),
         Restarts::Never,
     );
     let all = [app.clone(), hook.clone()];
